@@ -1,0 +1,1 @@
+"""The catalog domain: Tekton resources, versions, catalog trees and the index. Imports no Flask."""

@@ -1,0 +1,328 @@
+"""Reading Tekton resource manifests safely, and extracting what a hub shows about them.
+
+Catalog files come from other people's repositories, so every read is bounded: size, encoding, YAML alias
+expansion, nesting depth and duplicate keys are checked before anything is built from the text. A problem
+becomes a ManifestError with a reason a person can act on; nothing here crashes on hostile input.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from catalog.errors import InvalidVersion
+from catalog.versions import Version
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 100
+# libyaml's composer recurses in C and crashes the process somewhere past 10,000 levels.
+_SAFE_COMPOSE_DEPTH = 5_000
+
+KINDS = {"task": "Task", "pipeline": "Pipeline", "stepaction": "StepAction"}
+API_VERSIONS = {
+    "Task": ("tekton.dev/v1", "tekton.dev/v1beta1"),
+    "Pipeline": ("tekton.dev/v1", "tekton.dev/v1beta1"),
+    "StepAction": ("tekton.dev/v1", "tekton.dev/v1beta1", "tekton.dev/v1alpha1"),
+}
+
+VERSION_LABEL = "app.kubernetes.io/version"
+MIN_VERSION = "tekton.dev/pipelines.minVersion"
+DISPLAY_NAME = "tekton.dev/displayName"
+DEPRECATED = "tekton.dev/deprecated"
+TAGS = "tekton.dev/tags"
+CATEGORIES = "tekton.dev/categories"
+PLATFORMS = "tekton.dev/platforms"
+DEFAULT_PLATFORM = "linux/amd64"
+
+# The 20 categories of Tekton Hub's config; others are kept but reported.
+HUB_CATEGORIES = frozenset(
+    {
+        "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
+        "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging",
+        "Monitoring", "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
+    }
+)  # fmt: skip
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$")
+
+
+class ManifestError(Exception):
+    """A file that cannot be indexed, with the reason."""
+
+
+@dataclass
+class Finding:
+    """Something worth telling the catalog's owner about a file that was still indexed."""
+
+    level: str  # "warning" or "info"
+    message: str
+
+
+@dataclass
+class ResourceManifest:
+    """What the hub knows about one resource version, read from its manifest."""
+
+    api_version: str
+    kind: str
+    name: str
+    version: Version
+    description: str
+    display_name: str | None
+    min_pipelines_version: str | None
+    deprecated: bool
+    tags: list[str]
+    categories: list[str]
+    platforms: list[str]
+    findings: list[Finding] = field(default_factory=list)
+
+
+def is_dns1123_label(name: str) -> bool:
+    return len(name) <= 63 and bool(_DNS1123_LABEL.match(name))
+
+
+def decode_text(data: bytes) -> str:
+    """Decode a catalog file as UTF-8 (a BOM is dropped), or raise ManifestError."""
+    if len(data) > MAX_FILE_BYTES:
+        raise ManifestError(f"file is {len(data)} bytes, over the {MAX_FILE_BYTES}-byte limit")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})") from None
+    return text.removeprefix("\ufeff")
+
+
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _StrictLoader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """SafeLoader that refuses duplicate mapping keys, as Kubernetes' strict decoding does."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                raise yaml.constructor.ConstructorError(
+                    None, None, "unhashable mapping key", key_node.start_mark
+                ) from None
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+def _check_nesting(text: str) -> None:
+    """Refuse deep nesting before libyaml's recursive composer sees it (it crashes the process, not raises).
+
+    Nesting depth is bounded by the flow brackets plus the longest line (block nesting needs indentation), so
+    the event stream, which libyaml parses without recursion, is only walked when that bound is high.
+    """
+    bound = text.count("[") + text.count("{") + max((len(line) for line in text.splitlines()), default=0)
+    if bound <= _SAFE_COMPOSE_DEPTH:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_YAML_DEPTH:
+                    raise ManifestError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"invalid YAML: {_one_line(exc)}") from None
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse alias bombs, recursive aliases and deep nesting: measure the tree as if aliases were expanded."""
+    sizes: dict[int, int] = {}
+    heights: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if children_done:
+            open_nodes.discard(key)
+            children = _children(node)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            heights[key] = 1 + max((heights[id(child)] for child in children), default=0)
+            if heights[key] > MAX_YAML_DEPTH:
+                raise ManifestError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+            if sizes[key] > MAX_YAML_NODES:
+                raise ManifestError(
+                    f"YAML expands to more than {MAX_YAML_NODES} nodes (an alias bomb?); refusing to load it"
+                )
+            continue
+        if key in sizes:
+            continue
+        if key in open_nodes:
+            raise ManifestError("YAML alias refers to itself (a recursive structure); refusing to load it")
+        if isinstance(node, yaml.ScalarNode):
+            sizes[key] = heights[key] = 1
+            continue
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
+def load_documents(text: str) -> list[Any]:
+    """Load every non-empty YAML document of a text, safely; raise ManifestError on anything hostile."""
+    _check_nesting(text)
+    loader = _StrictLoader(text)
+    docs: list[Any] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            _check_expansion(node)
+            doc = loader.construct_document(node)
+            if doc is not None:
+                docs.append(doc)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"invalid YAML: {_one_line(exc)}") from None
+    finally:
+        loader.dispose()
+    return docs
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
+
+
+def _split_list(value: str, *, on_spaces: bool = False) -> list[str]:
+    parts = re.split(r"[,\s]+" if on_spaces else r",", value)
+    seen: dict[str, None] = {}
+    for part in parts:
+        item = part.strip()
+        if item:
+            seen.setdefault(item, None)
+    return list(seen)
+
+
+def _string_map(meta: dict[str, Any], key: str) -> dict[str, str]:
+    value = meta.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ManifestError(f"metadata.{key} must be a mapping")
+    out: dict[str, str] = {}
+    for k, v in value.items():
+        if not isinstance(k, str):
+            raise ManifestError(f"metadata.{key} has a non-string key {k!r}")
+        if not isinstance(v, str):
+            raise ManifestError(
+                f"metadata.{key}.{k} must be a string, got {type(v).__name__} {v!r} (quote it in the YAML)"
+            )
+        out[k] = v
+    return out
+
+
+def parse_resource(text: str, *, kind: str) -> ResourceManifest:
+    """Parse the manifest of a resource version of the given kind ("Task", "Pipeline", "StepAction")."""
+    docs = load_documents(text)
+    if not docs:
+        raise ManifestError("the file holds no YAML document")
+    if len(docs) > 1:
+        raise ManifestError(f"expected one resource, found {len(docs)} YAML documents")
+    doc = docs[0]
+    if not isinstance(doc, dict):
+        raise ManifestError(f"expected a mapping at the top level, found {type(doc).__name__}")
+    found_kind = doc.get("kind")
+    if found_kind != kind:
+        raise ManifestError(f"kind is {found_kind!r}, expected {kind!r} in a {kind.lower()}/ folder")
+    api_version = doc.get("apiVersion")
+    if api_version not in API_VERSIONS[kind]:
+        allowed = ", ".join(API_VERSIONS[kind])
+        raise ManifestError(f"apiVersion {api_version!r} is not supported for {kind} (use one of {allowed})")
+    meta = doc.get("metadata")
+    if not isinstance(meta, dict):
+        raise ManifestError("metadata is missing or not a mapping")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ManifestError("metadata.name is missing")
+    if not is_dns1123_label(name):
+        raise ManifestError(f"metadata.name {name!r} is not a valid DNS-1123 label")
+    labels = _string_map(meta, "labels")
+    annotations = _string_map(meta, "annotations")
+    spec = doc.get("spec")
+    if not isinstance(spec, dict):
+        raise ManifestError("spec is missing or not a mapping")
+
+    label = labels.get(VERSION_LABEL)
+    if label is None:
+        raise ManifestError(f"missing the mandatory version label {VERSION_LABEL}")
+    try:
+        version = Version.parse(label, allow_short=False)
+    except InvalidVersion as exc:
+        raise ManifestError(f"label {VERSION_LABEL}: {exc}") from None
+
+    findings: list[Finding] = []
+    description = spec.get("description")
+    if not isinstance(description, str) or not description.strip():
+        description = ""
+        findings.append(Finding("warning", "spec.description is missing"))
+    display_name = annotations.get(DISPLAY_NAME, "").strip() or None
+    if display_name is None:
+        findings.append(Finding("info", f"no display name ({DISPLAY_NAME})"))
+    min_version = annotations.get(MIN_VERSION, "").strip() or None
+    if min_version is None:
+        findings.append(Finding("warning", f"no minimum Pipelines version ({MIN_VERSION})"))
+    else:
+        try:
+            Version.parse(min_version)
+        except InvalidVersion:
+            findings.append(Finding("warning", f"{MIN_VERSION} {min_version!r} is not a version; ignored"))
+            min_version = None
+
+    tags = _split_list(annotations.get(TAGS, ""))
+    categories = _split_list(annotations.get(CATEGORIES, ""))
+    for category in categories:
+        if category not in HUB_CATEGORIES:
+            findings.append(Finding("warning", f"category {category!r} is not one of the Tekton Hub categories"))
+    platforms = _split_list(annotations.get(PLATFORMS, ""), on_spaces=True)
+    if not platforms:
+        platforms = [DEFAULT_PLATFORM]
+        findings.append(Finding("info", f"no platforms ({PLATFORMS}); assuming {DEFAULT_PLATFORM}"))
+    for platform in platforms:
+        if not _PLATFORM.match(platform):
+            findings.append(Finding("warning", f"platform {platform!r} is not of the form os/arch"))
+    if meta.get("namespace"):
+        findings.append(Finding("warning", f"metadata.namespace {meta['namespace']!r} is set; installs ignore it"))
+    if kind == "Task" and "resources" in spec:
+        findings.append(Finding("warning", "uses spec.resources (PipelineResources), removed in Pipelines v0.50"))
+
+    return ResourceManifest(
+        api_version=api_version,
+        kind=kind,
+        name=name,
+        version=version,
+        description=description.strip(),
+        display_name=display_name,
+        min_pipelines_version=min_version,
+        deprecated=annotations.get(DEPRECATED, "").strip().lower() == "true",
+        tags=tags,
+        categories=categories,
+        platforms=platforms,
+        findings=findings,
+    )

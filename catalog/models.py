@@ -1,0 +1,180 @@
+"""The index: catalogs, resources, versions and what was reported while syncing them (SQLAlchemy 2.0)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and always read back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+version_tags = Table(
+    "version_tags",
+    Base.metadata,
+    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
+)
+version_categories = Table(
+    "version_categories",
+    Base.metadata,
+    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("category_id", ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
+)
+version_platforms = Table(
+    "version_platforms",
+    Base.metadata,
+    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
+    Column("platform_id", ForeignKey("platforms.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Catalog(Base):
+    __tablename__ = "catalogs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    source: Mapped[str] = mapped_column(Text)
+    revision: Mapped[str | None] = mapped_column(String(255))
+    context_dir: Mapped[str | None] = mapped_column(String(1024))
+    type: Mapped[str] = mapped_column(String(32), default="community")
+    provider: Mapped[str] = mapped_column(String(32), default="local")
+    # The commit (git) or content fingerprint (directory) of the last successful sync.
+    synced_revision: Mapped[str | None] = mapped_column(String(128))
+    synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    resources: Mapped[list[Resource]] = relationship(back_populates="catalog", cascade="all, delete-orphan")
+    errors: Mapped[list[CatalogError]] = relationship(
+        back_populates="catalog", cascade="all, delete-orphan", order_by="CatalogError.id"
+    )
+
+
+class Resource(Base):
+    __tablename__ = "resources"
+    __table_args__ = (UniqueConstraint("catalog_id", "kind", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # "Task", "Pipeline" or "StepAction"
+    name: Mapped[str] = mapped_column(String(63), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    catalog: Mapped[Catalog] = relationship(back_populates="resources")
+    versions: Mapped[list[ResourceVersion]] = relationship(
+        back_populates="resource", cascade="all, delete-orphan"
+    )
+
+
+class ResourceVersion(Base):
+    __tablename__ = "resource_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resource_id: Mapped[int] = mapped_column(ForeignKey("resources.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(128))
+    api_version: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str | None] = mapped_column(String(255))
+    description: Mapped[str] = mapped_column(Text, default="")
+    deprecated: Mapped[bool] = mapped_column(Boolean, default=False)
+    min_pipelines_version: Mapped[str | None] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(1024))
+    web_url: Mapped[str | None] = mapped_column(Text)
+    raw_url: Mapped[str | None] = mapped_column(Text)
+    manifest: Mapped[str] = mapped_column(Text)
+    digest: Mapped[str] = mapped_column(String(64))
+    readme: Mapped[str | None] = mapped_column(Text)
+    samples: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set when the version disappeared upstream: kept for pinned references, hidden from listings.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    indexed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    resource: Mapped[Resource] = relationship(back_populates="versions")
+    tags: Mapped[list[Tag]] = relationship(secondary=version_tags, order_by="Tag.name")
+    categories: Mapped[list[Category]] = relationship(secondary=version_categories, order_by="Category.name")
+    platforms: Mapped[list[Platform]] = relationship(secondary=version_platforms, order_by="Platform.name")
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class Category(Base):
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class Platform(Base):
+    __tablename__ = "platforms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+
+
+class CatalogError(Base):
+    """A problem recorded by the last sync of a catalog."""
+
+    __tablename__ = "catalog_errors"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)
+
+    catalog: Mapped[Catalog] = relationship(back_populates="errors")
+
+
+class IndexState(Base):
+    """One row whose generation grows with every change to the index: the key of every HTTP cache."""
+
+    __tablename__ = "index_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer, default=0)

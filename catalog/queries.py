@@ -1,0 +1,297 @@
+"""Reading the index: search, resources and their versions, in version order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from catalog.errors import InvalidKind, InvalidRequest, NotFound
+from catalog.manifests import KINDS
+from catalog.models import (
+    Catalog,
+    CatalogError,
+    Category,
+    IndexState,
+    Platform,
+    Resource,
+    ResourceVersion,
+    Tag,
+    version_categories,
+    version_platforms,
+    version_tags,
+)
+from catalog.versions import InvalidVersion, Version
+
+SORTS = ("relevance", "name", "updated")
+
+
+def parse_kind(kind: str, *, path: bool = False) -> str:
+    """Map "task"/"Task" (query) or "task" (path: lower case only) to the canonical kind "Task"."""
+    canonical = KINDS.get(kind if path else kind.lower())
+    if canonical is None:
+        supported = " ".join(KINDS.values())
+        raise InvalidKind(f"resource kind '{kind}' not supported. Supported kinds are [{supported}]")
+    return canonical
+
+
+def version_key(row: ResourceVersion) -> Version:
+    return Version.parse(row.version)
+
+
+@dataclass
+class ResourceView:
+    """A resource with its live versions in ascending version order."""
+
+    resource: Resource
+    versions: list[ResourceVersion]
+
+    @property
+    def latest(self) -> ResourceVersion:
+        return self.versions[-1]
+
+    @cached_property
+    def tags(self) -> list[Tag]:
+        return _union(v.tags for v in self.versions)
+
+    @cached_property
+    def categories(self) -> list[Category]:
+        return _union(v.categories for v in self.versions)
+
+    @cached_property
+    def platforms(self) -> list[Platform]:
+        return _union(v.platforms for v in self.versions)
+
+
+def _union(lists):  # type: ignore[no-untyped-def]
+    rows = {row.id: row for rows in lists for row in rows}
+    return sorted(rows.values(), key=lambda r: r.name.lower())
+
+
+@dataclass
+class SearchQuery:
+    """A search, with Tekton Hub's /v1/query parameters plus paging and sort."""
+
+    text: str = ""
+    kinds: tuple[str, ...] = ()
+    catalogs: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    match: str = "contains"
+    sort: str = "relevance"
+    limit: int = 1000
+    offset: int = 0
+
+
+class CatalogIndex:
+    """Queries over the index, in one session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def generation(self) -> int:
+        return self.session.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
+
+    def catalogs(self) -> list[Catalog]:
+        return list(self.session.scalars(select(Catalog).order_by(Catalog.name)))
+
+    def catalog(self, name: str) -> Catalog:
+        catalog = self.session.scalar(select(Catalog).where(func.lower(Catalog.name) == name.lower()))
+        if catalog is None:
+            raise NotFound(f"catalog {name!r} not found")
+        return catalog
+
+    def catalog_errors(self, name: str) -> list[CatalogError]:
+        return list(self.catalog(name).errors)
+
+    def categories(self) -> list[Category]:
+        used = exists().where(
+            version_categories.c.category_id == Category.id,
+            version_categories.c.version_id == ResourceVersion.id,
+            ResourceVersion.removed_at.is_(None),
+        )
+        return list(self.session.scalars(select(Category).where(used).order_by(Category.name)))
+
+    def facets(self) -> dict[str, list[str]]:
+        """The values the web UI offers as filters: what live versions carry."""
+
+        def names(model, table, column):  # type: ignore[no-untyped-def]
+            used = exists().where(
+                getattr(table.c, column) == model.id,
+                table.c.version_id == ResourceVersion.id,
+                ResourceVersion.removed_at.is_(None),
+            )
+            return list(self.session.scalars(select(model.name).where(used).order_by(func.lower(model.name))))
+
+        return {
+            "kind": [k for k in KINDS.values()],
+            "catalog": [c.name for c in self.catalogs()],
+            "category": names(Category, version_categories, "category_id"),
+            "platform": names(Platform, version_platforms, "platform_id"),
+            "tag": names(Tag, version_tags, "tag_id"),
+        }
+
+    # -- resources ---------------------------------------------------------------------------------------
+
+    def _load(self, stmt: Select[tuple[Resource]]) -> list[ResourceView]:
+        stmt = stmt.options(
+            selectinload(Resource.catalog),
+            selectinload(Resource.versions).selectinload(ResourceVersion.tags),
+            selectinload(Resource.versions).selectinload(ResourceVersion.categories),
+            selectinload(Resource.versions).selectinload(ResourceVersion.platforms),
+        )
+        views = []
+        for resource in self.session.scalars(stmt):
+            live = sorted((v for v in resource.versions if v.removed_at is None), key=version_key)
+            if live:
+                views.append(ResourceView(resource, live))
+        return views
+
+    def resource_by_id(self, resource_id: int) -> ResourceView:
+        views = self._load(select(Resource).where(Resource.id == resource_id))
+        if not views:
+            raise NotFound("resource not found")
+        return views[0]
+
+    def resource(self, catalog: str, kind: str, name: str) -> ResourceView:
+        stmt = (
+            select(Resource)
+            .join(Catalog)
+            .where(func.lower(Catalog.name) == catalog.lower(), Resource.kind == kind, Resource.name == name)
+        )
+        views = self._load(stmt)
+        if not views:
+            raise NotFound("resource not found")
+        return views[0]
+
+    def compatible(self, view: ResourceView, pipelines_version: str) -> ResourceView:
+        """The view restricted to versions whose minimum Pipelines version is at most pipelines_version."""
+        try:
+            cluster = Version.parse(pipelines_version)
+        except InvalidVersion as exc:
+            raise InvalidRequest(str(exc)) from None
+        versions = [
+            v
+            for v in view.versions
+            if v.min_pipelines_version is None or Version.parse(v.min_pipelines_version) <= cluster
+        ]
+        if not versions:
+            raise NotFound("resource not found compatible with minPipelinesVersion")
+        return ResourceView(view.resource, versions)
+
+    def version(self, catalog: str, kind: str, name: str, version: str) -> ResourceVersion:
+        """A version by its text (``0.9``) or an equal version (``0.9.0``); removed versions still resolve."""
+        stmt = (
+            select(ResourceVersion)
+            .join(Resource)
+            .join(Catalog)
+            .where(func.lower(Catalog.name) == catalog.lower(), Resource.kind == kind, Resource.name == name)
+            .options(selectinload(ResourceVersion.resource).selectinload(Resource.catalog))
+        )
+        rows = list(self.session.scalars(stmt))
+        exact = [r for r in rows if r.version == version]
+        if exact:
+            return exact[0]
+        try:
+            wanted = Version.parse(version)
+        except InvalidVersion:
+            raise NotFound("resource version not found") from None
+        same = sorted((r for r in rows if version_key(r).same_as(wanted)), key=lambda r: r.removed_at is not None)
+        if not same:
+            raise NotFound("resource version not found")
+        return same[0]
+
+    def version_by_id(self, version_id: int) -> ResourceVersion:
+        row = self.session.get(ResourceVersion, version_id)
+        if row is None:
+            raise NotFound("resource version not found")
+        return row
+
+    def view_of(self, row: ResourceVersion) -> ResourceView:
+        return self.resource_by_id(row.resource_id)
+
+    # -- search ------------------------------------------------------------------------------------------
+
+    def search(self, query: SearchQuery) -> tuple[list[ResourceView], int]:
+        """Resources matching query, ranked, with the total count before paging."""
+        if query.match not in ("contains", "exact"):
+            raise InvalidRequest(f"match must be 'contains' or 'exact', not {query.match!r}")
+        if query.sort not in SORTS:
+            raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}")
+        kinds = [parse_kind(k) for k in query.kinds]
+        live = ResourceVersion.removed_at.is_(None)
+        stmt = select(Resource).join(Catalog).where(exists().where(ResourceVersion.resource_id == Resource.id, live))
+        if kinds:
+            stmt = stmt.where(Resource.kind.in_(kinds))
+        if query.catalogs:
+            stmt = stmt.where(func.lower(Catalog.name).in_([c.lower() for c in query.catalogs]))
+        for values, model, table, column in (
+            (query.categories, Category, version_categories, "category_id"),
+            (query.tags, Tag, version_tags, "tag_id"),
+            (query.platforms, Platform, version_platforms, "platform_id"),
+        ):
+            if values:
+                stmt = stmt.where(
+                    _version_has(table, column, model, func.lower(model.name).in_([v.lower() for v in values]))
+                )
+        text = query.text.strip().lower()
+        if text and query.match == "exact":
+            stmt = stmt.where(func.lower(Resource.name) == text)
+        elif text:
+            stmt = stmt.where(
+                or_(
+                    func.lower(Resource.name).contains(text, autoescape=True),
+                    exists().where(
+                        ResourceVersion.resource_id == Resource.id,
+                        live,
+                        or_(
+                            func.lower(ResourceVersion.display_name).contains(text, autoescape=True),
+                            func.lower(ResourceVersion.description).contains(text, autoescape=True),
+                        ),
+                    ),
+                    _version_has(version_tags, "tag_id", Tag, func.lower(Tag.name).contains(text, autoescape=True)),
+                )
+            )
+        views = self._load(stmt)
+        views.sort(key=_sort_key(query.sort, text))
+        return views[query.offset : query.offset + query.limit], len(views)
+
+
+def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+    return exists().where(
+        table.c.version_id == ResourceVersion.id,
+        ResourceVersion.resource_id == Resource.id,
+        ResourceVersion.removed_at.is_(None),
+        getattr(table.c, column) == model.id,
+        and_(condition),
+    )
+
+
+def _sort_key(sort: str, text: str):  # type: ignore[no-untyped-def]
+    def by_name(view: ResourceView) -> tuple[str, str, str]:
+        return (view.resource.name, view.resource.kind, view.resource.catalog.name)
+
+    if sort == "updated":
+        return lambda v: (-v.latest.modified_at.timestamp(), *by_name(v))
+    if sort == "name" or not text:
+        return by_name
+
+    def relevance(view: ResourceView) -> tuple[int, str, str, str]:
+        name = view.resource.name
+        latest = view.latest
+        if name == text:
+            rank = 0
+        elif name.startswith(text):
+            rank = 1
+        elif text in name:
+            rank = 2
+        elif text in (latest.display_name or "").lower() or any(text in t.name.lower() for t in view.tags):
+            rank = 3
+        else:
+            rank = 4
+        return (rank, *by_name(view))
+
+    return relevance

@@ -1,0 +1,131 @@
+"""Where a catalog's files come from: a local directory, or a git repository cloned with the git CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
+
+from catalog.errors import CatalogSourceError
+
+GIT_TIMEOUT_SECONDS = 600
+_GIT_URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
+
+
+def is_git_url(source: str) -> bool:
+    return bool(_GIT_URL.match(source))
+
+
+def detect_provider(source: str) -> str:
+    """github, gitlab or bitbucket for web-hosted git URLs; git for other URLs; local for directories."""
+    if not is_git_url(source):
+        return "local"
+    host = urlparse(source).hostname or source.split("@", 1)[-1].split(":", 1)[0]
+    for provider in ("github", "gitlab", "bitbucket"):
+        if provider in host:
+            return provider
+    return "git"
+
+
+def check_context_dir(context_dir: str | None) -> str | None:
+    """Validate a catalog's context directory: relative, without '..'; returns it normalised."""
+    if not context_dir:
+        return None
+    path = PurePosixPath(context_dir)
+    if path.is_absolute() or ".." in path.parts:
+        raise CatalogSourceError(f"context dir {context_dir!r} must be a relative path inside the catalog")
+    normal = path.as_posix().strip("/")
+    return None if normal in ("", ".") else normal
+
+
+@dataclass
+class Checkout:
+    """A catalog's files on disk, ready to walk."""
+
+    root: Path
+    revision: str | None  # the commit, for git sources
+    modified: dict[str, datetime] = field(default_factory=dict)  # manifest path -> last commit time
+    web_base: str | None = None  # "https://github.com/org/repo" for providers with web links
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS
+        )
+    except FileNotFoundError:
+        raise CatalogSourceError("the git command is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise CatalogSourceError(f"git {args[0]} took longer than {GIT_TIMEOUT_SECONDS} s") from None
+    if done.returncode != 0:
+        detail = " ".join(done.stderr.split()) or f"exit code {done.returncode}"
+        raise CatalogSourceError(f"git {args[0]} failed: {detail}")
+    return done.stdout
+
+
+def _commit_times(repo: Path, context_dir: str | None) -> dict[str, datetime]:
+    """Map each file under context_dir (as a path relative to it) to the time of its last commit."""
+    log = _git(["log", "--format=%x00%cI", "--name-only", "--no-renames", "--", context_dir or "."], repo)
+    times: dict[str, datetime] = {}
+    prefix = f"{context_dir}/" if context_dir else ""
+    when: datetime | None = None
+    for line in log.splitlines():
+        if line.startswith("\x00"):
+            when = datetime.fromisoformat(line[1:])
+        elif line and when is not None and line.startswith(prefix):
+            times.setdefault(line[len(prefix) :], when)
+    return times
+
+
+def checkout(name: str, source: str, revision: str | None, context_dir: str | None, work_dir: Path) -> Checkout:
+    """Make a catalog's files available: a directory as it is, a git URL fetched into work_dir/name."""
+    context_dir = check_context_dir(context_dir)
+    if is_git_url(source):
+        repo = work_dir / name
+        repo.mkdir(parents=True, exist_ok=True)
+        if not (repo / ".git").exists():
+            _git(["init", "-q"], repo)
+        _git(["fetch", "-q", "--force", "--no-tags", source, revision or "HEAD"], repo)
+        _git(["checkout", "-q", "--force", "FETCH_HEAD"], repo)
+        _git(["clean", "-q", "-d", "-f", "-x"], repo)
+        commit = _git(["rev-parse", "HEAD"], repo).strip()
+        root = _inside(repo, context_dir)
+        web_base = None
+        if detect_provider(source) in ("github", "gitlab", "bitbucket") and source.startswith("https://"):
+            web_base = source.removesuffix("/").removesuffix(".git")
+        return Checkout(root, commit, _commit_times(repo, context_dir), web_base)
+    if revision:
+        raise CatalogSourceError("--revision needs a git source; a local directory is read as it is")
+    base = Path(source)
+    if not base.is_dir():
+        raise CatalogSourceError(f"catalog directory {source} does not exist")
+    return Checkout(_inside(base, context_dir), None)
+
+
+def _inside(base: Path, context_dir: str | None) -> Path:
+    root = (base / context_dir).resolve() if context_dir else base.resolve()
+    if not root.is_relative_to(base.resolve()):
+        raise CatalogSourceError(f"context dir {context_dir!r} leads outside the catalog")
+    if not root.is_dir():
+        raise CatalogSourceError(f"context dir {context_dir!r} does not exist in the catalog")
+    return root
+
+
+def web_urls(provider: str, web_base: str | None, revision: str, path: str) -> tuple[str | None, str | None]:
+    """(webURL, rawURL) of a file as Tekton Hub builds them for github, gitlab and bitbucket."""
+    if web_base is None:
+        return None, None
+    if provider == "github":
+        web = f"{web_base}/tree/{revision}/{path}"
+        raw = web.replace("github.com", "raw.githubusercontent.com", 1).replace("/tree/", "/", 1)
+        return web, raw
+    if provider == "gitlab":
+        return f"{web_base}/-/blob/{revision}/{path}", f"{web_base}/-/raw/{revision}/{path}"
+    if provider == "bitbucket":
+        return f"{web_base}/src/{revision}/{path}", f"{web_base}/raw/{revision}/{path}"
+    return None, None

@@ -1,0 +1,245 @@
+"""Walking a catalog tree in the tektoncd/catalog layout: ``<kind>/<name>/<version>/<name>.yaml``.
+
+The walk touches only the files a hub needs (manifest, README.md, samples/) and never follows a link out of
+the catalog. Every file or folder that is skipped is reported as a Problem with its path and the reason.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog.errors import InvalidVersion
+from catalog.manifests import (
+    KINDS,
+    MAX_FILE_BYTES,
+    ManifestError,
+    ResourceManifest,
+    decode_text,
+    is_dns1123_label,
+    parse_resource,
+)
+from catalog.versions import Version
+
+LEVELS = ("critical", "error", "warning", "info")
+# Files expected beside version folders; anything else at that level is reported.
+_RESOURCE_LEVEL_FILES = {"OWNERS", "README.md", "OWNERS_ALIASES"}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing a catalog owner should know: its level, the file it is about and why."""
+
+    level: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.level}: {self.path}: {self.message}"
+
+
+@dataclass
+class VersionEntry:
+    """A resource version found in a catalog tree, ready to index."""
+
+    kind: str
+    name: str
+    version: str
+    path: str  # of the manifest, relative to the catalog root
+    manifest: str
+    digest: str  # sha256 hex of the manifest bytes
+    meta: ResourceManifest
+    readme: str | None
+    samples: dict[str, str]
+    modified_at: datetime
+
+
+@dataclass
+class CatalogTree:
+    """The result of walking a catalog: what can be indexed, and every problem met on the way."""
+
+    versions: list[VersionEntry] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def report(self, level: str, path: str, message: str) -> None:
+        self.problems.append(Problem(level, path, message))
+
+
+class _Walker:
+    def __init__(self, root: Path, modified: Mapping[str, datetime]) -> None:
+        self.root = root.resolve()
+        self.modified = modified
+        self.tree = CatalogTree()
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def inside(self, path: Path) -> bool:
+        """True when path, with every link followed, stays inside the catalog."""
+        try:
+            path.resolve().relative_to(self.root)
+        except (ValueError, OSError, RuntimeError):
+            return False
+        return True
+
+    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
+        try:
+            with os.scandir(folder) as it:
+                return sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            self.tree.report("error", self.rel(folder), f"cannot list folder: {exc.strerror}")
+            return []
+
+    def read_text(self, path: Path) -> str:
+        """Read a small UTF-8 file inside the catalog, or raise ManifestError."""
+        if not self.inside(path):
+            raise ManifestError("is a link that leads outside the catalog; not followed")
+        try:
+            st = path.stat()
+            if not stat.S_ISREG(st.st_mode):
+                raise ManifestError("is not a regular file")
+            if st.st_size > MAX_FILE_BYTES:
+                raise ManifestError(f"file is {st.st_size} bytes, over the {MAX_FILE_BYTES}-byte limit")
+            with open(path, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
+        except OSError as exc:
+            raise ManifestError(f"cannot read: {exc.strerror}") from None
+        return decode_text(data)
+
+    def walk(self) -> CatalogTree:
+        found_any = False
+        for folder, kind in KINDS.items():
+            kind_dir = self.root / folder
+            if not kind_dir.is_dir():
+                continue
+            found_any = True
+            if not self.inside(kind_dir):
+                self.tree.report("error", folder, "is a link that leads outside the catalog; not followed")
+                continue
+            for entry in self.entries(kind_dir):
+                self.walk_resource(kind, kind_dir / entry.name, entry)
+        if not found_any:
+            self.tree.report("critical", ".", "no task/, pipeline/ or stepaction/ folder: not a catalog tree")
+        elif not self.tree.versions:
+            self.tree.report("error", ".", "no resources found in the catalog")
+        return self.tree
+
+    def walk_resource(self, kind: str, path: Path, entry: os.DirEntry[str]) -> None:
+        rel = self.rel(path)
+        name = entry.name
+        if name.startswith("."):
+            return
+        if not entry.is_dir():
+            self.tree.report("info", rel, f"plain file where a {kind.lower()} folder is expected; skipped")
+            return
+        if entry.is_symlink() and not self.inside(path):
+            self.tree.report("error", rel, "is a link that leads outside the catalog; not followed")
+            return
+        if not is_dns1123_label(name):
+            self.tree.report("error", rel, f"folder name {name!r} is not a valid resource name (DNS-1123 label)")
+            return
+        versions = 0
+        for child in self.entries(path):
+            child_path = path / child.name
+            if child.name.startswith("."):
+                continue
+            if not child.is_dir():
+                if child.name not in _RESOURCE_LEVEL_FILES:
+                    self.tree.report("info", self.rel(child_path), "file beside the version folders; ignored")
+                continue
+            try:
+                Version.parse(child.name, allow_short=False)
+            except InvalidVersion:
+                self.tree.report("warning", self.rel(child_path), f"{child.name!r} is not a version folder; skipped")
+                continue
+            versions += 1
+            self.walk_version(kind, name, child.name, child_path)
+        if versions == 0:
+            self.tree.report("error", rel, "no version folders")
+
+    def walk_version(self, kind: str, name: str, version: str, folder: Path) -> None:
+        rel_folder = self.rel(folder)
+        if not self.inside(folder):
+            self.tree.report("error", rel_folder, "is a link that leads outside the catalog; not followed")
+            return
+        candidates = [folder / f"{name}.yaml", folder / f"{name}.yml"]
+        present = [p for p in candidates if p.exists() or p.is_symlink()]
+        if not present:
+            self.tree.report("error", rel_folder, f"no manifest: expected {name}.yaml in the version folder")
+            return
+        manifest_path = present[0]
+        if len(present) > 1:
+            self.tree.report("warning", self.rel(present[1]), f"ignored: {name}.yaml is the manifest")
+        rel = self.rel(manifest_path)
+        try:
+            text = self.read_text(manifest_path)
+            meta = parse_resource(text, kind=kind)
+        except ManifestError as exc:
+            self.tree.report("error", rel, str(exc))
+            return
+        if meta.name != name:
+            self.tree.report("error", rel, f"metadata.name {meta.name!r} does not match the folder name {name!r}")
+            return
+        if not meta.version.same_as(Version.parse(version)):
+            self.tree.report(
+                "error", rel, f"version label {meta.version.text!r} does not match the folder version {version!r}"
+            )
+            return
+        for finding in meta.findings:
+            self.tree.report(finding.level, rel, finding.message)
+        self.tree.versions.append(
+            VersionEntry(
+                kind=kind,
+                name=name,
+                version=version,
+                path=rel,
+                manifest=text,
+                digest=hashlib.sha256(text.encode()).hexdigest(),
+                meta=meta,
+                readme=self.read_readme(folder),
+                samples=self.read_samples(folder),
+                modified_at=self.modified.get(rel) or _mtime(manifest_path),
+            )
+        )
+
+    def read_readme(self, folder: Path) -> str | None:
+        path = folder / "README.md"
+        if not (path.exists() or path.is_symlink()):
+            self.tree.report("info", self.rel(folder), "no README.md")
+            return None
+        try:
+            return self.read_text(path)
+        except ManifestError as exc:
+            self.tree.report("warning", self.rel(path), f"README not shown: {exc}")
+            return None
+
+    def read_samples(self, folder: Path) -> dict[str, str]:
+        samples_dir = folder / "samples"
+        if not samples_dir.is_dir():
+            return {}
+        samples: dict[str, str] = {}
+        for dirpath, dirnames, filenames in os.walk(samples_dir):
+            dirnames.sort()
+            for filename in sorted(filenames):
+                if not filename.endswith((".yaml", ".yml")):
+                    continue
+                path = Path(dirpath) / filename
+                try:
+                    samples[path.relative_to(samples_dir).as_posix()] = self.read_text(path)
+                except ManifestError as exc:
+                    self.tree.report("warning", self.rel(path), f"sample not shown: {exc}")
+        return samples
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).replace(microsecond=0)
+
+
+def read_catalog_tree(root: Path, modified: Mapping[str, datetime] | None = None) -> CatalogTree:
+    """Walk the catalog at root; ``modified`` maps manifest paths to their last commit time, when known."""
+    return _Walker(root, modified or {}).walk()

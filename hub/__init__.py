@@ -1,0 +1,49 @@
+"""The taskhub web service: create_app builds everything; importing this package connects to nothing."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from hub.config import Settings
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _template_folder() -> str:
+    """templates/ of a source checkout, or hub/templates of an installed wheel."""
+    installed = Path(__file__).resolve().parent / "templates"
+    return str(TEMPLATES if TEMPLATES.is_dir() else installed)
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Build the hub: settings, database engine, response cache and blueprints."""
+    from catalog.db import make_engine
+    from hub import db, errors, tekton_api, web
+    from hub.http_cache import ResponseCache
+
+    if isinstance(config, Settings):
+        settings = config
+    elif config is None:
+        settings = Settings.from_env()
+    else:
+        settings = Settings.from_mapping(config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__, template_folder=_template_folder())
+    app.config["TASKHUB"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    db.init_app(app, engine)
+    app.extensions["taskhub.response_cache"] = ResponseCache(
+        engine, settings.generation_check_interval, settings.cache_max_age
+    )
+    app.register_blueprint(tekton_api.bp)
+    app.register_blueprint(web.bp)
+    errors.register(app)
+    return app

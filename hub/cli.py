@@ -1,0 +1,190 @@
+"""The taskhub command line: database, catalogs and the server."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import click
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from catalog.db import current_revision, make_engine, upgrade
+from catalog.errors import TaskhubError
+from catalog.models import Catalog
+from catalog.sync import CATALOG_TYPES, add_catalog, apply_tree, fetch_catalog, get_catalog
+from hub.config import Settings
+
+
+class Context:
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self.settings.catalogs_dir.mkdir(parents=True, exist_ok=True)
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def migrated_engine(self) -> Engine:
+        if current_revision(self.engine) is None:
+            raise click.ClickException("the database is empty: run `taskhub db upgrade` first")
+        return self.engine
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+def _fail(error: TaskhubError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+@click.group()
+def main() -> None:
+    """taskhub: a self-hosted hub for Tekton Tasks, Pipelines and StepActions."""
+
+
+@main.group()
+def db() -> None:
+    """The database (TASKHUB_DATABASE_URL; default a SQLite file in TASKHUB_DATA_DIR)."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(ctx: Context) -> None:
+    """Create the database or migrate it to the current schema."""
+    upgrade(ctx.engine)
+    click.echo(f"database at revision {current_revision(ctx.engine)}")
+
+
+@main.group()
+def catalog() -> None:
+    """Catalogs in the tektoncd/catalog layout."""
+
+
+@catalog.command("add")
+@click.argument("name")
+@click.argument("source")
+@click.option("--revision", help="Branch, tag or commit of a git source (default: its HEAD).")
+@click.option("--context-dir", help="Folder inside the source that holds task/, pipeline/, stepaction/.")
+@click.option("--type", "catalog_type", type=click.Choice(CATALOG_TYPES), default="community", show_default=True)
+@pass_context
+def catalog_add(
+    ctx: Context, name: str, source: str, revision: str | None, context_dir: str | None, catalog_type: str
+) -> None:
+    """Register catalog NAME read from SOURCE (a directory or a git URL); index it with `catalog sync`."""
+    try:
+        with Session(ctx.migrated_engine()) as session, session.begin():
+            added = add_catalog(
+                session, name, source, revision=revision, context_dir=context_dir, type=catalog_type
+            )
+            click.echo(f"added catalog {added.name} ({added.provider}: {added.source}); index it with:")
+            click.echo(f"  taskhub catalog sync {added.name}")
+    except TaskhubError as exc:
+        raise _fail(exc) from None
+
+
+@catalog.command("list")
+@pass_context
+def catalog_list(ctx: Context) -> None:
+    """The registered catalogs and when they were last synced."""
+    with Session(ctx.migrated_engine()) as session:
+        for c in session.query(Catalog).order_by(Catalog.name):
+            synced = c.synced_at.isoformat() if c.synced_at else "never synced"
+            state = f"  last sync failed: {c.last_error}" if c.last_error else ""
+            click.echo(f"{c.name}\t{c.type}\t{c.source}\t{synced}{state}")
+
+
+@catalog.command("sync")
+@click.argument("name", required=False)
+@pass_context
+def catalog_sync(ctx: Context, name: str | None) -> None:
+    """Index one catalog, or all of them; prints what changed and what was rejected."""
+    engine = ctx.migrated_engine()
+    with Session(engine) as session:
+        try:
+            names = [get_catalog(session, name).name] if name else [c.name for c in session.query(Catalog)]
+        except TaskhubError as exc:
+            raise _fail(exc) from None
+    if not names:
+        raise click.ClickException("no catalogs: add one with `taskhub catalog add NAME SOURCE`")
+    failed = []
+    for number, catalog_name in enumerate(sorted(names), 1):
+        click.echo(f"[{number}/{len(names)}] {catalog_name}: fetching", err=True)
+        started = time.perf_counter()
+        try:
+            _sync_one(engine, ctx.settings, catalog_name)
+        except TaskhubError as exc:
+            failed.append(catalog_name)
+            _record_failure(engine, catalog_name, str(exc))
+            click.echo(f"{catalog_name}: sync failed, the previous index is kept: {exc}", err=True)
+            continue
+        click.echo(f"  took {time.perf_counter() - started:.2f} s", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(names)} catalogs failed to sync: {', '.join(failed)}")
+
+
+def _sync_one(engine: Engine, settings: Settings, name: str) -> None:
+    with Session(engine) as session:
+        catalog = get_catalog(session, name)
+        files, tree = fetch_catalog(catalog, settings.catalogs_dir)
+    click.echo(f"  walked {len(tree.versions)} versions, {len(tree.problems)} problems; indexing", err=True)
+    with Session(engine) as session, session.begin():
+        summary = apply_tree(session, get_catalog(session, name), files, tree)
+    for line in summary.lines():
+        click.echo(line)
+
+
+def _record_failure(engine: Engine, name: str, message: str) -> None:
+    with Session(engine) as session, session.begin():
+        get_catalog(session, name).last_error = message
+
+
+@catalog.command("errors")
+@click.argument("name")
+@click.option("--level", type=click.Choice(["critical", "error", "warning", "info"]), help="Only this level.")
+@pass_context
+def catalog_errors(ctx: Context, name: str, level: str | None) -> None:
+    """The problems recorded by the last sync of NAME: level, file and reason, one per line."""
+    with Session(ctx.migrated_engine()) as session:
+        try:
+            catalog = get_catalog(session, name)
+        except TaskhubError as exc:
+            raise _fail(exc) from None
+        if catalog.last_error:
+            click.echo(f"critical\t.\tlast sync failed: {catalog.last_error}")
+        for error in catalog.errors:
+            if level is None or error.level == level:
+                click.echo(f"{error.level}\t{error.path}\t{error.message}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+    """Serve the hub (web UI and APIs) with gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    from hub import create_app
+
+    ctx.migrated_engine().dispose()
+    settings = ctx.settings
+
+    class HubServer(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("timeout", 60)
+
+        def load(self) -> Any:
+            return create_app(settings)
+
+    click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
+    HubServer().run()
+    sys.exit(0)

@@ -1,0 +1,70 @@
+"""taskhub's settings: typed defaults in code, overridden once at start-up by TASKHUB_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PREFIX = "TASKHUB_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("var")
+    # Empty means a SQLite file in data_dir.
+    database_url: str = ""
+    # The hub's own address in links (install commands, rawURL of local catalogs); empty: from each request.
+    public_url: str = ""
+    # How long clients and proxies may reuse a GET response of the APIs.
+    cache_max_age: int = 60
+    # How often a worker checks whether the index changed (seconds); bounds how stale a cached answer gets.
+    generation_check_interval: float = 0.5
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            url = f"sqlite:///{(Path(self.data_dir) / 'taskhub.db').resolve()}"
+            object.__setattr__(self, "database_url", url)
+
+    @property
+    def catalogs_dir(self) -> Path:
+        """Where git catalogs are cloned."""
+        return Path(self.data_dir) / "catalogs"
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Settings:
+        """Settings from keys like ``database_url`` or ``TASKHUB_DATABASE_URL``; unknown keys are refused."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.removeprefix(PREFIX).lower()
+            if name not in fields:
+                raise ValueError(f"unknown setting {key}")
+            kwargs[name] = _convert(fields[name].type, value, key)
+        return cls(**kwargs)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls.from_mapping(
+            {k: v for k, v in environ.items() if k.startswith(PREFIX) and k[len(PREFIX) :].lower() in fields}
+        )
+
+
+def _convert(type_name: object, value: Any, key: str) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        if type_name == "int":
+            return int(value)
+        if type_name == "float":
+            return float(value)
+    except ValueError:
+        raise ValueError(f"setting {key}={value!r} is not a {type_name}") from None
+    if type_name == "Path":
+        return Path(value)
+    return value

@@ -1,0 +1,43 @@
+"""Alembic environment: target metadata from the models; the engine from the caller or taskhub's config."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from catalog.db import make_engine
+from catalog.models import Base
+
+target_metadata = Base.metadata
+
+
+def _engine():  # type: ignore[no-untyped-def]
+    engine = context.config.attributes.get("engine")
+    if engine is not None:
+        return engine
+    url = context.get_x_argument(as_dictionary=True).get("url")
+    if url is None:
+        from hub.config import Settings
+
+        url = Settings.from_env().database_url
+    return make_engine(url)
+
+
+def run_migrations_offline() -> None:
+    context.configure(url=str(_engine().url), target_metadata=target_metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    with _engine().connect() as connection:
+        context.configure(
+            connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()
