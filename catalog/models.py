@@ -101,9 +101,7 @@ class Resource(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     catalog: Mapped[Catalog] = relationship(back_populates="resources")
-    versions: Mapped[list[ResourceVersion]] = relationship(
-        back_populates="resource", cascade="all, delete-orphan"
-    )
+    versions: Mapped[list[ResourceVersion]] = relationship(back_populates="resource", cascade="all, delete-orphan")
 
 
 class ResourceVersion(Base):

@@ -8,7 +8,7 @@ from functools import cached_property
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
-from catalog.errors import InvalidKind, InvalidRequest, NotFound
+from catalog.errors import InvalidKind, InvalidRequest, InvalidVersion, NotFound
 from catalog.manifests import KINDS
 from catalog.models import (
     Catalog,
@@ -23,7 +23,7 @@ from catalog.models import (
     version_platforms,
     version_tags,
 )
-from catalog.versions import InvalidVersion, Version
+from catalog.versions import Version
 
 SORTS = ("relevance", "name", "updated")
 
@@ -37,8 +37,8 @@ def parse_kind(kind: str, *, path: bool = False) -> str:
     return canonical
 
 
-def version_key(row: ResourceVersion) -> Version:
-    return Version.parse(row.version)
+def version_key(row: ResourceVersion) -> tuple[object, str]:
+    return Version.parse(row.version).sort_key
 
 
 @dataclass
@@ -65,7 +65,7 @@ class ResourceView:
         return _union(v.platforms for v in self.versions)
 
 
-def _union(lists):  # type: ignore[no-untyped-def]
+def _union(lists):
     rows = {row.id: row for rows in lists for row in rows}
     return sorted(rows.values(), key=lambda r: r.name.lower())
 
@@ -118,7 +118,7 @@ class CatalogIndex:
     def facets(self) -> dict[str, list[str]]:
         """The values the web UI offers as filters: what live versions carry."""
 
-        def names(model, table, column):  # type: ignore[no-untyped-def]
+        def names(model, table, column):
             used = exists().where(
                 getattr(table.c, column) == model.id,
                 table.c.version_id == ResourceVersion.id,
@@ -199,7 +199,7 @@ class CatalogIndex:
             wanted = Version.parse(version)
         except InvalidVersion:
             raise NotFound("resource version not found") from None
-        same = sorted((r for r in rows if version_key(r).same_as(wanted)), key=lambda r: r.removed_at is not None)
+        same = sorted((r for r in rows if Version.parse(r.version) == wanted), key=lambda r: r.removed_at is not None)
         if not same:
             raise NotFound("resource version not found")
         return same[0]
@@ -260,7 +260,7 @@ class CatalogIndex:
         return views[query.offset : query.offset + query.limit], len(views)
 
 
-def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> ColumnElement[bool]:  # type: ignore[no-untyped-def]
+def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     return exists().where(
         table.c.version_id == ResourceVersion.id,
         ResourceVersion.resource_id == Resource.id,
@@ -270,7 +270,7 @@ def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> C
     )
 
 
-def _sort_key(sort: str, text: str):  # type: ignore[no-untyped-def]
+def _sort_key(sort: str, text: str):
     def by_name(view: ResourceView) -> tuple[str, str, str]:
         return (view.resource.name, view.resource.kind, view.resource.catalog.name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, selectinload
@@ -111,15 +112,18 @@ def fetch_catalog(catalog: Catalog, work_dir: Path) -> tuple[Checkout, CatalogTr
     return files, read_catalog_tree(files.root, files.modified)
 
 
-class _Names:
+_Named = TypeVar("_Named", Tag, Category, Platform)
+
+
+class _Names(Generic[_Named]):
     """Tag, category and platform rows by name, created on first use."""
 
-    def __init__(self, session: Session, model: type[Tag] | type[Category] | type[Platform]) -> None:
+    def __init__(self, session: Session, model: type[_Named]) -> None:
         self.session = session
-        self.model = model
-        self.rows = {row.name: row for row in session.scalars(select(model))}
+        self.model: type[_Named] = model
+        self.rows: dict[str, _Named] = {row.name: row for row in session.scalars(select(model))}
 
-    def get(self, names: list[str]) -> list:  # type: ignore[type-arg]
+    def get(self, names: list[str]) -> list[_Named]:
         out = []
         for name in names:
             row = self.rows.get(name)
@@ -164,7 +168,11 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             f"{catalog.context_dir}/{entry.path}" if catalog.context_dir else entry.path,
         )
         values = _version_values(entry, web_url, raw_url)
-        names = (tags.get(entry.meta.tags), categories.get(entry.meta.categories), platforms.get(entry.meta.platforms))
+        names = (
+            tags.get(entry.meta.tags),
+            categories.get(entry.meta.categories),
+            platforms.get(entry.meta.platforms),
+        )
         if row is None:
             row = ResourceVersion(**values, indexed_at=now)
             row.tags, row.categories, row.platforms = names
@@ -219,7 +227,9 @@ def _version_values(entry: VersionEntry, web_url: str | None, raw_url: str | Non
     }
 
 
-def _differs(row: ResourceVersion, values: dict[str, object], names: tuple[list, list, list]) -> bool:  # type: ignore[type-arg]
+def _differs(
+    row: ResourceVersion, values: dict[str, object], names: tuple[list[Tag], list[Category], list[Platform]]
+) -> bool:
     if row.removed_at is not None:
         return True
     if any(getattr(row, key) != value for key, value in values.items()):

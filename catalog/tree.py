@@ -185,9 +185,11 @@ class _Walker:
         if meta.name != name:
             self.tree.report("error", rel, f"metadata.name {meta.name!r} does not match the folder name {name!r}")
             return
-        if not meta.version.same_as(Version.parse(version)):
+        if meta.version != Version.parse(version):
             self.tree.report(
-                "error", rel, f"version label {meta.version.text!r} does not match the folder version {version!r}"
+                "error",
+                rel,
+                f"version label {meta.version.text!r} does not match the folder version {version!r}",
             )
             return
         for finding in meta.findings:

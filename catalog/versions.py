@@ -66,24 +66,22 @@ class Version:
             return f"{v.major}.{v.minor}"
         return self.full
 
-    def _key(self) -> tuple[semver.Version, str]:
-        # Equal precedence (0.9 and 0.9.0, or differing build metadata) still needs one stable order.
-        return (self.semver, self.text)
+    @property
+    def sort_key(self) -> tuple[semver.Version, str]:
+        """Precedence, then the text: one stable order even for 0.9 and 0.9.0, for picking a latest."""
+        return (self.semver.replace(build=None), self.text)
 
+    # Comparisons are SemVer precedence: 0.9 == 0.9.0, and build metadata is ignored.
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):
             return NotImplemented
-        return self._key() == other._key()
+        return self.semver.compare(other.semver) == 0
 
     def __lt__(self, other: Version) -> bool:
-        return self._key() < other._key()
+        return self.semver.compare(other.semver) < 0
 
     def __hash__(self) -> int:
-        return hash(self._key())
-
-    def same_as(self, other: Version) -> bool:
-        """True when both name the same release (``0.9`` and ``0.9.0``), ignoring build metadata."""
-        return self.semver.compare(other.semver) == 0
+        return hash(self.semver.replace(build=None))
 
     def __str__(self) -> str:
         return self.text
@@ -107,6 +105,5 @@ def is_version(text: str) -> bool:
 
 def sort_versions(texts: list[str]) -> list[str]:
     """Sort version strings ascending by version order; unparsable strings first, as strings."""
-    good = [(Version.parse(t), t) for t in texts if is_version(t)]
-    bad = sorted(t for t in texts if not is_version(t))
-    return bad + [t for _, t in sorted(good, key=lambda p: p[0])]
+    good = sorted((t for t in texts if is_version(t)), key=lambda t: Version.parse(t).sort_key)
+    return sorted(t for t in texts if not is_version(t)) + good

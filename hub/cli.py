@@ -78,9 +78,7 @@ def catalog_add(
     """Register catalog NAME read from SOURCE (a directory or a git URL); index it with `catalog sync`."""
     try:
         with Session(ctx.migrated_engine()) as session, session.begin():
-            added = add_catalog(
-                session, name, source, revision=revision, context_dir=context_dir, type=catalog_type
-            )
+            added = add_catalog(session, name, source, revision=revision, context_dir=context_dir, type=catalog_type)
             click.echo(f"added catalog {added.name} ({added.provider}: {added.source}); index it with:")
             click.echo(f"  taskhub catalog sync {added.name}")
     except TaskhubError as exc:
@@ -175,7 +173,7 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
     ctx.migrated_engine().dispose()
     settings = ctx.settings
 
-    class HubServer(BaseApplication):  # type: ignore[misc]
+    class HubServer(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)

@@ -15,13 +15,13 @@ def init_app(app: Flask, engine: Engine) -> None:
 
 
 def engine() -> Engine:
-    return current_app.extensions["taskhub.engine"]  # type: ignore[no-any-return]
+    return current_app.extensions["taskhub.engine"]
 
 
 def session() -> Session:
     if "db_session" not in g:
         g.db_session = Session(engine())
-    return g.db_session  # type: ignore[no-any-return]
+    return g.db_session
 
 
 def index() -> CatalogIndex:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy import Engine, select
+from werkzeug.wrappers import Response as BaseResponse
 
 from catalog.models import IndexState
 
@@ -53,7 +54,7 @@ class ResponseCache:
     def _key(self, req: Request) -> tuple[int, str, str]:
         return (self.generation(), req.host, req.full_path)
 
-    def lookup(self, req: Request) -> Response | None:
+    def lookup(self, req: Request) -> BaseResponse | None:
         key = self._key(req)
         with self._lock:
             entry = self._entries.get(key)
@@ -79,20 +80,20 @@ class ResponseCache:
 
 
 def _cache() -> ResponseCache:
-    return current_app.extensions["taskhub.response_cache"]  # type: ignore[no-any-return]
+    return current_app.extensions["taskhub.response_cache"]
 
 
 def cache_responses(bp: Blueprint) -> None:
     """Serve repeated GETs of bp from the cache; give every 200 an ETag and Cache-Control."""
 
     @bp.before_request
-    def _serve_cached() -> Response | None:
+    def _serve_cached() -> BaseResponse | None:
         if request.method not in ("GET", "HEAD"):
             return None
         return _cache().lookup(request)
 
     @bp.after_request
-    def _remember(response: Response) -> Response:
+    def _remember(response: Response) -> BaseResponse:
         if request.method not in ("GET", "HEAD") or response.status_code != 200 or "ETag" in response.headers:
             return response
         response.cache_control.public = True

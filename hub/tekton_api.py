@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
 from sqlalchemy import text
 
-from catalog.errors import InvalidRequest
+from catalog.errors import InvalidRequest, NotFound
 from catalog.queries import SearchQuery, parse_kind
+from catalog.tree import LEVELS
 from hub import db
 from hub.http_cache import cache_responses
 from hub.tekton_json import TektonShapes, catalog_full, named
@@ -89,15 +92,9 @@ def query() -> Response:
     )
     views, total = db.index().search(search)
     if not views:
-        raise_not_found()
+        raise NotFound("resource not found")
     s = shapes()
     return paged([s.resource(v, with_versions=False) for v in views], total)
-
-
-def raise_not_found() -> None:
-    from catalog.errors import NotFound
-
-    raise NotFound("resource not found")
 
 
 @bp.get("/v1/resources")
@@ -107,7 +104,7 @@ def resources() -> Response:
     )
     views, total = db.index().search(search)
     if not views:
-        raise_not_found()
+        raise NotFound("resource not found")
     s = shapes()
     return paged([s.resource(v, with_versions=False) for v in views], total)
 
@@ -125,10 +122,10 @@ def categories() -> Response:
 
 @bp.get("/catalog/<name>/error")
 def catalog_errors(name: str) -> Response:
-    grouped: dict[str, list[str]] = {}
+    grouped: dict[str, list[str]] = {level: [] for level in LEVELS}
     for error in db.index().catalog_errors(name):
-        grouped.setdefault(error.level, []).append(f"{error.path}: {error.message}")
-    return data([{"type": level, "errors": errors} for level, errors in grouped.items()])
+        grouped[error.level].append(f"{error.path}: {error.message}")
+    return data([{"type": level, "errors": errors} for level, errors in grouped.items() if errors])
 
 
 # -- resources by id ---------------------------------------------------------------------------------------
@@ -156,8 +153,6 @@ def version_by_id(version_id: int) -> Response:
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>")
 def resource(catalog: str, kind: str, name: str) -> Response:
-    import re
-
     index = db.index()
     view = index.resource(catalog, path_kind(kind), name)
     pipelines_version = request.args.get("pipelinesversion")
@@ -195,7 +190,7 @@ def version_yaml(catalog: str, kind: str, name: str, version: str) -> Response:
 def version_readme(catalog: str, kind: str, name: str, version: str) -> Response:
     row = db.index().version(catalog, path_kind(kind), name, version)
     if row.readme is None:
-        raise_not_found()
+        raise NotFound("resource not found")
     return data({"readme": row.readme})
 
 

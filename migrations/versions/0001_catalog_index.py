@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
@@ -140,9 +139,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["version_id"], ["resource_versions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("version_id", "tag_id"),
     )
-    op.bulk_insert(
-        sa.table("index_state", sa.column("id"), sa.column("generation")), [{"id": 1, "generation": 0}]
-    )
+    op.bulk_insert(sa.table("index_state", sa.column("id"), sa.column("generation")), [{"id": 1, "generation": 0}])
 
 
 def downgrade() -> None:

@@ -1,0 +1,45 @@
+# taskhub: `make run` sets up and serves the hub with the sample catalog; `make test` runs every check.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE ?= $(abspath ../shared/catalog-sample)
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export TASKHUB_DATA_DIR ?= $(abspath var)
+
+.PHONY: help setup run test lint format bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/taskhub: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	@touch $@
+
+setup: $(BIN)/taskhub ## create the virtualenv and install taskhub with its test tools
+
+run: setup ## migrate the database, index the sample catalog and serve the hub on $(HOST):$(PORT)
+	$(BIN)/taskhub db upgrade
+	$(BIN)/taskhub catalog list | grep -q '^tekton\b' || $(BIN)/taskhub catalog add tekton $(SAMPLE)
+	$(BIN)/taskhub catalog sync
+	$(BIN)/taskhub serve --host $(HOST) --port $(PORT)
+
+lint: setup ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## reformat the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
+	$(BIN)/pytest -q
+
+bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run
+	$(BIN)/python bench/api.py
+
+clean: ## remove the virtualenv and local data
+	rm -rf $(VENV) var

@@ -1,0 +1,462 @@
+"""Benchmark of the hub's read API and of a catalog sync, each against a peer measured in the same run.
+
+1. Requests/s of two Tekton Hub API URLs on the gunicorn-served hub, as a ratio to nginx serving the very same
+   response bytes as static files, with the same load generator and concurrency (target: at least 1/20).
+2. The time of a sync of the sample catalog (cold into a fresh database, and an unchanged re-sync), as a ratio
+   to reading and YAML-parsing the same files (target: at most 2x).
+
+Run it with ``.venv/bin/python bench/api.py`` (``--help`` for the knobs). Everything runs on 127.0.0.1 in temp
+dirs that are removed at exit, Ctrl-C included. Progress goes to stderr; the table goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from catalog.db import make_engine, upgrade
+from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
+
+REPO = Path(__file__).resolve().parent.parent
+URLS = ("/v1/resource/tekton/task/git-clone", "/v1/query?name=git")
+HTTP_TARGET = 1 / 20  # hub requests/s over nginx requests/s, at least
+SYNC_TARGET = 2.0  # sync time over read-and-parse time, at most
+KIND_FOLDERS = ("task", "pipeline", "stepaction")
+
+
+@dataclass
+class Row:
+    what: str
+    hub: str
+    peer: str
+    ratio: float
+    target: str
+    met: bool
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def temp_dir(stack: contextlib.ExitStack, prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    stack.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """Stop a server started in its own session: signal its process group, kill it if it lingers."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the group is still ours: its leader is not reaped yet
+        proc.wait()
+
+
+def start_server(
+    stack: contextlib.ExitStack, cmd: list[str], log_path: Path, env: dict[str, str], stop_signal: int
+) -> subprocess.Popen[bytes]:
+    out = stack.enter_context(log_path.open("wb"))
+    # A session of its own: Ctrl-C reaches only this script, which then stops the server in order.
+    proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    stack.callback(stop, proc, stop_signal)
+    return proc
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, log_path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"{url}: the server exited with code {proc.returncode}:\n{log_path.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                response.read()
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                sys.exit(f"{url}: no answer after {timeout:.0f} s:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        if response.status != 200:
+            sys.exit(f"{url}: HTTP {response.status}")
+        return bytes(response.read())
+
+
+# -- the servers ---------------------------------------------------------------------------------------------
+
+
+def taskhub_command() -> str:
+    beside = Path(sys.executable).parent / "taskhub"
+    found = str(beside) if beside.exists() else shutil.which("taskhub")
+    if found is None:
+        sys.exit("the taskhub command is not installed (pip install -e . in the virtualenv)")
+    return found
+
+
+def start_hub(stack: contextlib.ExitStack, catalog: Path, workers: int) -> str:
+    """A hub with the sample catalog synced, served by gunicorn; returns its base URL."""
+    data_dir = temp_dir(stack, "taskhub-bench-hub-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHUB_")}
+    env["TASKHUB_DATA_DIR"] = str(data_dir)
+    taskhub = taskhub_command()
+    for args in (
+        ["db", "upgrade"],
+        ["catalog", "add", "tekton", str(catalog)],
+        ["catalog", "sync", "tekton"],
+    ):
+        done = subprocess.run([taskhub, *args], env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"taskhub {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+    port = free_port()
+    log_path = data_dir / "serve.log"
+    cmd = [taskhub, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    proc = start_server(stack, cmd, log_path, env, signal.SIGTERM)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, base + "/", log_path)
+    return base
+
+
+NGINX_CONF = """\
+worker_processes {workers};
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    default_type application/json;
+    client_body_temp_path {tmp}/client_body;
+    server {{
+        listen 127.0.0.1:{port};
+        root {docroot};
+    }}
+}}
+"""
+
+
+def start_nginx(stack: contextlib.ExitStack, bodies: dict[str, bytes], workers: int) -> str:
+    """nginx serving each body at its URL's path (a query string is ignored for static files)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    tmp = temp_dir(stack, "taskhub-bench-nginx-")
+    tmp.chmod(0o755)  # workers run as nobody when this runs as root; they only read the docroot
+    docroot = tmp / "docroot"
+    for url, body in bodies.items():
+        path = docroot / url.split("?", 1)[0].lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
+    port = free_port()
+    conf = tmp / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, port=port, docroot=docroot))
+    cmd = [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
+    proc = start_server(stack, cmd, tmp / "stdout.log", dict(os.environ), signal.SIGQUIT)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, base + URLS[0].split("?", 1)[0], tmp / "error.log")
+    for url, body in bodies.items():
+        if fetch(base + url) != body:
+            sys.exit(f"nginx does not serve the hub's bytes for {url}")
+    return base
+
+
+# -- load ----------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rps: float
+    errors: int  # non-2xx answers and socket errors
+
+
+def wrk_load(url: str, seconds: float, connections: int, threads: int) -> Load:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    if match is None:
+        sys.exit(f"cannot read wrk's output:\n{out}")
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
+    return Load(float(match.group(1)), errors + (int(non_2xx.group(1)) if non_2xx else 0))
+
+
+def python_load(url: str, seconds: float, connections: int, _threads: int) -> Load:
+    """One thread per connection, keep-alive with http.client, reconnecting when the server closes."""
+    parsed = urllib.request.urlparse(url)
+    target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
+    counts = [0] * connections
+    errors = [0] * connections
+    deadline = time.perf_counter() + seconds
+
+    def worker(i: int) -> None:
+        conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+        while time.perf_counter() < deadline:
+            try:
+                conn.request("GET", target)
+                response = conn.getresponse()
+                response.read()
+                if response.status == 200:
+                    counts[i] += 1
+                else:
+                    errors[i] += 1
+                if response.will_close:
+                    conn.close()
+            except (OSError, http.client.HTTPException):
+                errors[i] += 1
+                conn.close()
+        conn.close()
+
+    started = time.perf_counter()
+    pool = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(connections)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return Load(sum(counts) / (time.perf_counter() - started), sum(errors))
+
+
+def measure_http(args: argparse.Namespace, hub: str, nginx: str) -> list[Row]:
+    load = wrk_load if args.loadgen == "wrk" else python_load
+    rows = []
+    for url in URLS:
+        figures = {}
+        for peer, base in (("hub", hub), ("nginx", nginx)):
+            load(base + url, args.warmup, args.connections, args.threads)
+            result = load(base + url, args.duration, args.connections, args.threads)
+            log(f"  GET {url} on {peer}: {result.rps:,.0f} req/s, {result.errors} errors")
+            if result.errors:
+                log(f"  warning: {result.errors} failed requests on {peer}; the figure counts them")
+            figures[peer] = result.rps
+        ratio = figures["hub"] / figures["nginx"]
+        rows.append(
+            Row(
+                f"GET {url} (req/s)",
+                f"{figures['hub']:,.0f}",
+                f"{figures['nginx']:,.0f}",
+                ratio,
+                f">= 1/{round(1 / HTTP_TARGET)}",
+                ratio >= HTTP_TARGET,
+            )
+        )
+    return rows
+
+
+# -- catalog sync --------------------------------------------------------------------------------------------
+
+
+def read_and_parse(catalog: Path) -> int:
+    """The peer of a sync: read and YAML-parse every manifest, read every README.md and sample; files read."""
+    files = 0
+    for kind in KIND_FOLDERS:
+        for manifest in sorted((catalog / kind).glob("*/*/*.yaml")):
+            version_dir = manifest.parent
+            if manifest.stem != version_dir.parent.name:
+                continue  # only <kind>/<name>/<version>/<name>.yaml is a manifest
+            with contextlib.suppress(yaml.YAMLError):
+                yaml.load(manifest.read_bytes().decode(), Loader=yaml.CSafeLoader)
+            files += 1
+            readme = version_dir / "README.md"
+            if readme.is_file():
+                readme.read_bytes().decode()
+                files += 1
+            samples = version_dir / "samples"
+            # The sync reads samples/ recursively, .yaml and .yml alike.
+            for sample in sorted(samples.rglob("*")) if samples.is_dir() else ():
+                if sample.suffix in (".yaml", ".yml") and sample.is_file():
+                    sample.read_bytes().decode()
+                    files += 1
+    return files
+
+
+def sync(engine_url: str, work_dir: Path) -> tuple[float, SyncSummary]:
+    """Fetch, walk and index the "tekton" catalog the way `taskhub catalog sync` does; (seconds, summary)."""
+    engine = make_engine(engine_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))  # connecting is not part of a sync's work
+        started = time.perf_counter()
+        with Session(engine) as session:
+            files, tree = fetch_catalog(get_catalog(session, "tekton"), work_dir)
+        with Session(engine) as session, session.begin():
+            summary = apply_tree(session, get_catalog(session, "tekton"), files, tree)
+        return time.perf_counter() - started, summary
+    finally:
+        engine.dispose()
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def measure_sync(stack: contextlib.ExitStack, catalog: Path, repeats: int) -> list[Row]:
+    tmp = temp_dir(stack, "taskhub-bench-sync-")
+    template = tmp / "template.db"
+    engine = make_engine(f"sqlite:///{template}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    engine.dispose()
+
+    files = read_and_parse(catalog)  # and warms the page cache for both sides
+    parse = [timed(lambda: read_and_parse(catalog)) for _ in range(repeats)]
+    cold, resync = [], []
+    for i in range(repeats + 1):  # the first round warms up imports and caches and is not counted
+        db = tmp / f"run{i}.db"
+        shutil.copy(template, db)
+        url = f"sqlite:///{db}"
+        engine = make_engine(url)
+        with Session(engine) as session, session.begin():
+            add_catalog(session, "tekton", str(catalog))
+        engine.dispose()
+        first, summary = sync(url, tmp / "catalogs")
+        again, unchanged = sync(url, tmp / "catalogs")
+        if summary.added == 0 or unchanged.changed:
+            sys.exit(f"unexpected sync results: {summary.lines()} then {unchanged.lines()}")
+        if i:
+            cold.append(first)
+            resync.append(again)
+    log(f"  sync: {summary.versions} versions indexed; peer read {files} files")
+    log(f"  read+parse {_ms_list(parse)}; cold sync {_ms_list(cold)}; re-sync {_ms_list(resync)}")
+    peer = statistics.median(parse)
+    rows = []
+    for what, times in (("catalog sync, cold (ms)", cold), ("catalog sync, unchanged (ms)", resync)):
+        ratio = statistics.median(times) / peer
+        rows.append(
+            Row(
+                what,
+                f"{statistics.median(times) * 1000:.1f}",
+                f"{peer * 1000:.1f}",
+                ratio,
+                "<= 2x",
+                ratio <= 2,
+            )
+        )
+    return rows
+
+
+def _ms_list(times: list[float]) -> str:
+    return "[" + ", ".join(f"{t * 1000:.0f}" for t in times) + "] ms"
+
+
+# -- main ----------------------------------------------------------------------------------------------------
+
+
+def print_table(rows: list[Row], args: argparse.Namespace) -> None:
+    print(
+        f"\ntaskhub bench/api.py: {args.workers} gunicorn/nginx workers, load by {args.loadgen} with "
+        f"{args.connections} connections for {args.duration:g} s after {args.warmup:g} s warm-up; "
+        f"sync medians of {args.repeats}; {os.cpu_count()} CPUs"
+    )
+    header = ("what", "hub", "peer", "ratio", "target", "result")
+    lines = [header] + [
+        (r.what, r.hub, r.peer, f"{r.ratio:.3f}", r.target, "met" if r.met else "NOT MET") for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for n, line in enumerate(lines):
+        print(
+            "  ".join(
+                cell.rjust(w) if 0 < i < 4 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    print("peers: nginx serving the hub's exact response bytes as static files; reading and YAML-parsing")
+    print("(CSafeLoader) the manifests the sync parses, plus their README.md and samples")
+    missed = [r.what for r in rows if not r.met]
+    print("all targets met" if not missed else f"targets missed: {', '.join(missed)}")
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--catalog", type=Path, default=REPO.parent / "shared" / "catalog-sample", help="sample catalog"
+    )
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn and nginx workers")
+    p.add_argument("--duration", type=float, default=5, help="seconds of load per measurement")
+    p.add_argument("--warmup", type=float, default=2, help="seconds of load before each measurement")
+    p.add_argument("--connections", type=int, default=16, help="concurrent connections")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--repeats", type=int, default=7, help="sync and read+parse repetitions (median)")
+    p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto", help="load generator")
+    args = p.parse_args()
+    if args.loadgen == "auto":
+        args.loadgen = "wrk" if shutil.which("wrk") else "python"
+        if args.loadgen == "python":
+            log("wrk not found (apt-get install wrk): the Python load generator limits both peers")
+    if not (args.catalog / "task").is_dir():
+        sys.exit(f"no catalog at {args.catalog} (--catalog)")
+    args.catalog = args.catalog.resolve()
+    return args
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[contextlib.ExitStack]:
+    """An exit stack whose cleanup runs on Ctrl-C and SIGTERM too, and is not cut short by a second Ctrl-C."""
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    signal.signal(signal.SIGTERM, on_term)
+    stack = contextlib.ExitStack()
+    try:
+        yield stack
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.close()
+
+
+def main() -> None:
+    args = parse_args()
+    try:
+        with interruptible() as stack:
+            log(f"hub: syncing {args.catalog} and starting gunicorn with {args.workers} workers")
+            hub = start_hub(stack, args.catalog, args.workers)
+            bodies = {url: fetch(hub + url) for url in URLS}
+            log("nginx: serving " + ", ".join(f"{url} ({len(b):,} bytes)" for url, b in bodies.items()))
+            nginx = start_nginx(stack, bodies, args.workers)
+            rows = measure_http(args, hub, nginx)
+            log(f"sync: {args.repeats} cold syncs and re-syncs against {args.repeats} reads+parses")
+            rows += measure_sync(stack, args.catalog, args.repeats)
+            print_table(rows, args)
+    except KeyboardInterrupt:
+        log("interrupted; servers stopped and temp dirs removed")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Walking catalog trees: the real sample's edge cases, and hostile trees."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from catalog.tree import read_catalog_tree
+from tests.catalog.factories import task_yaml, write_version
+
+
+def problems_of(tree, level=None):
+    return {(p.path, p.message) for p in tree.problems if level in (None, p.level)}
+
+
+def has_problem(tree, level, path, fragment):
+    return any(p.level == level and p.path == path and fragment in p.message for p in tree.problems)
+
+
+@pytest.fixture(scope="module")
+def sample_tree(sample_catalog):
+    return read_catalog_tree(sample_catalog)
+
+
+def manifests_in(root: Path) -> set[tuple[str, str, str]]:
+    """Every <kind>/<name>/<version>/<name>.yaml on disk, as (folder, name, version)."""
+    found = set()
+    for folder in ("task", "pipeline", "stepaction"):
+        for manifest in (root / folder).glob("*/*/*.y*ml"):
+            name, version = manifest.parent.parent.name, manifest.parent.name
+            if manifest.stem == name:
+                found.add((folder, name, version))
+    return found
+
+
+def test_every_valid_sample_version_is_indexed(sample_tree, sample_catalog):
+    indexed = {(v.kind.lower(), v.name, v.version) for v in sample_tree.versions}
+    rejected = {
+        ("task", "jumpstarter-run-cmd", "0.1"),  # no version label
+        ("task", "rhacs-generic", "0.1"),  # label key misspelled: no version label
+        ("task", "yq", "0.5"),  # label 0.4 in folder 0.5
+        ("task", "python-boto3-aws", "0.1"),  # metadata.name python-boto3
+    }
+    assert indexed == manifests_in(sample_catalog) - rejected
+    assert ("task", "git-clone", "0.10") in indexed
+    assert ("stepaction", "git-clone", "0.2") in indexed  # same name, another kind
+    assert ("pipeline", "buildpacks", "0.2") in indexed and ("task", "buildpacks", "0.1") in indexed
+
+
+def test_every_sample_edge_case_is_reported(sample_tree):
+    t = sample_tree
+    assert has_problem(t, "error", "task/jumpstarter-run-cmd/0.1/jumpstarter-run-cmd.yaml", "missing the mandatory")
+    assert has_problem(t, "error", "task/rhacs-generic/0.1/rhacs-generic.yaml", "missing the mandatory version label")
+    assert has_problem(t, "error", "task/yq/0.5/yq.yaml", "version label '0.4' does not match the folder version")
+    assert has_problem(t, "error", "task/python-boto3-aws/0.1/python-boto3-aws.yaml", "'python-boto3' does not match")
+    assert has_problem(t, "error", "pipeline/openwhisk/0.1", "no manifest: expected openwhisk.yaml")
+    assert has_problem(t, "info", "task/artifacthub-repo.yml", "plain file where a task folder is expected")
+    assert has_problem(t, "info", "pipeline/artifacthub-repo.yml", "plain file where a pipeline folder is expected")
+    assert has_problem(t, "warning", "stepaction/git-clone/0.1/git-clone.yaml", "spec.description is missing")
+    assert has_problem(t, "info", "task/kaniko/0.1/kaniko.yaml", "no display name")
+    assert has_problem(t, "warning", "task/argocd-task-connect-repo/0.1/argocd-task-connect-repo.yaml", "namespace")
+
+
+def test_sample_metadata_is_extracted(sample_tree):
+    by_key = {(v.kind, v.name, v.version): v for v in sample_tree.versions}
+    git_clone = by_key[("Task", "git-clone", "0.10")]
+    assert git_clone.meta.deprecated
+    assert git_clone.meta.display_name == "git clone"
+    assert git_clone.readme and git_clone.readme.startswith("#")
+    trivy = by_key[("Task", "trivy-scanner", "0.2")]
+    assert "linux/390x" in trivy.meta.platforms  # upstream typo kept, as catlin does
+    boskos = by_key[("Task", "boskos-release", "0.1")]
+    assert set(boskos.samples) == {"pipelinerun.yaml", "service-account.yaml"}  # symlinks inside the catalog
+    rda = by_key[("Task", "redhat-dependency-analytics", "0.1")]
+    assert "pipeline-run.yaml" in rda.samples  # templates that do not parse are still shown as text
+    assert by_key[("Task", "rhacs-deployment-check", "4.0")].meta.version.text == "4.0"
+
+
+def test_yml_extension_is_accepted(tmp_path):
+    directory = tmp_path / "task" / "hello" / "0.1"
+    directory.mkdir(parents=True)
+    (directory / "hello.yml").write_text(task_yaml("hello"))
+    tree = read_catalog_tree(tmp_path)
+    assert [v.path for v in tree.versions] == ["task/hello/0.1/hello.yml"]
+
+
+def test_hostile_files_are_rejected_one_by_one(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.yaml").write_text(task_yaml("leak"))
+    root = tmp_path / "catalog"
+    write_version(root, "good", "0.1")
+    write_version(root, "huge", "0.1", task_yaml("huge") + "#" * (1024 * 1024))
+    write_version(root, "latin1", "0.1", task_yaml("latin1").encode() + b"# caf\xe9\n")
+    bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 10)}]\n" for p, c in zip("abcdefg", "bcdefgh", strict=True)
+    )
+    write_version(root, "bomb", "0.1", task_yaml("bomb").replace("spec:", bomb + "spec:"))
+    link_dir = root / "task" / "leak" / "0.1"
+    link_dir.mkdir(parents=True)
+    os.symlink(outside / "secret.yaml", link_dir / "leak.yaml")
+    os.symlink(outside, root / "task" / "escape")
+    (root / "task" / "Bad_Name" / "0.1").mkdir(parents=True)
+    (root / "task" / "good" / "latest").mkdir()
+    tree = read_catalog_tree(root)
+    assert [v.name for v in tree.versions] == ["good"]
+    assert has_problem(tree, "error", "task/huge/0.1/huge.yaml", "over the 1048576-byte limit")
+    assert has_problem(tree, "error", "task/latin1/0.1/latin1.yaml", "not valid UTF-8")
+    assert has_problem(tree, "error", "task/bomb/0.1/bomb.yaml", "alias bomb")
+    assert has_problem(tree, "error", "task/leak/0.1/leak.yaml", "leads outside the catalog")
+    assert has_problem(tree, "error", "task/escape", "leads outside the catalog")
+    assert has_problem(tree, "error", "task/Bad_Name", "not a valid resource name")
+    assert has_problem(tree, "warning", "task/good/latest", "not a version folder")
+
+
+def test_not_a_catalog_is_critical(tmp_path):
+    (tmp_path / "README.md").write_text("hello")
+    tree = read_catalog_tree(tmp_path)
+    assert tree.versions == []
+    assert has_problem(tree, "critical", ".", "not a catalog tree")

@@ -1,0 +1,178 @@
+"""Fixtures shared by every test: real databases (SQLite and PostgreSQL), the app, the sample catalog."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session
+
+from catalog.db import make_engine, upgrade
+from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
+from hub import create_app
+from hub.config import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PG_BIN = Path(os.environ.get("TASKHUB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DATABASES = os.environ.get("TASKHUB_TEST_DATABASES", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(scope="session")
+def sample_catalog() -> Path:
+    """The real tektoncd/catalog subset in ../shared (or TASKHUB_SAMPLE_CATALOG)."""
+    path = Path(os.environ.get("TASKHUB_SAMPLE_CATALOG", REPO.parent / "shared" / "catalog-sample"))
+    if not (path / "task").is_dir():
+        pytest.fail(f"sample catalog not found at {path}; set TASKHUB_SAMPLE_CATALOG")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _as_postgres(*cmd: str) -> None:
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    subprocess.run([*prefix, *cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server of our own on a free loopback port; yields its base URL."""
+    if not (PG_BIN / "initdb").exists():
+        pytest.fail(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
+    base = Path(tempfile.mkdtemp(prefix="taskhub-pg-"))
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    data, port = base / "data", free_port()
+    _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync",
+                 "-E", "UTF8", "--locale=C.UTF-8")  # fmt: skip
+    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
+    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o", options, "start")
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    finally:
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(request: pytest.FixtureRequest) -> str:
+    """A PostgreSQL database migrated once; each test gets a copy made with CREATE DATABASE ... TEMPLATE."""
+    server = request.getfixturevalue("postgres_server")
+    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text("CREATE DATABASE taskhub_template"))
+    engine = make_engine(f"{server}/taskhub_template")
+    upgrade(engine)
+    engine.dispose()
+    admin.dispose()
+    return server
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty, migrated database of each kind; the test runs once per kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "taskhub.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    server = request.getfixturevalue("postgres_template")
+    name = f"test_{os.getpid()}_{next(_counter)}"
+    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE taskhub_template"))
+    admin.dispose()
+    request.addfinalizer(lambda: _drop_database(server, name))
+    return f"{server}/{name}"
+
+
+def _drop_database(server: str, name: str) -> None:
+    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = make_engine(database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", database_url=database_url, generation_check_interval=0)
+
+
+def sync(engine: Engine, settings: Settings, name: str) -> SyncSummary:
+    """Fetch, walk and index a registered catalog the way `taskhub catalog sync` does."""
+    with Session(engine) as session:
+        files, tree = fetch_catalog(get_catalog(session, name), settings.catalogs_dir)
+    with Session(engine) as session, session.begin():
+        return apply_tree(session, get_catalog(session, name), files, tree)
+
+
+def register(engine: Engine, name: str, source: str | Path, **kwargs: str) -> None:
+    with Session(engine) as session, session.begin():
+        add_catalog(session, name, str(source), **kwargs)
+
+
+@pytest.fixture
+def indexed(engine: Engine, settings: Settings, sample_catalog: Path) -> SyncSummary:
+    """The sample catalog registered as "tekton" and synced."""
+    register(engine, "tekton", sample_catalog)
+    return sync(engine, settings, "tekton")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Flask:
+    return create_app(settings)
+
+
+@pytest.fixture
+def client(app: Flask, indexed: SyncSummary) -> FlaskClient:
+    """A test client of a hub that serves the sample catalog."""
+    return app.test_client()
+
+
+@pytest.fixture(params=DATABASES)
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with no schema at all, of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'empty.db'}"
+    server = request.getfixturevalue("postgres_server")
+    name = f"empty_{os.getpid()}_{next(_counter)}"
+    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    request.addfinalizer(lambda: _drop_database(server, name))
+    return f"{server}/{name}"

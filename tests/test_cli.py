@@ -1,0 +1,104 @@
+"""The taskhub command line, run as a user runs it: real processes, real databases, real gunicorn."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+TASKHUB = str(Path(sys.executable).parent / "taskhub")
+
+
+@pytest.fixture
+def run(tmp_path, empty_database_url):
+    env = {
+        **os.environ,
+        "TASKHUB_DATA_DIR": str(tmp_path / "data"),
+        "TASKHUB_DATABASE_URL": empty_database_url,
+    }
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([TASKHUB, *args], env=env, capture_output=True, text=True, timeout=120)
+        if check:
+            assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
+    run.env = env
+    return run
+
+
+def test_add_sync_errors(run, sample_catalog):
+    assert "database at revision 0001" in run("db", "upgrade").stdout
+    assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(sample_catalog)).stdout
+    synced = run("catalog", "sync")
+    assert "tekton: 24 resources, 69 versions" in synced.stdout
+    assert "69 added, 0 updated, 0 removed" in synced.stdout
+    assert "problems: 5 error, 9 warning, 16 info" in synced.stdout
+    assert "[1/1] tekton" in synced.stderr  # progress goes to stderr, the summary to stdout
+    assert "no changes" in run("catalog", "sync", "tekton").stdout
+    errors = run("catalog", "errors", "tekton").stdout.splitlines()
+    assert "error\ttask/yq/0.5/yq.yaml\tversion label '0.4' does not match the folder version '0.5'" in errors
+    assert any(line.startswith("info\ttask/artifacthub-repo.yml\tplain file") for line in errors)
+    only = run("catalog", "errors", "tekton", "--level", "error").stdout.splitlines()
+    assert len(only) == 5 and all(line.startswith("error\t") for line in only)
+    assert "tekton\tcommunity" in run("catalog", "list").stdout
+
+
+def test_clear_errors_and_exit_codes(run, sample_catalog, tmp_path):
+    before = run("catalog", "add", "x", str(sample_catalog), check=False)
+    assert before.returncode == 1 and "run `taskhub db upgrade` first" in before.stderr
+    run("db", "upgrade")
+    missing = run("catalog", "sync", "nope", check=False)
+    assert missing.returncode == 1 and "catalog 'nope' not found" in missing.stderr
+    assert "no catalogs" in run("catalog", "sync", check=False).stderr
+    bad_type = run("catalog", "add", "y", str(sample_catalog), "--type", "weird", check=False)
+    assert bad_type.returncode == 2 and "weird" in bad_type.stderr
+
+    copy = tmp_path / "copy"
+    shutil.copytree(sample_catalog, copy, symlinks=True)
+    run("catalog", "add", "moving", str(copy))
+    run("catalog", "sync", "moving")
+    copy.rename(tmp_path / "moved-away")
+    failed = run("catalog", "sync", "moving", check=False)
+    assert failed.returncode == 1
+    assert "sync failed, the previous index is kept" in failed.stderr and "does not exist" in failed.stderr
+    assert "last sync failed" in run("catalog", "errors", "moving").stdout
+    assert "69 versions" not in failed.stdout
+    assert "last sync failed" in run("catalog", "list").stdout
+
+
+def test_serve_with_gunicorn(run, sample_catalog):
+    run("db", "upgrade")
+    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "sync")
+    port = free_port()
+    server = subprocess.Popen(
+        [TASKHUB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        env=run.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/v1/resource/tekton/task/git-clone"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    body = response.read().decode()
+                    break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert '"latestVersion":{"id":' in body and '"version":"0.10"' in body
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert "git clone" in response.read().decode()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Booting worker" in server.stderr.read()
