@@ -18,9 +18,8 @@ from catalog.versions import Version
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_YAML_NODES = 100_000
-MAX_YAML_DEPTH = 100
-# libyaml's composer recurses in C and crashes the process somewhere past 10,000 levels.
-_SAFE_COMPOSE_DEPTH = 5_000
+MAX_YAML_DEPTH = 1000
+# libyaml's composer recurses in C and crashes the process somewhere past 10,000 levels: see _check_nesting.
 
 KINDS = {"task": "Task", "pipeline": "Pipeline", "stepaction": "StepAction"}
 API_VERSIONS = {
@@ -107,15 +106,14 @@ class _StrictLoader(_BaseLoader):
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 continue
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "unhashable mapping key", key_node.start_mark
-                ) from None
-            if duplicate:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            # Scalar keys compare by tag and text (cheap, and what Kubernetes' strict decoder sees).
+            if isinstance(key_node, yaml.ScalarNode):
+                key: Any = (key_node.tag, key_node.value)
+            else:
+                key = repr(self.construct_object(key_node, deep=True))
+            if key in seen:
+                shown = key[1] if isinstance(key, tuple) else key
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown!r}", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -127,7 +125,7 @@ def _check_nesting(text: str) -> None:
     the event stream, which libyaml parses without recursion, is only walked when that bound is high.
     """
     bound = text.count("[") + text.count("{") + max((len(line) for line in text.splitlines()), default=0)
-    if bound <= _SAFE_COMPOSE_DEPTH:
+    if bound <= MAX_YAML_DEPTH:
         return
     depth = 0
     try:
@@ -143,9 +141,8 @@ def _check_nesting(text: str) -> None:
 
 
 def _check_expansion(root: yaml.Node) -> None:
-    """Refuse alias bombs, recursive aliases and deep nesting: measure the tree as if aliases were expanded."""
+    """Refuse alias bombs and recursive aliases: count the nodes as if every alias were expanded."""
     sizes: dict[int, int] = {}
-    heights: dict[int, int] = {}
     open_nodes: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
@@ -153,11 +150,7 @@ def _check_expansion(root: yaml.Node) -> None:
         key = id(node)
         if children_done:
             open_nodes.discard(key)
-            children = _children(node)
-            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
-            heights[key] = 1 + max((heights[id(child)] for child in children), default=0)
-            if heights[key] > MAX_YAML_DEPTH:
-                raise ManifestError(f"YAML nested deeper than {MAX_YAML_DEPTH} levels")
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _children(node))
             if sizes[key] > MAX_YAML_NODES:
                 raise ManifestError(
                     f"YAML expands to more than {MAX_YAML_NODES} nodes (an alias bomb?); refusing to load it"
@@ -168,7 +161,7 @@ def _check_expansion(root: yaml.Node) -> None:
         if key in open_nodes:
             raise ManifestError("YAML alias refers to itself (a recursive structure); refusing to load it")
         if isinstance(node, yaml.ScalarNode):
-            sizes[key] = heights[key] = 1
+            sizes[key] = 1
             continue
         open_nodes.add(key)
         stack.append((node, True))
@@ -186,6 +179,7 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
 def load_documents(text: str) -> list[Any]:
     """Load every non-empty YAML document of a text, safely; raise ManifestError on anything hostile."""
     _check_nesting(text)
+    has_aliases = "*" in text  # an alias needs a '*'; without one the node graph is a plain tree
     loader = _StrictLoader(text)
     docs: list[Any] = []
     try:
@@ -193,7 +187,8 @@ def load_documents(text: str) -> list[Any]:
             node = loader.get_node()
             if node is None:
                 continue
-            _check_expansion(node)
+            if has_aliases:
+                _check_expansion(node)
             doc = loader.construct_document(node)
             if doc is not None:
                 docs.append(doc)

@@ -96,8 +96,8 @@ class _Walker:
             return []
 
     def read_text(self, path: Path) -> str:
-        """Read a small UTF-8 file inside the catalog, or raise ManifestError."""
-        if not self.inside(path):
+        """Read a small UTF-8 file of a folder already known to be inside the catalog, or raise ManifestError."""
+        if path.is_symlink() and not self.inside(path):
             raise ManifestError("is a link that leads outside the catalog; not followed")
         try:
             st = path.stat()
@@ -223,6 +223,9 @@ class _Walker:
     def read_samples(self, folder: Path) -> dict[str, str]:
         samples_dir = folder / "samples"
         if not samples_dir.is_dir():
+            return {}
+        if samples_dir.is_symlink() and not self.inside(samples_dir):
+            self.tree.report("warning", self.rel(samples_dir), "is a link that leads outside the catalog; not followed")
             return {}
         samples: dict[str, str] = {}
         for dirpath, dirnames, filenames in os.walk(samples_dir):

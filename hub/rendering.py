@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup
@@ -27,15 +29,25 @@ _ALLOWED_TAGS = nh3.ALLOWED_TAGS | {
 _ALLOWED_ATTRIBUTES = {
     **{tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()},
     "code": {"class"},
+    "blockquote": {"class"},
     "span": {"class"},
     "img": {"src", "alt", "title", "width", "height"},
     "a": {"href", "title"},
 }
 
 
+# GitHub's alert syntax, "> [!WARNING]" as the first line of a quote, which catalog READMEs use.
+_ALERT = re.compile(r"<blockquote>\s*<p>\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\]\s*", re.IGNORECASE)
+
+
+def _alert(match: re.Match[str]) -> str:
+    kind = match.group(1).lower()
+    return f'<blockquote class="alert alert-{kind}"><p><strong>{kind.title()}</strong><br>'
+
+
 def readme_html(markdown: str) -> Markup:
     """Render a catalog README; scripts, event handlers and javascript: links are removed."""
-    html = _markdown.render(markdown)
+    html = _ALERT.sub(_alert, _markdown.render(markdown))
     clean = nh3.clean(
         html,
         tags=_ALLOWED_TAGS,

@@ -70,44 +70,65 @@ def postgres_server() -> Iterator[str]:
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated once; each test gets a copy."""
-    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
-    engine = make_engine(f"sqlite:///{path}")
+def _migrate_and_index(url: str, data_dir: Path, sample: Path) -> SyncSummary:
+    engine = make_engine(url)
     upgrade(engine)
-    with engine.connect() as conn:
-        conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
+    register(engine, "tekton", sample)
+    summary = sync(engine, Settings(data_dir=data_dir, database_url=url), "tekton")
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
     engine.dispose()
-    return path
+    return summary
 
 
 @pytest.fixture(scope="session")
-def postgres_template(request: pytest.FixtureRequest) -> str:
-    """A PostgreSQL database migrated once; each test gets a copy made with CREATE DATABASE ... TEMPLATE."""
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory, sample_catalog: Path) -> dict[str, Path]:
+    """SQLite files made once: "migrated" (empty schema) and "indexed" (the sample synced); tests get copies."""
+    base = tmp_path_factory.mktemp("sqlite-templates")
+    migrated = base / "migrated.db"
+    engine = make_engine(f"sqlite:///{migrated}")
+    upgrade(engine)
+    engine.dispose()
+    indexed = base / "indexed.db"
+    _SAMPLE_SUMMARY["sqlite"] = _migrate_and_index(f"sqlite:///{indexed}", base, sample_catalog)
+    return {"migrated": migrated, "indexed": indexed}
+
+
+@pytest.fixture(scope="session")
+def postgres_templates(request: pytest.FixtureRequest, sample_catalog: Path, tmp_path_factory) -> str:
+    """PostgreSQL template databases made once, copied per test with CREATE DATABASE ... TEMPLATE."""
     server = request.getfixturevalue("postgres_server")
     admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE taskhub_template"))
-    engine = make_engine(f"{server}/taskhub_template")
+        conn.execute(text("CREATE DATABASE template_migrated"))
+        conn.execute(text("CREATE DATABASE template_indexed"))
+    admin.dispose()
+    engine = make_engine(f"{server}/template_migrated")
     upgrade(engine)
     engine.dispose()
-    admin.dispose()
+    data_dir = tmp_path_factory.mktemp("pg-template")
+    _SAMPLE_SUMMARY["postgresql"] = _migrate_and_index(f"{server}/template_indexed", data_dir, sample_catalog)
     return server
+
+
+_SAMPLE_SUMMARY: dict[str, SyncSummary] = {}
 
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty, migrated database of each kind; the test runs once per kind."""
+    """A migrated database of each kind (the test runs once per kind); it already holds the synced sample
+    catalog when the test asks for the `indexed` fixture."""
+    template = "indexed" if "indexed" in request.fixturenames else "migrated"
     if request.param == "sqlite":
         path = tmp_path / "taskhub.db"
-        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        shutil.copy(request.getfixturevalue("sqlite_templates")[template], path)
         return f"sqlite:///{path}"
-    server = request.getfixturevalue("postgres_template")
+    server = request.getfixturevalue("postgres_templates")
     name = f"test_{os.getpid()}_{next(_counter)}"
     admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE taskhub_template"))
+        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE template_{template}"))
     admin.dispose()
     request.addfinalizer(lambda: _drop_database(server, name))
     return f"{server}/{name}"
@@ -146,10 +167,10 @@ def register(engine: Engine, name: str, source: str | Path, **kwargs: str) -> No
 
 
 @pytest.fixture
-def indexed(engine: Engine, settings: Settings, sample_catalog: Path) -> SyncSummary:
-    """The sample catalog registered as "tekton" and synced."""
-    register(engine, "tekton", sample_catalog)
-    return sync(engine, settings, "tekton")
+def indexed(database_url: str) -> SyncSummary:
+    """The sample catalog registered as "tekton" and synced (copied from a template synced once per session);
+    returns the summary of that sync."""
+    return _SAMPLE_SUMMARY["sqlite" if database_url.startswith("sqlite") else "postgresql"]
 
 
 @pytest.fixture

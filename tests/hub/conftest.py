@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -54,23 +55,29 @@ def hub_url(app: Flask) -> Iterator[str]:
         server.server_close()
 
 
-def open_context(browser: Browser, hub_url: str, **options: object) -> BrowserContext:
-    context = browser.new_context(base_url=hub_url, **options)  # type: ignore[arg-type]
-    context.set_default_timeout(TIMEOUT_MS)
-    return context
+@pytest.fixture
+def open_page(browser: Browser, hub_url: str) -> Iterator[Callable[..., Page]]:
+    """Opens a page in a new browser context with the given options (viewport, permissions, ...)."""
+    contexts: list[BrowserContext] = []
+
+    def open_page(**options: Any) -> Page:
+        context = browser.new_context(base_url=hub_url, **options)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    for context in contexts:
+        context.close()
 
 
 @pytest.fixture
-def page(browser: Browser, hub_url: str) -> Iterator[Page]:
-    """A fresh page with JavaScript on, in its own context, pointed at the hub."""
-    context = open_context(browser, hub_url)
-    yield context.new_page()
-    context.close()
+def page(open_page: Callable[..., Page]) -> Page:
+    """A fresh page with JavaScript on, pointed at the hub."""
+    return open_page()
 
 
 @pytest.fixture
-def page_without_js(browser: Browser, hub_url: str) -> Iterator[Page]:
+def page_without_js(open_page: Callable[..., Page]) -> Page:
     """A fresh page with JavaScript off: what the <noscript> controls are for."""
-    context = open_context(browser, hub_url, java_script_enabled=False)
-    yield context.new_page()
-    context.close()
+    return open_page(java_script_enabled=False)

@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
 
 from catalog.sync import SyncSummary
 from hub.config import Settings
 from tests.conftest import register, sync
-from tests.hub.conftest import open_context
 
 pytestmark = pytest.mark.browser
 
@@ -69,6 +69,15 @@ def test_search_for_nonsense_says_nothing_matches(page: Page, indexed: SyncSumma
     expect(page.locator("#result-count")).to_have_text("0 results")
     expect(page.get_by_text("No resources match. Try fewer filters or another word.")).to_be_visible()
     expect(page.locator("article.card")).to_have_count(0)
+
+
+def test_home_page_fits_a_phone_screen(open_page: Callable[..., Page], indexed: SyncSummary) -> None:
+    page = open_page(viewport={"width": 420, "height": 900})
+    page.goto("/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 420, "nothing sticks out sideways"
+    for element in (page.get_by_role("button", name="Search", exact=True), page.locator("article.card").first):
+        box = element.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 420
 
 
 # -- filters and sort -----------------------------------------------------------------------------------
@@ -254,9 +263,7 @@ After the script: this text must still be shown.
 """
 
 
-def test_scripts_in_catalog_content_never_run(
-    page: Page, engine: Engine, settings: Settings, tmp_path: Path
-) -> None:
+def test_scripts_in_catalog_content_never_run(page: Page, engine: Engine, settings: Settings, tmp_path: Path) -> None:
     folder = tmp_path / "evil-catalog" / "task" / "evil" / "0.1"
     folder.mkdir(parents=True)
     (folder / "evil.yaml").write_text(EVIL_MANIFEST)
@@ -357,35 +364,29 @@ def test_catalog_page_lists_the_sync_problems(page: Page, hub_url: str, indexed:
 # -- copy buttons ---------------------------------------------------------------------------------------
 
 
-def test_copy_puts_the_command_on_the_clipboard(browser: Browser, hub_url: str, indexed: SyncSummary) -> None:
-    context = open_context(browser, hub_url, permissions=["clipboard-read", "clipboard-write"])
-    try:
-        page = context.new_page()
-        page.goto("/tekton/task/git-clone")
-        copy = page.locator('button.copy[data-target="kubectl-command"]')
-        expect(copy).to_have_text("Copy")
-        copy.click()
-        expect(copy).to_have_text("Copied")
-        expect(page.locator('button.copy[data-target="tkn-command"]')).to_have_text("Copy")
-        pasted = page.evaluate("navigator.clipboard.readText()")
-        assert pasted == f"kubectl apply -f {hub_url}/v1/resource/tekton/task/git-clone/0.10/raw"
-    finally:
-        context.close()
+def test_copy_puts_the_command_on_the_clipboard(
+    open_page: Callable[..., Page], hub_url: str, indexed: SyncSummary
+) -> None:
+    page = open_page(permissions=["clipboard-read", "clipboard-write"])
+    page.goto("/tekton/task/git-clone")
+    copy = page.locator('button.copy[data-target="kubectl-command"]')
+    expect(copy).to_have_text("Copy")
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    expect(page.locator('button.copy[data-target="tkn-command"]')).to_have_text("Copy")
+    pasted = page.evaluate("navigator.clipboard.readText()")
+    assert pasted == f"kubectl apply -f {hub_url}/v1/resource/tekton/task/git-clone/0.10/raw"
 
 
 def test_copy_falls_back_when_the_clipboard_api_is_refused(
-    browser: Browser, hub_url: str, indexed: SyncSummary
+    open_page: Callable[..., Page], indexed: SyncSummary
 ) -> None:
-    context = open_context(browser, hub_url, permissions=["clipboard-read"])
-    try:
-        page = context.new_page()
-        page.goto("/tekton/task/git-clone")
-        page.evaluate("() => { navigator.clipboard.writeText = () => Promise.reject(new DOMException('no')); }")
-        copy = page.locator('button.copy[data-target="tkn-command"]')
-        copy.click()
-        expect(copy).to_have_text("Copied")
-        pasted = page.evaluate("navigator.clipboard.readText()")
-        assert pasted == page.locator("#tkn-command").inner_text()
-        assert pasted.startswith("tkn hub install task git-clone --version 0.10 ")
-    finally:
-        context.close()
+    page = open_page(permissions=["clipboard-read"])  # to read back what the fallback copied
+    page.goto("/tekton/task/git-clone")
+    page.evaluate("() => { navigator.clipboard.writeText = () => Promise.reject(new DOMException('no')); }")
+    copy = page.locator('button.copy[data-target="tkn-command"]')
+    copy.click()
+    expect(copy).to_have_text("Copied")
+    pasted = page.evaluate("navigator.clipboard.readText()")
+    assert pasted == page.locator("#tkn-command").inner_text()
+    assert pasted.startswith("tkn hub install task git-clone --version 0.10 ")
