@@ -124,7 +124,9 @@ class CatalogIndex:
                 table.c.version_id == ResourceVersion.id,
                 ResourceVersion.removed_at.is_(None),
             )
-            spellings = self.session.scalars(select(model.name).where(used).order_by(func.lower(model.name), model.name))
+            spellings = self.session.scalars(
+                select(model.name).where(used).order_by(func.lower(model.name), model.name)
+            )
             # Filters match names ignoring case, so "CLI" and "cli" are one choice.
             return list({name.lower(): name for name in reversed(list(spellings))}.values())[::-1]
 
