@@ -121,6 +121,8 @@ class ResourceVersion(Base):
     raw_url: Mapped[str | None] = mapped_column(Text)
     manifest: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))
+    # Digest of everything indexed for this version: a sync compares it instead of every column.
+    fingerprint: Mapped[str] = mapped_column(String(64))
     readme: Mapped[str | None] = mapped_column(Text)
     samples: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime())

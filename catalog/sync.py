@@ -7,13 +7,15 @@ generation, and so every ETag, as it was.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import Table, delete, distinct, func, insert, select, update
+from sqlalchemy.orm import Session
 
 from catalog.errors import Conflict, NotFound
 from catalog.models import (
@@ -26,6 +28,9 @@ from catalog.models import (
     ResourceVersion,
     Tag,
     utcnow,
+    version_categories,
+    version_platforms,
+    version_tags,
 )
 from catalog.sources import Checkout, check_context_dir, checkout, detect_provider, web_urls
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
@@ -112,93 +117,110 @@ def fetch_catalog(catalog: Catalog, work_dir: Path) -> tuple[Checkout, CatalogTr
     return files, read_catalog_tree(files.root, files.modified)
 
 
-_Named = TypeVar("_Named", Tag, Category, Platform)
+_NAMED: dict[str, tuple[type[Tag] | type[Category] | type[Platform], Table, str]] = {
+    "tags": (Tag, version_tags, "tag_id"),
+    "categories": (Category, version_categories, "category_id"),
+    "platforms": (Platform, version_platforms, "platform_id"),
+}
 
 
-class _Names(Generic[_Named]):
-    """Tag, category and platform rows by name, created on first use."""
+class _NameIds:
+    """Ids of tag, category or platform rows by name; missing rows are inserted in one statement."""
 
-    def __init__(self, session: Session, model: type[_Named]) -> None:
+    def __init__(self, session: Session, model: type[Tag] | type[Category] | type[Platform]) -> None:
         self.session = session
-        self.model: type[_Named] = model
-        self.rows: dict[str, _Named] = {row.name: row for row in session.scalars(select(model))}
+        self.model = model
+        self.ids: dict[str, int] = {name: id_ for id_, name in session.execute(select(model.id, model.name))}
 
-    def get(self, names: list[str]) -> list[_Named]:
-        out = []
-        for name in names:
-            row = self.rows.get(name)
-            if row is None:
-                row = self.model(name=name)
-                self.session.add(row)
-                self.rows[name] = row
-            out.append(row)
-        return sorted(out, key=lambda r: r.name)
+    def ensure(self, names: set[str]) -> None:
+        missing = sorted(names - self.ids.keys())
+        if missing:
+            stmt = insert(self.model).returning(self.model.id, self.model.name, sort_by_parameter_order=True)
+            self.ids.update({name: id_ for id_, name in self.session.execute(stmt, [{"name": n} for n in missing])})
+
+
+def _fingerprint(values: dict[str, Any], entry: VersionEntry) -> str:
+    """A digest of everything indexed for a version: equal fingerprints mean there is nothing to write."""
+    meta = entry.meta
+    data = {**values, "tags": meta.tags, "categories": meta.categories, "platforms": meta.platforms}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: CatalogTree) -> SyncSummary:
-    """Make the index of one catalog match its walked tree."""
+    """Make the index of one catalog match its walked tree, with a handful of bulk statements."""
     summary = SyncSummary(catalog=catalog.name, revision=files.revision)
-    resources = {
-        (r.kind, r.name): r
-        for r in session.scalars(
-            select(Resource)
-            .where(Resource.catalog_id == catalog.id)
-            .options(
-                selectinload(Resource.versions).selectinload(ResourceVersion.tags),
-                selectinload(Resource.versions).selectinload(ResourceVersion.categories),
-                selectinload(Resource.versions).selectinload(ResourceVersion.platforms),
-            )
+    now = utcnow()
+    resource_ids = {
+        (kind, name): id_
+        for id_, kind, name in session.execute(
+            select(Resource.id, Resource.kind, Resource.name).where(Resource.catalog_id == catalog.id)
         )
     }
-    tags, categories, platforms = _Names(session, Tag), _Names(session, Category), _Names(session, Platform)
-    now = utcnow()
+    new_resources = sorted({(e.meta.kind, e.name) for e in tree.versions} - resource_ids.keys())
+    if new_resources:
+        stmt = insert(Resource).returning(Resource.id, Resource.kind, Resource.name, sort_by_parameter_order=True)
+        rows = [{"catalog_id": catalog.id, "kind": k, "name": n, "created_at": now} for k, n in new_resources]
+        resource_ids.update({(kind, name): id_ for id_, kind, name in session.execute(stmt, rows)})
+    existing = {
+        (resource_id, version): (id_, fingerprint, removed_at)
+        for id_, resource_id, version, fingerprint, removed_at in session.execute(
+            select(
+                ResourceVersion.id,
+                ResourceVersion.resource_id,
+                ResourceVersion.version,
+                ResourceVersion.fingerprint,
+                ResourceVersion.removed_at,
+            )
+            .join(Resource)
+            .where(Resource.catalog_id == catalog.id)
+        )
+    }
+
+    inserts: list[tuple[dict[str, Any], VersionEntry]] = []
+    updates: list[tuple[int, dict[str, Any], VersionEntry]] = []
     seen: set[int] = set()
     for entry in tree.versions:
-        resource = resources.get((entry.meta.kind, entry.name))
-        if resource is None:
-            resource = Resource(catalog=catalog, kind=entry.meta.kind, name=entry.name, versions=[])
-            session.add(resource)
-            resources[(entry.meta.kind, entry.name)] = resource
-        existing = {v.version: v for v in resource.versions}
-        row = existing.get(entry.version)
-        web_url, raw_url = web_urls(
-            catalog.provider,
-            files.web_base,
-            files.revision or "",
-            f"{catalog.context_dir}/{entry.path}" if catalog.context_dir else entry.path,
-        )
-        values = _version_values(entry, web_url, raw_url)
-        names = (
-            tags.get(entry.meta.tags),
-            categories.get(entry.meta.categories),
-            platforms.get(entry.meta.platforms),
-        )
-        if row is None:
-            row = ResourceVersion(**values, indexed_at=now)
-            row.tags, row.categories, row.platforms = names
-            resource.versions.append(row)
-            summary.added += 1
-        elif _differs(row, values, names):
-            for key, value in values.items():
-                setattr(row, key, value)
-            row.tags, row.categories, row.platforms = names
-            row.removed_at = None
-            row.indexed_at = now
-            summary.updated += 1
-        if row.id is not None:
-            seen.add(row.id)
-    live_resources = set()
-    for resource in resources.values():
-        for row in resource.versions:
-            if row.id is not None and row.id not in seen and row.removed_at is None:
-                row.removed_at = now
-                summary.removed += 1
-            if row.removed_at is None:
-                summary.versions += 1
-                live_resources.add(resource.id or id(resource))
-    summary.resources = len(live_resources)
+        resource_id = resource_ids[(entry.meta.kind, entry.name)]
+        values = _version_values(catalog, files, entry)
+        values["fingerprint"] = _fingerprint(values, entry)
+        old = existing.get((resource_id, entry.version))
+        if old is None:
+            inserts.append(({**values, "resource_id": resource_id, "indexed_at": now}, entry))
+            continue
+        old_id, old_fingerprint, removed_at = old
+        seen.add(old_id)
+        if old_fingerprint != values["fingerprint"] or removed_at is not None:
+            updates.append((old_id, {**values, "removed_at": None, "indexed_at": now}, entry))
+    removed = [id_ for id_, _, removed_at in existing.values() if id_ not in seen and removed_at is None]
+
+    links: list[tuple[int, VersionEntry]] = []
+    if inserts:
+        new_ids = session.scalars(
+            insert(ResourceVersion).returning(ResourceVersion.id, sort_by_parameter_order=True),
+            [values for values, _ in inserts],
+        ).all()
+        links.extend(zip(new_ids, (entry for _, entry in inserts), strict=True))
+    for id_, values, entry in updates:
+        session.execute(update(ResourceVersion).where(ResourceVersion.id == id_).values(**values))
+        links.append((id_, entry))
+    if updates:
+        changed = [id_ for id_, _, _ in updates]
+        for _, table, _ in _NAMED.values():
+            session.execute(delete(table).where(table.c.version_id.in_(changed)))
+    if removed:
+        session.execute(update(ResourceVersion).where(ResourceVersion.id.in_(removed)).values(removed_at=now))
+    if links:
+        _link_names(session, links)
+
+    summary.added, summary.updated, summary.removed = len(inserts), len(updates), len(removed)
     summary.problems_changed = _replace_problems(session, catalog, tree)
     summary.problems.update(p.level for p in tree.problems)
+    live = session.execute(
+        select(func.count(ResourceVersion.id), func.count(distinct(ResourceVersion.resource_id)))
+        .join(Resource)
+        .where(Resource.catalog_id == catalog.id, ResourceVersion.removed_at.is_(None))
+    ).one()
+    summary.versions, summary.resources = live
     catalog.synced_revision = files.revision
     catalog.synced_at = now
     catalog.last_error = None
@@ -207,8 +229,23 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
     return summary
 
 
-def _version_values(entry: VersionEntry, web_url: str | None, raw_url: str | None) -> dict[str, object]:
+def _link_names(session: Session, links: list[tuple[int, VersionEntry]]) -> None:
+    for attribute, (model, table, column) in _NAMED.items():
+        names = _NameIds(session, model)
+        names.ensure({name for _, entry in links for name in getattr(entry.meta, attribute)})
+        rows = [
+            {"version_id": version_id, column: names.ids[name]}
+            for version_id, entry in links
+            for name in getattr(entry.meta, attribute)
+        ]
+        if rows:
+            session.execute(insert(table), rows)
+
+
+def _version_values(catalog: Catalog, files: Checkout, entry: VersionEntry) -> dict[str, Any]:
     meta = entry.meta
+    repo_path = f"{catalog.context_dir}/{entry.path}" if catalog.context_dir else entry.path
+    web_url, raw_url = web_urls(catalog.provider, files.web_base, files.revision or "", repo_path)
     return {
         "version": entry.version,
         "api_version": meta.api_version,
@@ -227,24 +264,19 @@ def _version_values(entry: VersionEntry, web_url: str | None, raw_url: str | Non
     }
 
 
-def _differs(
-    row: ResourceVersion, values: dict[str, object], names: tuple[list[Tag], list[Category], list[Platform]]
-) -> bool:
-    if row.removed_at is not None:
-        return True
-    if any(getattr(row, key) != value for key, value in values.items()):
-        return True
-    return (row.tags, row.categories, row.platforms) != names
-
-
 def _replace_problems(session: Session, catalog: Catalog, tree: CatalogTree) -> bool:
-    old = [(e.level, e.path, e.message) for e in catalog.errors]
+    where = CatalogError.catalog_id == catalog.id
+    old = session.execute(
+        select(CatalogError.level, CatalogError.path, CatalogError.message).where(where).order_by(CatalogError.id)
+    ).all()
     new = [(p.level, p.path, p.message) for p in tree.problems]
-    if old == new:
+    if [tuple(row) for row in old] == new:
         return False
-    catalog.errors.clear()
-    session.flush()
-    catalog.errors.extend(CatalogError(level=lvl, path=path, message=msg) for lvl, path, msg in new)
+    session.execute(delete(CatalogError).where(where))
+    if new:
+        rows = [{"catalog_id": catalog.id, "level": lvl, "path": path, "message": msg} for lvl, path, msg in new]
+        session.execute(insert(CatalogError), rows)
+    session.expire(catalog, ["errors"])
     return True
 
 

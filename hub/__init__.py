@@ -40,9 +40,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     db.init_app(app, engine)
-    app.extensions["taskhub.response_cache"] = ResponseCache(
-        engine, settings.generation_check_interval, settings.cache_max_age
-    )
+    cache = ResponseCache(engine, settings.generation_check_interval, settings.cache_max_age)
+    app.extensions["taskhub.response_cache"] = cache
+    app.wsgi_app = cache.wrap(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.register_blueprint(tekton_api.bp)
     app.register_blueprint(web.bp)
     errors.register(app)

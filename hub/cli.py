@@ -163,8 +163,9 @@ def catalog_errors(ctx: Context, name: str, level: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request")
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) -> None:
     """Serve the hub (web UI and APIs) with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
@@ -177,7 +178,8 @@ def serve(ctx: Context, host: str, port: int, workers: int) -> None:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("accesslog", "-")
+            if access_log:
+                self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
 
         def load(self) -> Any:

@@ -2,30 +2,37 @@
 
 Every answer of the read APIs is a function of the URL and the index, and the index has a generation number
 that every change bumps. A worker keeps answers keyed by (generation, host, URL) and looks the generation up
-at most every ``generation_check_interval`` seconds, so a repeated request costs no query at all.
+at most every ``generation_check_interval`` seconds. Hits are answered by a WSGI wrapper in front of Flask,
+so a repeated request costs no query and no Flask request at all.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from flask import Blueprint, Request, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
-from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.http import parse_etags
 
 from catalog.models import IndexState
 
 MAX_ENTRIES = 4096
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+
 
 @dataclass(frozen=True)
 class _Entry:
-    status: int
-    headers: tuple[tuple[str, str], ...]
+    etag: str
+    headers: list[tuple[str, str]]
+    not_modified_headers: list[tuple[str, str]]
     body: bytes
 
 
@@ -35,7 +42,7 @@ class ResponseCache:
         self.check_interval = check_interval
         self.max_age = max_age
         self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple[int, str, str], _Entry] = OrderedDict()
+        self._entries: dict[tuple[int, str, str, str], _Entry] = {}
         self._generation = -1
         self._checked_at = 0.0
 
@@ -51,53 +58,56 @@ class ResponseCache:
                 self._checked_at = now
         return self._generation
 
-    def _key(self, req: Request) -> tuple[int, str, str]:
-        return (self.generation(), req.host, req.full_path)
+    def _key(self, environ: Environ) -> tuple[int, str, str, str]:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        return (self.generation(), environ.get("HTTP_HOST", ""), path, environ.get("QUERY_STRING", ""))
 
-    def lookup(self, req: Request) -> BaseResponse | None:
-        key = self._key(req)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-        if entry is None:
-            return None
-        response = Response(entry.body, status=entry.status, headers=list(entry.headers))
-        return response.make_conditional(req)
-
-    def store(self, req: Request, response: Response) -> None:
-        if response.status_code != 200 or response.direct_passthrough or response.is_streamed:
+    def store(self, environ: Environ, response: Response) -> None:
+        """Remember a finished 200 answer to a GET (with its ETag already set)."""
+        if response.is_streamed or response.direct_passthrough:
             return
         body = response.get_data()
-        if len(body) > MAX_BODY_BYTES:
+        etag = response.get_etag()[0]
+        if len(body) > MAX_BODY_BYTES or not etag:
             return
-        entry = _Entry(response.status_code, tuple(response.headers.items()), body)
-        key = self._key(req)
+        headers = list(response.headers.items())
+        kept = {"etag", "cache-control", "vary"}
+        entry = _Entry(etag, headers, [(k, v) for k, v in headers if k.lower() in kept], body)
+        key = self._key(environ)
         with self._lock:
+            if len(self._entries) >= MAX_ENTRIES:
+                del self._entries[next(iter(self._entries))]
             self._entries[key] = entry
-            while len(self._entries) > MAX_ENTRIES:
-                self._entries.popitem(last=False)
 
+    def wrap(self, app: WSGIApp) -> WSGIApp:
+        """A WSGI app that answers cached GETs itself and hands everything else to app."""
 
-def _cache() -> ResponseCache:
-    return current_app.extensions["taskhub.response_cache"]
+        def cached_or_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+            if environ.get("REQUEST_METHOD") == "GET" and "HTTP_RANGE" not in environ:
+                entry = self._entries.get(self._key(environ))
+                if entry is not None:
+                    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+                    if if_none_match and parse_etags(if_none_match).contains_weak(entry.etag):
+                        start_response("304 NOT MODIFIED", entry.not_modified_headers)
+                        return []
+                    start_response("200 OK", entry.headers)
+                    return [entry.body]
+            return app(environ, start_response)
+
+        return cached_or_app
 
 
 def cache_responses(bp: Blueprint) -> None:
-    """Serve repeated GETs of bp from the cache; give every 200 an ETag and Cache-Control."""
-
-    @bp.before_request
-    def _serve_cached() -> BaseResponse | None:
-        if request.method not in ("GET", "HEAD"):
-            return None
-        return _cache().lookup(request)
+    """Give every 200 GET answer of bp an ETag and Cache-Control, and remember it for the WSGI wrapper."""
 
     @bp.after_request
-    def _remember(response: Response) -> BaseResponse:
-        if request.method not in ("GET", "HEAD") or response.status_code != 200 or "ETag" in response.headers:
+    def _remember(response: Response) -> Response:
+        if request.method != "GET" or response.status_code != 200:
             return response
+        cache: ResponseCache = current_app.extensions["taskhub.response_cache"]
         response.cache_control.public = True
-        response.cache_control.max_age = _cache().max_age
+        response.cache_control.max_age = cache.max_age
         response.add_etag()
-        _cache().store(request, response)
-        return response.make_conditional(request)
+        cache.store(request.environ, response)
+        response.make_conditional(request)
+        return response

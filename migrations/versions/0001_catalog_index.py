@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 04:35:18.812969
+Create Date: 2026-11-22 04:57:30.843103
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision: str = "0001"
 down_revision: str | None = None
@@ -103,6 +104,7 @@ def upgrade() -> None:
         sa.Column("raw_url", sa.Text(), nullable=True),
         sa.Column("manifest", sa.Text(), nullable=False),
         sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("readme", sa.Text(), nullable=True),
         sa.Column("samples", sa.JSON(), nullable=False),
         sa.Column("modified_at", sa.DateTime(timezone=True), nullable=False),

@@ -239,3 +239,30 @@ def test_etag_and_cache_control(client):
     assert client.get("/v1/resource/tekton/task/git-clone").headers["ETag"] == etag
     other = client.get("/v1/resource/tekton/task/buildah")
     assert other.headers["ETag"] != etag
+
+
+def test_hub_resolver_calls(client, sample_catalog):
+    """What Tekton's hub resolver (type tekton) sends: the catalog as configured ("Tekton"), then .../yaml."""
+    versions = [v["version"] for v in get_data(client, "/v1/resource/Tekton/task/git-clone")["versions"]]
+    assert versions[-1] == "0.10"
+    body = get_data(client, "/v1/resource/Tekton/task/git-clone/0.10/yaml")
+    assert body["yaml"] == (sample_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
+    step = get_data(client, "/v1/resource/tekton/stepaction/git-clone/0.2/yaml")["yaml"]
+    assert "kind: StepAction" in step
+
+
+def test_cached_answers_follow_the_index(client, engine, settings, tmp_path):
+    """A cached answer is reused only while the index is unchanged; a sync that changes it shows at once."""
+    from tests.catalog.factories import write_version
+    from tests.conftest import register, sync
+
+    before = client.get("/v1/catalogs")
+    assert client.get("/v1/catalogs").headers["ETag"] == before.headers["ETag"]
+    write_version(tmp_path / "mine", "hello", "0.1")
+    register(engine, "mine", tmp_path / "mine")
+    sync(engine, settings, "mine")
+    after = client.get("/v1/catalogs")
+    assert [c["name"] for c in after.get_json()["data"]] == ["mine", "tekton"]
+    assert after.headers["ETag"] != before.headers["ETag"]
+    stale = client.get("/v1/catalogs", headers={"If-None-Match": before.headers["ETag"]})
+    assert stale.status_code == 200
