@@ -96,26 +96,10 @@ def decode_text(data: bytes) -> str:
 
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _StrictLoader(_BaseLoader):
-    """SafeLoader that refuses duplicate mapping keys, as Kubernetes' strict decoding does."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            # Scalar keys compare by tag and text (cheap, and what Kubernetes' strict decoder sees).
-            if isinstance(key_node, yaml.ScalarNode):
-                key: Any = (key_node.tag, key_node.value)
-            else:
-                key = repr(self.construct_object(key_node, deep=True))
-            if key in seen:
-                shown = key[1] if isinstance(key, tuple) else key
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {shown!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+_MERGE = "tag:yaml.org,2002:merge"
+_NULL = "tag:yaml.org,2002:null"
+# Something that looks like a YAML anchor (&name) where a node starts; "&&", "2>&1" and "cmd &" do not.
+_ANCHOR = re.compile(r"(?:^|[\s\[{,:-])&[^\s&]", re.MULTILINE)
 
 
 def _check_nesting(text: str) -> None:
@@ -176,27 +160,78 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def load_documents(text: str) -> list[Any]:
-    """Load every non-empty YAML document of a text, safely; raise ManifestError on anything hostile."""
+def _check_keys(root: yaml.Node) -> None:
+    """Refuse duplicate mapping keys anywhere, as Kubernetes' strict decoding does."""
+    stack = [root]
+    visited: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.ScalarNode) or id(node) in visited:
+            continue
+        visited.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+            continue
+        seen: set[object] = set()
+        for key_node, value_node in node.value:
+            stack.append(value_node)
+            if key_node.tag == _MERGE:
+                continue
+            # Scalar keys compare by tag and text: what Kubernetes' decoder sees after YAML-to-JSON.
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else _node_text(key_node)
+            if key in seen:
+                shown = key[1] if isinstance(key, tuple) else key
+                mark = key_node.start_mark
+                raise ManifestError(f"invalid YAML: duplicate key {shown!r} at line {mark.line + 1}")
+            seen.add(key)
+            stack.append(key_node)
+
+
+def _node_text(node: yaml.Node) -> str:
+    return repr(yaml.constructor.SafeConstructor().construct_document(node))
+
+
+def compose_documents(text: str) -> list[yaml.Node]:
+    """The YAML node trees of every non-empty document of a text, after every safety check."""
     _check_nesting(text)
-    has_aliases = "*" in text  # an alias needs a '*'; without one the node graph is a plain tree
-    loader = _StrictLoader(text)
-    docs: list[Any] = []
+    # An alias needs an anchor and a '*'; without both the node graph is a plain tree.
+    has_aliases = "*" in text and _ANCHOR.search(text) is not None
+    loader = _BaseLoader(text)
+    nodes: list[yaml.Node] = []
     try:
         while loader.check_node():
             node = loader.get_node()
-            if node is None:
+            if node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL):
                 continue
             if has_aliases:
                 _check_expansion(node)
-            doc = loader.construct_document(node)
-            if doc is not None:
-                docs.append(doc)
+            _check_keys(node)
+            nodes.append(node)
     except yaml.YAMLError as exc:
         raise ManifestError(f"invalid YAML: {_one_line(exc)}") from None
     finally:
         loader.dispose()
-    return docs
+    return nodes
+
+
+def construct(node: yaml.Node | None) -> Any:
+    """The Python value of a checked node (None for None)."""
+    if node is None:
+        return None
+    try:
+        return yaml.constructor.SafeConstructor().construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ManifestError(f"invalid YAML: {_one_line(exc)}") from None
+
+
+def load_documents(text: str) -> list[Any]:
+    """Load every non-empty YAML document of a text, safely; raise ManifestError on anything hostile."""
+    return [construct(node) for node in compose_documents(text)]
+
+
+def _fields(node: yaml.Node) -> dict[str, yaml.Node]:
+    """A mapping node's values by their string keys (merge keys and other keys are left out)."""
+    return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE}
 
 
 def _one_line(exc: Exception) -> str:
@@ -233,14 +268,29 @@ def _string_map(meta: dict[str, Any], key: str) -> dict[str, str]:
 
 def parse_resource(text: str, *, kind: str) -> ResourceManifest:
     """Parse the manifest of a resource version of the given kind ("Task", "Pipeline", "StepAction")."""
-    docs = load_documents(text)
-    if not docs:
+    nodes = compose_documents(text)
+    if not nodes:
         raise ManifestError("the file holds no YAML document")
-    if len(docs) > 1:
-        raise ManifestError(f"expected one resource, found {len(docs)} YAML documents")
-    doc = docs[0]
-    if not isinstance(doc, dict):
-        raise ManifestError(f"expected a mapping at the top level, found {type(doc).__name__}")
+    if len(nodes) > 1:
+        raise ManifestError(f"expected one resource, found {len(nodes)} YAML documents")
+    if "<<" in text:
+        # Merge keys can hide fields anywhere: build the whole document.
+        doc = construct(nodes[0])
+        if not isinstance(doc, dict):
+            raise ManifestError(f"expected a mapping at the top level, found {type(doc).__name__}")
+        spec_value = doc.get("spec")
+    else:
+        # Only what the hub reads is built; the rest was checked as nodes.
+        if not isinstance(nodes[0], yaml.MappingNode):
+            raise ManifestError("expected a mapping at the top level")
+        top = _fields(nodes[0])
+        doc = {key: construct(top.get(key)) for key in ("apiVersion", "kind", "metadata") if key in top}
+        spec_node = top.get("spec")
+        if isinstance(spec_node, yaml.MappingNode):
+            spec_fields = _fields(spec_node)
+            spec_value = {k: construct(spec_fields[k]) for k in ("description", "resources") if k in spec_fields}
+        else:
+            spec_value = construct(spec_node)
     found_kind = doc.get("kind")
     if found_kind != kind:
         raise ManifestError(f"kind is {found_kind!r}, expected {kind!r} in a {kind.lower()}/ folder")
@@ -258,7 +308,7 @@ def parse_resource(text: str, *, kind: str) -> ResourceManifest:
         raise ManifestError(f"metadata.name {name!r} is not a valid DNS-1123 label")
     labels = _string_map(meta, "labels")
     annotations = _string_map(meta, "annotations")
-    spec = doc.get("spec")
+    spec = spec_value
     if not isinstance(spec, dict):
         raise ManifestError("spec is missing or not a mapping")
 

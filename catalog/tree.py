@@ -71,23 +71,22 @@ class CatalogTree:
 
 
 class _Walker:
+    """Walks with plain string paths: a catalog has thousands of files, and pathlib costs more than the reads."""
+
     def __init__(self, root: Path, modified: Mapping[str, datetime]) -> None:
-        self.root = root.resolve()
+        self.root = os.path.realpath(root)
         self.modified = modified
         self.tree = CatalogTree()
 
-    def rel(self, path: Path) -> str:
-        return path.relative_to(self.root).as_posix()
+    def rel(self, path: str) -> str:
+        return path[len(self.root) + 1 :] or "."
 
-    def inside(self, path: Path) -> bool:
+    def inside(self, path: str) -> bool:
         """True when path, with every link followed, stays inside the catalog."""
-        try:
-            path.resolve().relative_to(self.root)
-        except (ValueError, OSError, RuntimeError):
-            return False
-        return True
+        real = os.path.realpath(path)
+        return real == self.root or real.startswith(self.root + os.sep)
 
-    def entries(self, folder: Path) -> list[os.DirEntry[str]]:
+    def entries(self, folder: str) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(folder) as it:
                 return sorted(it, key=lambda e: e.name)
@@ -95,17 +94,17 @@ class _Walker:
             self.tree.report("error", self.rel(folder), f"cannot list folder: {exc.strerror}")
             return []
 
-    def read_text(self, path: Path) -> str:
+    def read_text(self, path: str) -> str:
         """Read a small UTF-8 file of a folder already known to be inside the catalog, or raise ManifestError."""
-        if path.is_symlink() and not self.inside(path):
+        if os.path.islink(path) and not self.inside(path):
             raise ManifestError("is a link that leads outside the catalog; not followed")
         try:
-            st = path.stat()
-            if not stat.S_ISREG(st.st_mode):
-                raise ManifestError("is not a regular file")
-            if st.st_size > MAX_FILE_BYTES:
-                raise ManifestError(f"file is {st.st_size} bytes, over the {MAX_FILE_BYTES}-byte limit")
             with open(path, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    raise ManifestError("is not a regular file")
+                if st.st_size > MAX_FILE_BYTES:
+                    raise ManifestError(f"file is {st.st_size} bytes, over the {MAX_FILE_BYTES}-byte limit")
                 data = f.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise ManifestError(f"cannot read: {exc.strerror}") from None
@@ -114,67 +113,65 @@ class _Walker:
     def walk(self) -> CatalogTree:
         found_any = False
         for folder, kind in KINDS.items():
-            kind_dir = self.root / folder
-            if not kind_dir.is_dir():
+            kind_dir = os.path.join(self.root, folder)
+            if not os.path.isdir(kind_dir):
                 continue
             found_any = True
             if not self.inside(kind_dir):
                 self.tree.report("error", folder, "is a link that leads outside the catalog; not followed")
                 continue
             for entry in self.entries(kind_dir):
-                self.walk_resource(kind, kind_dir / entry.name, entry)
+                self.walk_resource(kind, entry)
         if not found_any:
             self.tree.report("critical", ".", "no task/, pipeline/ or stepaction/ folder: not a catalog tree")
         elif not self.tree.versions:
             self.tree.report("error", ".", "no resources found in the catalog")
         return self.tree
 
-    def walk_resource(self, kind: str, path: Path, entry: os.DirEntry[str]) -> None:
-        rel = self.rel(path)
+    def walk_resource(self, kind: str, entry: os.DirEntry[str]) -> None:
+        rel = self.rel(entry.path)
         name = entry.name
         if name.startswith("."):
             return
         if not entry.is_dir():
             self.tree.report("info", rel, f"plain file where a {kind.lower()} folder is expected; skipped")
             return
-        if entry.is_symlink() and not self.inside(path):
+        if entry.is_symlink() and not self.inside(entry.path):
             self.tree.report("error", rel, "is a link that leads outside the catalog; not followed")
             return
         if not is_dns1123_label(name):
             self.tree.report("error", rel, f"folder name {name!r} is not a valid resource name (DNS-1123 label)")
             return
         versions = 0
-        for child in self.entries(path):
-            child_path = path / child.name
+        for child in self.entries(entry.path):
             if child.name.startswith("."):
                 continue
             if not child.is_dir():
                 if child.name not in _RESOURCE_LEVEL_FILES:
-                    self.tree.report("info", self.rel(child_path), "file beside the version folders; ignored")
+                    self.tree.report("info", self.rel(child.path), "file beside the version folders; ignored")
                 continue
             try:
                 Version.parse(child.name, allow_short=False)
             except InvalidVersion:
-                self.tree.report("warning", self.rel(child_path), f"{child.name!r} is not a version folder; skipped")
+                self.tree.report("warning", self.rel(child.path), f"{child.name!r} is not a version folder; skipped")
                 continue
             versions += 1
-            self.walk_version(kind, name, child.name, child_path)
+            self.walk_version(kind, name, child)
         if versions == 0:
             self.tree.report("error", rel, "no version folders")
 
-    def walk_version(self, kind: str, name: str, version: str, folder: Path) -> None:
-        rel_folder = self.rel(folder)
-        if not self.inside(folder):
-            self.tree.report("error", rel_folder, "is a link that leads outside the catalog; not followed")
+    def walk_version(self, kind: str, name: str, folder: os.DirEntry[str]) -> None:
+        version = folder.name
+        if folder.is_symlink() and not self.inside(folder.path):
+            self.tree.report("error", self.rel(folder.path), "is a link that leads outside the catalog; not followed")
             return
-        candidates = [folder / f"{name}.yaml", folder / f"{name}.yml"]
-        present = [p for p in candidates if p.exists() or p.is_symlink()]
+        present = [p for p in (f"{folder.path}/{name}.yaml", f"{folder.path}/{name}.yml") if os.path.lexists(p)]
         if not present:
-            self.tree.report("error", rel_folder, f"no manifest: expected {name}.yaml in the version folder")
+            self.tree.report("error", self.rel(folder.path), f"no manifest: expected {name}.yaml in the version folder")
             return
-        manifest_path = present[0]
         if len(present) > 1:
             self.tree.report("warning", self.rel(present[1]), f"ignored: {name}.yaml is the manifest")
+        manifest_path = present[0]
         rel = self.rel(manifest_path)
         try:
             text = self.read_text(manifest_path)
@@ -187,9 +184,7 @@ class _Walker:
             return
         if meta.version != Version.parse(version):
             self.tree.report(
-                "error",
-                rel,
-                f"version label {meta.version.text!r} does not match the folder version {version!r}",
+                "error", rel, f"version label {meta.version.text!r} does not match the folder version {version!r}"
             )
             return
         for finding in meta.findings:
@@ -203,15 +198,15 @@ class _Walker:
                 manifest=text,
                 digest=hashlib.sha256(text.encode()).hexdigest(),
                 meta=meta,
-                readme=self.read_readme(folder),
-                samples=self.read_samples(folder),
+                readme=self.read_readme(folder.path),
+                samples=self.read_samples(folder.path),
                 modified_at=self.modified.get(rel) or _mtime(manifest_path),
             )
         )
 
-    def read_readme(self, folder: Path) -> str | None:
-        path = folder / "README.md"
-        if not (path.exists() or path.is_symlink()):
+    def read_readme(self, folder: str) -> str | None:
+        path = f"{folder}/README.md"
+        if not os.path.lexists(path):
             self.tree.report("info", self.rel(folder), "no README.md")
             return None
         try:
@@ -220,11 +215,11 @@ class _Walker:
             self.tree.report("warning", self.rel(path), f"README not shown: {exc}")
             return None
 
-    def read_samples(self, folder: Path) -> dict[str, str]:
-        samples_dir = folder / "samples"
-        if not samples_dir.is_dir():
+    def read_samples(self, folder: str) -> dict[str, str]:
+        samples_dir = f"{folder}/samples"
+        if not os.path.isdir(samples_dir):
             return {}
-        if samples_dir.is_symlink() and not self.inside(samples_dir):
+        if os.path.islink(samples_dir) and not self.inside(samples_dir):
             self.tree.report("warning", self.rel(samples_dir), "is a link that leads outside the catalog; not followed")
             return {}
         samples: dict[str, str] = {}
@@ -233,16 +228,16 @@ class _Walker:
             for filename in sorted(filenames):
                 if not filename.endswith((".yaml", ".yml")):
                     continue
-                path = Path(dirpath) / filename
+                path = os.path.join(dirpath, filename)
                 try:
-                    samples[path.relative_to(samples_dir).as_posix()] = self.read_text(path)
+                    samples[path[len(samples_dir) + 1 :]] = self.read_text(path)
                 except ManifestError as exc:
                     self.tree.report("warning", self.rel(path), f"sample not shown: {exc}")
         return samples
 
 
-def _mtime(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).replace(microsecond=0)
+def _mtime(path: str) -> datetime:
+    return datetime.fromtimestamp(os.stat(path).st_mtime, tz=UTC).replace(microsecond=0)
 
 
 def read_catalog_tree(root: Path, modified: Mapping[str, datetime] | None = None) -> CatalogTree:
