@@ -49,12 +49,6 @@ def data(body: object) -> Response:
     return jsonify(data=body)
 
 
-def paged(body: list[object], total: int) -> Response:
-    response = data(body)
-    response.headers["Pagination-Total-Count"] = str(total)
-    return response
-
-
 # -- status and lists --------------------------------------------------------------------------------------
 
 
@@ -90,23 +84,27 @@ def query() -> Response:
         limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT,
         offset=uint_arg("offset", 0),
     )
-    views, total = db.index().search(search)
-    if not views:
-        raise NotFound("resource not found")
-    s = shapes()
-    return paged([s.resource(v, with_versions=False) for v in views], total)
+    return resource_list(search)
 
 
 @bp.get("/v1/resources")
 def resources() -> Response:
-    search = SearchQuery(
-        sort="name", limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT, offset=uint_arg("offset", 0)
+    return resource_list(
+        SearchQuery(
+            sort="name", limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT, offset=uint_arg("offset", 0)
+        )
     )
+
+
+def resource_list(search: SearchQuery) -> Response:
+    """A page of resources without their versions list; 404 when nothing matches, as upstream."""
     views, total = db.index().search(search)
     if not views:
         raise NotFound("resource not found")
     s = shapes()
-    return paged([s.resource(v, with_versions=False) for v in views], total)
+    response = data([s.resource(v, with_versions=False) for v in views])
+    response.headers["Pagination-Total-Count"] = str(total)
+    return response
 
 
 @bp.get("/v1/catalogs")

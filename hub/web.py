@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 
-from catalog.errors import NotFound
+from catalog.errors import InvalidKind, NotFound
 from catalog.queries import SORTS, ResourceView, SearchQuery, parse_kind
 from catalog.tree import LEVELS
 from hub import db
@@ -70,7 +70,7 @@ def home() -> Response | str:
 def _canonical_kind(kind: str) -> str:
     try:
         return parse_kind(kind)
-    except Exception:
+    except InvalidKind:
         raise NotFound(f"no such kind {kind!r}") from None
 
 

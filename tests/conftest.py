@@ -99,11 +99,7 @@ def sqlite_templates(tmp_path_factory: pytest.TempPathFactory, sample_catalog: P
 def postgres_templates(request: pytest.FixtureRequest, sample_catalog: Path, tmp_path_factory) -> str:
     """PostgreSQL template databases made once, copied per test with CREATE DATABASE ... TEMPLATE."""
     server = request.getfixturevalue("postgres_server")
-    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text("CREATE DATABASE template_migrated"))
-        conn.execute(text("CREATE DATABASE template_indexed"))
-    admin.dispose()
+    _admin_sql(server, "CREATE DATABASE template_migrated", "CREATE DATABASE template_indexed")
     engine = make_engine(f"{server}/template_migrated")
     upgrade(engine)
     engine.dispose()
@@ -124,21 +120,24 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         path = tmp_path / "taskhub.db"
         shutil.copy(request.getfixturevalue("sqlite_templates")[template], path)
         return f"sqlite:///{path}"
-    server = request.getfixturevalue("postgres_templates")
+    return _fresh_database(request, request.getfixturevalue("postgres_templates"), f"template_{template}")
+
+
+def _admin_sql(server: str, *statements: str) -> None:
+    """Run statements outside any transaction (CREATE/DROP DATABASE) on the server's maintenance database."""
+    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for statement in statements:
+            conn.execute(text(statement))
+    admin.dispose()
+
+
+def _fresh_database(request: pytest.FixtureRequest, server: str, template: str | None) -> str:
+    """A new database for one test, copied from template when given, dropped after the test."""
     name = f"test_{os.getpid()}_{next(_counter)}"
-    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name} TEMPLATE template_{template}"))
-    admin.dispose()
-    request.addfinalizer(lambda: _drop_database(server, name))
+    _admin_sql(server, f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    request.addfinalizer(lambda: _admin_sql(server, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     return f"{server}/{name}"
-
-
-def _drop_database(server: str, name: str) -> None:
-    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 @pytest.fixture
@@ -189,11 +188,4 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database with no schema at all, of each kind."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'empty.db'}"
-    server = request.getfixturevalue("postgres_server")
-    name = f"empty_{os.getpid()}_{next(_counter)}"
-    admin = make_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    request.addfinalizer(lambda: _drop_database(server, name))
-    return f"{server}/{name}"
+    return _fresh_database(request, request.getfixturevalue("postgres_server"), None)

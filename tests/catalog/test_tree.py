@@ -9,10 +9,6 @@ from catalog.tree import read_catalog_tree
 from tests.catalog.factories import task_yaml, write_version
 
 
-def problems_of(tree, level=None):
-    return {(p.path, p.message) for p in tree.problems if level in (None, p.level)}
-
-
 def has_problem(tree, level, path, fragment):
     return any(p.level == level and p.path == path and fragment in p.message for p in tree.problems)
 
