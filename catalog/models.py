@@ -77,7 +77,9 @@ class Catalog(Base):
     revision: Mapped[str | None] = mapped_column(String(255))
     context_dir: Mapped[str | None] = mapped_column(String(1024))
     type: Mapped[str] = mapped_column(String(32), default="community")
-    provider: Mapped[str] = mapped_column(String(32), default="local")
+    provider: Mapped[str] = mapped_column(String(32), default="local")  # local, git hosts, or "oci" (a registry)
+    # For a registry: the repositories to read when it does not list them (/v2/_catalog).
+    repositories: Mapped[list[str]] = mapped_column(JSON, default=list)
     # The commit (git) or content fingerprint (directory) of the last successful sync.
     synced_revision: Mapped[str | None] = mapped_column(String(128))
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -118,6 +120,8 @@ class ResourceVersion(Base):
     min_pipelines_version: Mapped[str | None] = mapped_column(String(64))
     path: Mapped[str] = mapped_column(String(1024))
     web_url: Mapped[str | None] = mapped_column(Text)
+    # The Tekton bundle holding this version, pinned: "host/repo@sha256:..." (read from or published to a registry).
+    bundle_ref: Mapped[str | None] = mapped_column(Text)
     raw_url: Mapped[str | None] = mapped_column(Text)
     manifest: Mapped[str] = mapped_column(Text)
     digest: Mapped[str] = mapped_column(String(64))

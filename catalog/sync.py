@@ -261,6 +261,8 @@ def _version_values(catalog: Catalog, files: Checkout, entry: VersionEntry) -> d
         "readme": entry.readme,
         "samples": entry.samples,
         "modified_at": entry.modified_at,
+        # A changed version drops the bundle it was published as; a registry's versions carry their own.
+        "bundle_ref": entry.bundle_ref,
     }
 
 

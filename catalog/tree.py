@@ -57,6 +57,7 @@ class VersionEntry:
     readme: str | None
     samples: dict[str, str]
     modified_at: datetime
+    bundle_ref: str | None = None  # set for versions read from a registry
 
 
 @dataclass

@@ -34,7 +34,7 @@ def run(tmp_path, empty_database_url):
 
 
 def test_add_sync_errors(run, sample_catalog):
-    assert "database at revision 0001" in run("db", "upgrade").stdout
+    assert "database at revision 0002" in run("db", "upgrade").stdout
     assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(sample_catalog)).stdout
     synced = run("catalog", "sync")
     assert "tekton: 24 resources, 69 versions" in synced.stdout

@@ -3,9 +3,11 @@
 import subprocess
 import sys
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select, text
+from sqlalchemy.orm import Session
 
 from catalog.db import current_revision, make_engine, upgrade
+from catalog.models import Catalog
 from tests.conftest import REPO
 
 
@@ -13,7 +15,7 @@ def test_upgrade_head_on_an_empty_database_then_alembic_check(empty_database_url
     engine = make_engine(empty_database_url)
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     assert {"catalogs", "resources", "resource_versions", "catalog_errors"} <= set(inspect(engine).get_table_names())
     engine.dispose()
     check = subprocess.run(
@@ -28,5 +30,23 @@ def test_upgrade_is_idempotent(empty_database_url):
     engine = make_engine(empty_database_url)
     upgrade(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
+    engine.dispose()
+
+
+def test_upgrade_keeps_existing_catalogs(empty_database_url):
+    engine = make_engine(empty_database_url)
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO catalogs (name, source, type, provider, created_at) "
+                "VALUES ('old', '/srv/catalog', 'community', 'local', CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name, repositories FROM catalogs")).one()[0] == "old"
+    with Session(engine) as session:
+        assert session.scalar(select(Catalog.repositories)) == []
     engine.dispose()
