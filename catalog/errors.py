@@ -38,3 +38,56 @@ class Conflict(TaskhubError):
 
 class CatalogSourceError(TaskhubError):
     """A catalog's source could not be read (missing directory, failed git clone)."""
+
+
+class RegistryError(TaskhubError):
+    """An OCI registry call failed; the subclasses say why."""
+
+
+class InvalidReference(RegistryError, ValueError):
+    """A malformed image reference, repository name or digest (nothing was sent to a registry)."""
+
+
+class InsecureRegistry(RegistryError):
+    """Plain HTTP to a host that is not loopback, without ``insecure=True`` (nothing was sent)."""
+
+
+class RegistryUnreachable(RegistryError):
+    """The registry could not be reached: connection refused, unknown host, timeout, deadline passed."""
+
+
+class RegistryServerError(RegistryError):
+    """The registry kept answering with a 5xx status."""
+
+
+class RegistryAuthError(RegistryError):
+    """The registry (or its token service) refused the credentials, or none were given (HTTP 401/403)."""
+
+
+class RegistryNotFound(RegistryError):
+    """The repository, manifest, tag or blob does not exist in the registry (HTTP 404)."""
+
+
+class BlobDigestMismatch(RegistryError):
+    """Content served by a registry (or read from the blob cache) does not match its digest or size."""
+
+    def __init__(self, message: str, *, expected: str, actual: str | None) -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class BlobTooLarge(RegistryError):
+    """A blob or manifest is larger than the caller allows; it was refused before or while downloading."""
+
+    def __init__(self, message: str, *, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class BundleError(TaskhubError):
+    """Files that cannot become a Tekton bundle, or a bundle Tekton's resolver would refuse; the message says why."""
+
+
+class BundleEntryNotFound(BundleError, NotFound):
+    """A Tekton bundle holds no object of the kind and name asked for."""

@@ -21,6 +21,7 @@ from catalog.db import make_engine, upgrade
 from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
 from hub import create_app
 from hub.config import Settings
+from tests.registry_fixture import *  # noqa: F403
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("TASKHUB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))

@@ -1,0 +1,111 @@
+"""A content-addressed blob cache on disk, and `CachedRegistry`, which serves blobs from it.
+
+The cache is shared by every repository and registry: a digest names the same bytes everywhere. That also means
+a blob is served from the cache to anyone who asks for its digest, so access checks belong to the manifest that
+names it, which is always fetched from the registry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from catalog.errors import BlobDigestMismatch, BlobTooLarge
+from catalog.registry import DEFAULT_MAX_BLOB_BYTES, Manifest, Reference, Registry, check_content, check_digest
+
+log = logging.getLogger(__name__)
+
+
+class BlobCache:
+    """Blobs in a directory, one file per digest (`<algorithm>/<hex>`), written atomically, checked on every read."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    def path(self, digest: str) -> Path:
+        algorithm = check_digest(digest)
+        return self.directory / algorithm / digest.split(":", 1)[1]
+
+    def get(self, digest: str, max_bytes: int | None = None) -> bytes | None:
+        """The blob, or None if it is not cached (a corrupt file is removed and counts as not cached)."""
+        path = self.path(digest)
+        try:
+            if max_bytes is not None and path.stat().st_size > max_bytes:
+                raise BlobTooLarge(f"cached blob {digest} is over the {max_bytes} bytes allowed", limit=max_bytes)
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            check_content(data, digest, None, f"cached blob {path}")
+        except BlobDigestMismatch as exc:
+            log.warning("%s; removed, it will be downloaded again", exc)
+            path.unlink(missing_ok=True)
+            return None
+        return data
+
+    def put(self, digest: str, data: bytes) -> None:
+        """Store `data` under `digest` (which it must match); readers never see a partly written file."""
+        check_content(data, digest, None, "blob to cache")
+        path = self.path(digest)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
+        try:
+            with os.fdopen(fd, "wb") as file:
+                file.write(data)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+
+
+class CachedRegistry:
+    """A `Registry` that keeps each blob it downloads or uploads in a `BlobCache`, so none is downloaded twice.
+
+    Manifests, tags and listings always come from the registry: tags move, and a manifest is small.
+    """
+
+    def __init__(self, registry: Registry, cache: BlobCache) -> None:
+        self.registry = registry
+        self.cache = cache
+
+    def get_blob(self, repo: str, digest: str, size: int | None, max_bytes: int = DEFAULT_MAX_BLOB_BYTES) -> bytes:
+        what = f"get blob {digest} of {repo}"
+        if size is not None and size > max_bytes:
+            raise BlobTooLarge(
+                f"{what}: its descriptor says {size} bytes, over the {max_bytes} allowed", limit=max_bytes
+            )
+        data = self.cache.get(digest, max_bytes)
+        if data is None:
+            data = self.registry.get_blob(repo, digest, size, max_bytes)
+            self.cache.put(digest, data)
+        elif size is not None and len(data) != size:
+            message = f"{what}: its descriptor says {size} bytes, the blob with that digest has {len(data)}"
+            raise BlobDigestMismatch(message, expected=digest, actual=digest)
+        return data
+
+    def push_blob(self, repo: str, data: bytes) -> str:
+        digest = self.registry.push_blob(repo, data)
+        self.cache.put(digest, data)
+        return digest
+
+    def get_manifest(self, ref: Reference | str) -> Manifest:
+        return self.registry.get_manifest(ref)
+
+    def head_manifest(self, ref: Reference | str) -> str | None:
+        return self.registry.head_manifest(ref)
+
+    def blob_exists(self, repo: str, digest: str) -> bool:
+        return self.registry.blob_exists(repo, digest)
+
+    def push_manifest(self, ref: Reference | str, raw: bytes, media_type: str) -> str:
+        return self.registry.push_manifest(ref, raw, media_type)
+
+    def list_tags(self, repo: str) -> list[str]:
+        return self.registry.list_tags(repo)
+
+    def list_repositories(self) -> list[str]:
+        return self.registry.list_repositories()

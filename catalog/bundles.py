@@ -1,0 +1,421 @@
+"""Tekton bundles, built as `tkn bundle push` builds them and read as Tekton's bundles resolver reads them.
+
+Each object becomes a gzip'd tar layer holding one file, named after the object, with its JSON. Everything is
+byte-identical to tkn's but the deflate stream: tkn uses Go's compress/flate BestSpeed, its own algorithm, which
+zlib cannot reproduce at any setting. So layer and manifest digests differ from tkn's while the tars (diff_ids),
+the config and the manifest layout match; the gzip header is Go's (mtime 0), so output depends only on the input.
+
+Reading follows the resolver: its compliance checks and error strings, its lookup, its layer decoding (gzip or
+plain; the first tar entry, else the whole blob), plus a size limit it does not have.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import struct
+import tarfile
+import zlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from catalog import gojson
+from catalog.errors import BundleEntryNotFound, BundleError
+from catalog.manifests import API_VERSIONS, MAX_FILE_BYTES, ManifestError, decode_text
+
+MAX_OBJECTS = 20
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+SCHEMA1 = tuple(f"application/vnd.docker.distribution.manifest.v1+{suffix}" for suffix in ("json", "prettyjws"))
+API_VERSION_ANNOTATION = "dev.tekton.image.apiVersion"
+KIND_ANNOTATION = "dev.tekton.image.kind"
+NAME_ANNOTATION = "dev.tekton.image.name"
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # what registries accept
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_GZIP_MAGIC, _ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
+_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"  # Go's compress/gzip at BestSpeed, no name, mtime 0
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # the only algorithm a caller can verify
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # DNS-1123 subdomain
+
+
+@dataclass(frozen=True)
+class BundleEntry:
+    """One layer of a bundle as its manifest describes it."""
+
+    kind: str  # the dev.tekton.image.kind annotation, lower-case ("task")
+    name: str
+    api_version: str  # as annotated: tkn writes the version only ("v1")
+    digest: str  # of the layer blob
+    size: int
+
+
+@dataclass(frozen=True)
+class BundleLayer(BundleEntry):
+    """A built layer: its entry, the gzip'd tar and the digest of the tar."""
+
+    blob: bytes
+    diff_id: str
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A built bundle: every byte a registry needs to serve it."""
+
+    manifest: bytes
+    config: bytes
+    layers: tuple[BundleLayer, ...]
+
+    @property
+    def digest(self) -> str:
+        return _sha256(self.manifest)
+
+    @property
+    def config_digest(self) -> str:
+        return _sha256(self.config)
+
+    @property
+    def entries(self) -> list[BundleEntry]:
+        return [BundleEntry(x.kind, x.name, x.api_version, x.digest, x.size) for x in self.layers]
+
+    def blobs(self) -> dict[str, bytes]:
+        """The config and layer blobs by digest, for pushing."""
+        return {self.config_digest: self.config} | {layer.digest: layer.blob for layer in self.layers}
+
+
+@dataclass(frozen=True)
+class Descriptor:
+    """A manifest an image index points to."""
+
+    media_type: str
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class BundleObject:
+    """A Tekton object read from a layer."""
+
+    api_version: str  # in full ("tekton.dev/v1")
+    kind: str  # as in the object ("Task")
+    name: str
+    text: str  # the layer content, JSON or YAML, as stored
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def build_bundle(
+    files: list[str],
+    *,
+    created: datetime | None = None,
+    annotations: dict[str, str] | None = None,
+    labels: dict[str, str] | None = None,
+) -> Bundle:
+    """A Tekton bundle of the Tekton objects in the files (YAML, multi-document, or JSON), laid out as tkn's.
+
+    `created` defaults to 1970-01-01T00:00:00Z (tkn uses the machine's zone); a naive datetime is taken as UTC.
+    Unlike tkn, the 20-object limit counts objects, not files, since that is what the resolver checks.
+    """
+    for pairs in (annotations or {}).items(), (labels or {}).items():
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+            raise BundleError("annotations and labels must map strings to strings")
+    encoded: list[tuple[bytes, str]] = []
+    for number, text in enumerate(files, 1):
+        try:
+            data = text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BundleError(f"file {number} is not valid Unicode text") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise BundleError(f"file {number} is {len(data)} bytes, over the {MAX_FILE_BYTES}-byte limit")
+        encoded.append((hashlib.sha256(data).digest(), text))
+    layers: list[BundleLayer] = []
+    for _, text in sorted(encoded, key=lambda pair: pair[0]):  # tkn's order: by the sha256 of each file
+        layers += [_layer(*obj) for obj in _decode_objects(text)]
+        if len(layers) > MAX_OBJECTS:
+            raise BundleError(f"bundle contains more than the maximum {MAX_OBJECTS} allow objects")
+    if not layers:
+        raise BundleError("the files hold no Tekton object")
+    history = ",".join('{"created":"0001-01-01T00:00:00Z"}' for _ in layers)
+    diff_ids = ",".join(gojson.quote(layer.diff_id) for layer in layers)
+    image_config = '{"Labels":' + gojson.marshal(labels) + "}" if labels else "{}"
+    config = (
+        f'{{"architecture":"","created":{gojson.time_json(created or _EPOCH)},"history":[{history}],"os":"",'
+        f'"rootfs":{{"type":"layers","diff_ids":[{diff_ids}]}},"config":{image_config}}}'
+    ).encode()
+    descriptors = ",".join(
+        _descriptor(
+            DOCKER_LAYER,
+            x.blob,
+            {API_VERSION_ANNOTATION: x.api_version, KIND_ANNOTATION: x.kind, NAME_ANNOTATION: x.name},
+        )
+        for x in layers
+    )
+    manifest = (
+        f'{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{_descriptor(DOCKER_CONFIG, config)},'
+        f'"layers":[{descriptors}]' + (f',"annotations":{gojson.marshal(annotations)}' if annotations else "") + "}"
+    )
+    return Bundle(manifest.encode(), config, tuple(layers))
+
+
+def _descriptor(media_type: str, blob: bytes, annotations: dict[str, str] | None = None) -> str:
+    text = f'{{"mediaType":"{media_type}","size":{len(blob)},"digest":"{_sha256(blob)}"'
+    return text + (f',"annotations":{gojson.marshal(annotations)}}}' if annotations else "}")
+
+
+def _decode_objects(text: str) -> list[tuple[str, str, str, bytes]]:
+    """(kind, version, name, JSON) of each object of a file, as tkn's decodeObjects finds them.
+
+    Empty and null documents are skipped. tkn instead appends the previous object again for a document that holds
+    only comments (its scratch RawExtension keeps the last value); that quirk is not reproduced.
+    """
+    try:
+        values = gojson.documents(text, limit=MAX_FILE_BYTES)
+    except ManifestError as exc:
+        raise BundleError(f"found a spec that isn't YAML or JSON parseable: {_excerpt(text)} ({exc})") from None
+    return [_tekton_object(value, raw) for value, raw in values]
+
+
+def _excerpt(text: str) -> str:
+    return json.dumps(text if len(text) <= 200 else text[:200] + "…", ensure_ascii=False)
+
+
+def _tekton_object(value: Any, raw: str) -> tuple[str, str, str, bytes]:
+    def refuse(reason: str) -> BundleError:
+        return BundleError(f"failed to parse string as a Tekton object: {_excerpt(raw)} ({reason})")
+
+    if not isinstance(value, dict):
+        raise refuse("not a mapping")
+    kind, api_version = value.get("kind"), value.get("apiVersion")
+    if not isinstance(kind, str) or not isinstance(api_version, str) or not kind or not api_version:
+        raise refuse("no kind or apiVersion")
+    if kind not in API_VERSIONS or api_version not in API_VERSIONS[kind]:
+        raise refuse(f"{api_version} {kind} is not a Tekton Task, Pipeline or StepAction taskhub serves")
+    metadata = value.get("metadata") or {}
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    if not isinstance(metadata, dict) or not isinstance(name, str | None):
+        raise refuse("metadata.name is not a string")
+    if not name:
+        raise BundleError(f"kubernetes resources should have a name: {_excerpt(raw)}")
+    if len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
+        raise BundleError(f"metadata.name {name!r} is not a valid Kubernetes object name (a DNS-1123 subdomain)")
+    return kind, api_version.partition("/")[2], name, raw.encode()
+
+
+def _layer(kind: str, version: str, name: str, payload: bytes) -> BundleLayer:
+    tar = _tar(name, payload)
+    deflate = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+    blob = _GZIP_HEADER + deflate.compress(tar) + deflate.flush() + struct.pack("<II", zlib.crc32(tar), len(tar))
+    return BundleLayer(kind.lower(), name, version, _sha256(blob), len(blob), blob, _sha256(tar))
+
+
+def _tar(name: str, data: bytes) -> bytes:
+    """One file as Go's archive/tar writes it: USTAR, or PAX when the name is over 100 bytes (names are ASCII)."""
+    out = b""
+    if len(name) > 100:
+        size = len("path") + len(name) + 3  # Go's formatPAXRecord: "<size> path=<name>\n", size counting itself
+        size += len(str(size))
+        record = f"{size} path={name}\n"
+        record = f"{len(record)} path={name}\n"
+        out = _tar_header(f"PaxHeaders.0/{name}"[:100].rstrip("/"), len(record), b"x", mode=0, device=False)
+        out += record.encode() + bytes(-len(record) % 512)
+    out += _tar_header(name[:100], len(data), b"0", mode=0o600, device=True)
+    return out + data + bytes(-len(data) % 512 + 1024)
+
+
+def _tar_header(name: str, size: int, typeflag: bytes, *, mode: int, device: bool) -> bytes:
+    header = bytearray(512)
+    header[0 : len(name)] = name.encode()
+    for offset, width, value in ((100, 8, mode), (108, 8, 0), (116, 8, 0), (124, 12, size), (136, 12, 0)):
+        header[offset : offset + width] = b"%0*o\0" % (width - 1, value)
+    header[156:157] = typeflag
+    header[257:265] = b"ustar\x0000"
+    if device:  # Go fills devmajor and devminor in file headers, not in the PAX header it writes itself
+        header[329:345] = b"0000000\x000000000\x00"
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def parse_manifest(raw: bytes, media_type: str | None) -> dict[str, Any] | Descriptor:
+    """A Docker schema 2 or OCI image manifest, checked; for an OCI index or a Docker manifest list, the linux/amd64
+    child for the caller to fetch and parse in turn (a child without a platform counts as linux/amd64, as in
+    go-containerregistry). `media_type` is the registry's Content-Type; the body decides when it is missing."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise BundleError(f"could not parse image manifest: it is over {MAX_MANIFEST_BYTES} bytes")
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise BundleError(f"could not parse image manifest: {exc}") from None
+    if not isinstance(document, dict):
+        raise BundleError("could not parse image manifest: not a JSON object")
+    declared = (media_type or "").partition(";")[0].strip()
+    if declared in (DOCKER_MANIFEST, OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST_LIST, *SCHEMA1):
+        kind = declared
+    elif "mediaType" in document:
+        kind = str(document["mediaType"])
+    elif document.get("schemaVersion") == 1:
+        kind = SCHEMA1[0]
+    else:  # OCI manifests and indexes may leave mediaType out
+        kind = OCI_INDEX if "manifests" in document else OCI_MANIFEST
+    if kind in SCHEMA1:
+        raise BundleError(f"unsupported MediaType: {json.dumps(kind)}: Docker schema 1 manifests cannot hold bundles")
+    if kind in (OCI_INDEX, DOCKER_MANIFEST_LIST):
+        children = document.get("manifests")
+        if not isinstance(children, list):
+            raise BundleError("could not parse image index: manifests is not a list")
+        for number, child in enumerate(children):
+            descriptor = _checked_descriptor(child, f"index entry {number}")
+            platform = child.get("platform") or {"os": "linux", "architecture": "amd64"}
+            if isinstance(platform, dict) and (platform.get("os"), platform.get("architecture")) == ("linux", "amd64"):
+                return descriptor
+        raise BundleError("no child with platform linux/amd64 in index")
+    if kind not in (DOCKER_MANIFEST, OCI_MANIFEST):
+        raise BundleError(f"unsupported MediaType: {json.dumps(kind)}: not an image manifest")
+    if document.get("schemaVersion") != 2:
+        raise BundleError("could not parse image manifest: schemaVersion is not 2")
+    _checked_descriptor(document.get("config"), "config")
+    layers = document.get("layers")
+    if not isinstance(layers, list):
+        raise BundleError("could not parse image manifest: layers is not a list")
+    for number, layer in enumerate(layers):
+        _checked_descriptor(layer, f"layer {number}")
+    _check_annotations(document, "manifest")
+    return document
+
+
+def _checked_descriptor(value: Any, what: str) -> Descriptor:
+    media_type = value.get("mediaType", "") if isinstance(value, dict) else None
+    digest, size = (value.get("digest"), value.get("size")) if isinstance(value, dict) else (None, None)
+    if not isinstance(media_type, str) or not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise BundleError(f"could not parse image manifest: {what} has no mediaType or no sha256 digest")
+    if type(size) is not int or size < 0:
+        raise BundleError(f"could not parse image manifest: {what} has no valid size")
+    _check_annotations(value, what)
+    return Descriptor(media_type, digest, size)
+
+
+def _check_annotations(value: dict[str, Any], what: str) -> None:
+    notes = value.get("annotations")
+    if notes is not None and not (isinstance(notes, dict) and all(isinstance(v, str) for v in notes.values())):
+        raise BundleError(f"could not parse image manifest: the annotations of {what} are not strings")
+
+
+def check_bundle_manifest(manifest: dict[str, Any], ref: str) -> None:
+    """The resolver's compliance checks, in its order and with its error strings."""
+
+    def refuse(message: str) -> BundleError:
+        return BundleError(f"invalid tekton bundle {ref}, error: {message}")
+
+    layers = manifest.get("layers") or []
+    if len(layers) > MAX_OBJECTS:
+        raise refuse(f"contained more than the maximum {MAX_OBJECTS} allow objects")
+    for index, layer in enumerate(layers):
+        annotations = layer.get("annotations") or {}
+        for key in (API_VERSION_ANNOTATION, NAME_ANNOTATION, KIND_ANNOTATION):
+            if key not in annotations:
+                raise refuse(f"the layer {index} does not contain a {key} annotation")
+        kind = annotations[KIND_ANNOTATION]
+        if kind.lower().removesuffix("s") != kind:
+            must = "must be lowercased and singular"
+            raise refuse(f"the layer {index} the annotation {KIND_ANNOTATION} {must}, found {kind}")
+
+
+def bundle_entries(manifest: dict[str, Any]) -> list[BundleEntry]:
+    """The layers of a manifest that passed check_bundle_manifest, in manifest order."""
+    entries = []
+    for layer in manifest.get("layers") or []:
+        notes = layer.get("annotations") or {}
+        kind, name, version = (notes.get(k, "") for k in (KIND_ANNOTATION, NAME_ANNOTATION, API_VERSION_ANNOTATION))
+        entries.append(BundleEntry(kind, name, version, layer["digest"], layer["size"]))
+    return entries
+
+
+def find_layer(manifest: dict[str, Any], kind: str, name: str) -> BundleEntry:
+    """The first layer annotated with this kind (any case) and exactly this name, as the resolver looks it up."""
+    for entry in bundle_entries(manifest):
+        if entry.kind.lower() == kind.lower() and entry.name == name:
+            return entry
+    raise BundleEntryNotFound(f"could not find object in image with kind: {kind} and name: {name}")
+
+
+def read_layer(blob: bytes, max_bytes: int) -> bytes:
+    """What the resolver serves from a layer blob, gzip'd or not: the first tar entry's content, or the whole content
+    when it is not a tar. BundleError past max_bytes uncompressed (inflated on demand: a gzip bomb stays small)."""
+    if blob.startswith(_ZSTD_MAGIC):
+        raise BundleError("the layer is zstd-compressed, which the Tekton bundle contract forbids")
+    try:  # headers and padding may take a little more than the content
+        with tarfile.open(fileobj=_Uncompressed(blob, max_bytes + 64 * 1024), mode="r|") as archive:
+            member = archive.next()
+            if member is not None:
+                if member.size > max_bytes:
+                    raise BundleError(f"the layer's object is {member.size} bytes, over the {max_bytes}-byte limit")
+                file = archive.extractfile(member)  # None for links, directories and the like: no content
+                return file.read() if file is not None else b""
+    except tarfile.TarError:
+        pass  # not a tar: the resolver serves the whole content
+    return _Uncompressed(blob, max_bytes).read()
+
+
+def read_object(content: bytes, entry: BundleEntry | None = None) -> BundleObject:
+    """The Tekton object a layer holds, checked as build_bundle checks its input (kind, apiVersion, name); given
+    the layer's entry, also that its annotations name this object."""
+    try:
+        text = decode_text(content)
+        documents = gojson.documents(text, limit=MAX_FILE_BYTES)
+    except ManifestError as exc:
+        raise BundleError(f"the layer holds no readable object: {exc}") from None
+    if len(documents) != 1:
+        raise BundleError(f"a layer must hold one object, this one holds {len(documents)}")
+    ((value, _),) = documents
+    kind, _, name, _ = _tekton_object(value, text)
+    if entry is not None and (entry.kind.lower(), entry.name) != (kind.lower(), name):
+        raise BundleError(f"the layer annotated as {entry.kind} {entry.name!r} holds {kind} {name!r}")
+    return BundleObject(value["apiVersion"], kind, name, text)
+
+
+class _Uncompressed(io.RawIOBase):
+    """The uncompressed bytes of a layer blob (gzip, possibly multi-member, or plain), inflated only as they are
+    read; BundleError rather than more than `limit` bytes."""
+
+    def __init__(self, blob: bytes, limit: int) -> None:
+        self._input, self._limit, self._produced = blob, limit, 0
+        self._inflater = zlib.decompressobj(31) if blob.startswith(_GZIP_MAGIC) else None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        wanted = self._limit + 1 - self._produced if size is None or size < 0 else size
+        out = self._inflate(wanted) if self._inflater else self._input[self._produced : self._produced + wanted]
+        self._produced += len(out)
+        if self._produced > self._limit:
+            raise BundleError(f"the layer is over {self._limit} bytes uncompressed; refusing it")
+        return out
+
+    def _inflate(self, size: int) -> bytes:
+        out = bytearray()
+        try:
+            while len(out) < size and self._inflater is not None:
+                if self._inflater.eof:
+                    self._input = self._inflater.unused_data
+                    if not self._input:
+                        break
+                    if not self._input.startswith(_GZIP_MAGIC):
+                        raise BundleError("the layer has data after its gzip stream")
+                    self._inflater = zlib.decompressobj(31)
+                out += self._inflater.decompress(self._input, size - len(out))
+                self._input = self._inflater.unconsumed_tail
+                if not self._inflater.eof and not self._input and len(out) < size:
+                    raise BundleError("the layer's gzip stream is truncated")
+        except zlib.error as exc:
+            raise BundleError(f"the layer's gzip stream is corrupt: {exc}") from None
+        return bytes(out)
