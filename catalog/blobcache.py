@@ -14,7 +14,8 @@ import tempfile
 from pathlib import Path
 
 from catalog.errors import BlobDigestMismatch, BlobTooLarge
-from catalog.registry import DEFAULT_MAX_BLOB_BYTES, Manifest, Reference, Registry, check_content, check_digest
+from catalog.references import Reference, check_content, check_digest
+from catalog.registry import DEFAULT_MAX_BLOB_BYTES, Manifest, Registry
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,6 @@ CSRF checks when a client keeps them.
 from __future__ import annotations
 
 import base64
-import hashlib
-import ipaddress
 import json
 import logging
 import re
@@ -43,6 +41,16 @@ from catalog.errors import (
     RegistryServerError,
     RegistryUnreachable,
 )
+from catalog.references import (
+    DIGEST,
+    HOST,
+    Reference,
+    check_content,
+    check_digest,
+    digest_of,
+    is_loopback,
+    parse_reference,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +67,6 @@ _MAX_PAGES = 1000
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _ACCEPT = ", ".join(MANIFEST_MEDIA_TYPES)
 
-_DOMAIN_PART = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
-_HOST = re.compile(rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:.]+\])(?::[0-9]{{1,5}})?")
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_PATH = re.compile(rf"{_PATH_PART}(?:/{_PATH_PART})*")
-_TAG = re.compile(r"\w[\w.-]{0,127}", re.ASCII)
-_DIGEST = re.compile(r"sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128}")
 _CHALLENGE_PARAM = re.compile(r'([A-Za-z_][\w-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))')
 
 
@@ -122,80 +124,6 @@ class Registry(Protocol):
     def list_repositories(self) -> list[str]:
         """The full names of every repository (GET /v2/_catalog); RegistryError if the registry refuses it."""
         ...
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A parsed `host[:port]/repository[:tag][@digest]`."""
-
-    registry: str
-    repository: str
-    tag: str | None = None
-    digest: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The full repository name, `host[:port]/repository`."""
-        return f"{self.registry}/{self.repository}"
-
-    def __str__(self) -> str:
-        return self.name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
-
-
-def parse_reference(text: str) -> Reference:
-    """Split `host[:port]/repo/path[:tag][@sha256:...]`; InvalidReference says what is wrong."""
-
-    def bad(reason: str) -> InvalidReference:
-        return InvalidReference(f"invalid reference {text!r}: {reason}")
-
-    rest, at, digest = text.partition("@")
-    if at and not _DIGEST.fullmatch(digest):
-        raise bad("the digest must be sha256:<64 hex digits> (or sha512:<128>)")
-    host, slash, path = rest.partition("/")
-    if not slash or not path:
-        raise bad("expected host[:port]/repository[:tag][@digest]")
-    if "." not in host and ":" not in host and host != "localhost":
-        raise bad(f"{host!r} is not a registry host; name the registry, e.g. registry.example.com/{rest}")
-    if not _HOST.fullmatch(host):
-        raise bad(f"{host!r} is not a valid host[:port]")
-    path, colon, tag = path.partition(":")
-    if colon and not _TAG.fullmatch(tag):
-        raise bad(f"{tag!r} is not a valid tag (letters, digits, _ . -; at most 128)")
-    if not _PATH.fullmatch(path):
-        raise bad(f"{path!r} is not a repository path (lowercase letters and digits, separated by . _ __ - or /)")
-    return Reference(host, path, tag or None, digest or None)
-
-
-def check_digest(digest: str) -> str:
-    """Return the digest's algorithm (sha256 or sha512); InvalidReference for anything else."""
-    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise InvalidReference(f"{digest!r} is not a digest (sha256:<64 hex digits> or sha512:<128>)")
-    return digest.split(":", 1)[0]
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def check_content(data: bytes, digest: str, size: int | None, what: str) -> None:
-    """Raise BlobDigestMismatch unless `data` has the descriptor's `digest` and `size`."""
-    actual = digest_of(data, check_digest(digest))
-    if actual != digest or (size is not None and len(data) != size):
-        expected_size = "" if size is None else f" ({size} bytes)"
-        raise BlobDigestMismatch(
-            f"{what}: expected {digest}{expected_size}, got {actual} ({len(data)} bytes)",
-            expected=digest,
-            actual=actual,
-        )
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host[:port]` is localhost, 127.0.0.0/8 or [::1] (by name; nothing is resolved)."""
-    try:
-        name = urlsplit(f"//{host}").hostname or ""
-        return name == "localhost" or ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 class _Reply(NamedTuple):
@@ -256,7 +184,7 @@ class OciRegistry:
             scheme, self.host = parts.scheme.lower(), parts.netloc
             if parts.path.strip("/") or parts.query or parts.fragment:
                 self.host = ""
-        if not _HOST.fullmatch(self.host) or scheme not in ("http", "https"):
+        if not HOST.fullmatch(self.host) or scheme not in ("http", "https"):
             raise InvalidReference(f"{registry!r} is not a registry address (host[:port] or http(s)://host[:port])")
         self.base_url, self.insecure, self.tls_verify = f"{scheme}://{self.host}", insecure, tls_verify
         self._check_url(self.base_url)
@@ -301,7 +229,7 @@ class OciRegistry:
             return None
         self._expect(reply, what, 200)
         served = reply.headers.get("Docker-Content-Digest", "")
-        if r.digest or _DIGEST.fullmatch(served):
+        if r.digest or DIGEST.fullmatch(served):
             return r.digest or served
         return self.get_manifest(r).digest  # the registry did not say: compute it from the body
 

@@ -21,7 +21,8 @@ from catalog.errors import (
     RegistryServerError,
     RegistryUnreachable,
 )
-from catalog.registry import MANIFEST_MEDIA_TYPES, OciRegistry, Reference, parse_reference
+from catalog.references import Reference, parse_reference
+from catalog.registry import MANIFEST_MEDIA_TYPES, OciRegistry
 
 OCI_MANIFEST, _, DOCKER_MANIFEST, _ = MANIFEST_MEDIA_TYPES
 TASK_YAML = b"apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: git-clone\n"
