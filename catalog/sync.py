@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import Table, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from catalog.errors import Conflict, NotFound
+from catalog.errors import CatalogSourceError, Conflict, NotFound
 from catalog.models import (
     Catalog,
     CatalogError,
@@ -32,10 +33,14 @@ from catalog.models import (
     version_platforms,
     version_tags,
 )
+from catalog.publish import bundle_target
+from catalog.registry import Registry
+from catalog.registry_sync import known_entries, read_registry
 from catalog.sources import Checkout, check_context_dir, checkout, detect_provider, web_urls
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
 
 CATALOG_TYPES = ("official", "community", "verified", "enterprise", "private")
+OCI = "oci"  # the provider of catalogs read from a registry
 
 
 @dataclass
@@ -78,8 +83,9 @@ def add_catalog(
     revision: str | None = None,
     context_dir: str | None = None,
     type: str = "community",
+    repositories: list[str] | None = None,
 ) -> Catalog:
-    """Register a catalog; it is indexed by the next sync."""
+    """Register a catalog (a directory, a git URL, or with repositories a registry); the next sync indexes it."""
     from catalog.manifests import is_dns1123_label
 
     if not is_dns1123_label(name):
@@ -89,7 +95,10 @@ def add_catalog(
     if session.scalar(select(Catalog).where(Catalog.name == name)) is not None:
         raise Conflict(f"catalog {name!r} already exists")
     provider = detect_provider(source)
-    if provider == "local":
+    if repositories is not None:
+        host, prefix = bundle_target(source)
+        provider, source = OCI, f"{host}/{prefix}"
+    elif provider == "local":
         source = str(Path(source).resolve())
     catalog = Catalog(
         name=name,
@@ -98,6 +107,7 @@ def add_catalog(
         context_dir=check_context_dir(context_dir),
         type=type,
         provider=provider,
+        repositories=repositories or [],
     )
     session.add(catalog)
     session.flush()
@@ -115,6 +125,23 @@ def fetch_catalog(catalog: Catalog, work_dir: Path) -> tuple[Checkout, CatalogTr
     """Check out a catalog's source and walk it; touches no database."""
     files = checkout(catalog.name, catalog.source, catalog.revision, catalog.context_dir, work_dir)
     return files, read_catalog_tree(files.root, files.modified)
+
+
+def fetch(
+    session: Session,
+    catalog: Catalog,
+    work_dir: Path,
+    registries: Callable[[str], Registry] | None = None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> tuple[Checkout, CatalogTree]:
+    """Read any catalog: a tree (directory or git) or a registry (through the client registries(host) gives)."""
+    if catalog.provider != OCI:
+        return fetch_catalog(catalog, work_dir)
+    if registries is None:
+        raise CatalogSourceError(f"catalog {catalog.name} is a registry, and no registry client was given")
+    host, _ = bundle_target(catalog.source)
+    tree = read_registry(catalog, registries(host), known_entries(session, catalog), progress)
+    return Checkout(Path("."), None), tree
 
 
 _NAMED: dict[str, tuple[type[Tag] | type[Category] | type[Platform], Table, str]] = {

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from catalog.db import current_revision, make_engine, upgrade
 from catalog.errors import TaskhubError
 from catalog.models import Catalog
-from catalog.sync import CATALOG_TYPES, add_catalog, apply_tree, fetch_catalog, get_catalog
+from catalog.sync import CATALOG_TYPES, add_catalog, apply_tree, fetch, get_catalog
 from hub.config import Settings
 
 
@@ -109,6 +109,12 @@ def catalog_sync(ctx: Context, name: str | None) -> None:
             raise _fail(exc) from None
     if not names:
         raise click.ClickException("no catalogs: add one with `taskhub catalog add NAME SOURCE`")
+    sync_catalogs(ctx, names)
+
+
+def sync_catalogs(ctx: Context, names: list[str]) -> None:
+    """Sync each catalog in its own transaction; a failed one keeps its previous index and is reported."""
+    engine = ctx.migrated_engine()
     failed = []
     for number, catalog_name in enumerate(sorted(names), 1):
         click.echo(f"[{number}/{len(names)}] {catalog_name}: fetching", err=True)
@@ -126,10 +132,20 @@ def catalog_sync(ctx: Context, name: str | None) -> None:
 
 
 def _sync_one(engine: Engine, settings: Settings, name: str) -> None:
+    from hub.registries import registry_client
+
+    def progress(line: str) -> None:
+        click.echo(f"  {line}", err=True)
+
     with Session(engine) as session:
-        catalog = get_catalog(session, name)
-        files, tree = fetch_catalog(catalog, settings.catalogs_dir)
-    click.echo(f"  walked {len(tree.versions)} versions, {len(tree.problems)} problems; indexing", err=True)
+        files, tree = fetch(
+            session,
+            get_catalog(session, name),
+            settings.catalogs_dir,
+            registries=lambda host: registry_client(settings, host),
+            progress=progress,
+        )
+    click.echo(f"  read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing", err=True)
     with Session(engine) as session, session.begin():
         summary = apply_tree(session, get_catalog(session, name), files, tree)
     for line in summary.lines():
@@ -188,3 +204,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) ->
     click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
     HubServer().run()
     sys.exit(0)
+
+
+# The bundle and registry commands register themselves on the groups above.
+from hub import cli_registry  # noqa: E402, F401

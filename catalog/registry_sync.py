@@ -1,0 +1,183 @@
+"""Reading Tekton bundles from an OCI registry into a catalog tree, which `apply_tree` then indexes.
+
+Every object of every bundle becomes a resource version whose version is its ``app.kubernetes.io/version``
+label and whose source is the bundle pinned by digest. A manifest digest already in the index is not read
+again, so re-syncing an unchanged registry costs tag listings and HEAD requests, and downloads no blob. A bundle
+that cannot be read is reported and skipped, keeping what the index had for that tag; a registry that cannot be
+reached, refuses the credentials or fails stops the whole sync, and the caller's index stays as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.bundles import Descriptor, bundle_entries, check_bundle_manifest, parse_manifest, read_layer, read_object
+from catalog.errors import BlobDigestMismatch, BlobTooLarge, BundleError, InvalidVersion, RegistryNotFound
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, parse_resource
+from catalog.models import Catalog, Resource, ResourceVersion, utcnow
+from catalog.publish import bundle_target
+from catalog.registry import Registry
+from catalog.tree import CatalogTree, VersionEntry
+from catalog.versions import Version
+
+# A bundle that cannot be read is one problem, not a failed sync.
+_BUNDLE_PROBLEMS = (BundleError, BlobDigestMismatch, BlobTooLarge, ManifestError, RegistryNotFound)
+_MAX_CHILD_HOPS = 1  # an index points at image manifests, never at another index
+
+
+@dataclass(frozen=True)
+class _Known:
+    """What the index already holds for one bundle object."""
+
+    tag_ref: str
+    digest: str
+    entry: VersionEntry
+
+
+def known_entries(session: Session, catalog: Catalog) -> list[_Known]:
+    """The catalog's indexed bundle objects, rebuilt from the index without touching the registry."""
+    rows = session.execute(
+        select(ResourceVersion, Resource.kind)
+        .join(Resource)
+        .where(Resource.catalog_id == catalog.id, ResourceVersion.removed_at.is_(None))
+    ).all()
+    known = []
+    for row, kind in rows:
+        if not row.bundle_ref:
+            continue
+        known.append(
+            _Known(
+                tag_ref=row.path,
+                digest=row.bundle_ref.rsplit("@", 1)[1],
+                entry=VersionEntry(
+                    kind=kind,
+                    name=row.resource.name,
+                    version=row.version,
+                    path=row.path,
+                    manifest=row.manifest,
+                    digest=row.digest,
+                    meta=parse_resource(row.manifest, kind=kind),
+                    readme=None,
+                    samples={},
+                    modified_at=row.modified_at,
+                    bundle_ref=row.bundle_ref,
+                ),
+            )
+        )
+    return known
+
+
+def read_registry(
+    catalog: Catalog,
+    registry: Registry,
+    known: list[_Known],
+    progress: Callable[[str], None] = lambda _: None,
+) -> CatalogTree:
+    """Walk the registry under the catalog's prefix: repositories, tags, and the bundles they point at."""
+    host, prefix = bundle_target(catalog.source)
+    tree = CatalogTree()
+    by_digest: dict[str, list[VersionEntry]] = {}
+    by_ref: dict[str, list[VersionEntry]] = {}
+    for k in known:
+        by_digest.setdefault(k.digest, []).append(k.entry)
+        by_ref.setdefault(k.tag_ref, []).append(k.entry)
+    repositories = [f"{host}/{r}" for r in catalog.repositories] or [
+        repo for repo in registry.list_repositories() if repo.startswith(f"{host}/{prefix}/")
+    ]
+    if not repositories:
+        tree.report("error", f"{host}/{prefix}", "no repositories under this prefix")
+    seen: set[tuple[str, str, str]] = set()
+    fetched = 0
+    for number, repo in enumerate(sorted(repositories), 1):
+        tags = sorted(registry.list_tags(repo))
+        progress(f"[{number}/{len(repositories)}] {repo}: {len(tags)} tags")
+        for tag in tags:
+            ref = f"{repo}:{tag}"
+            digest = registry.head_manifest(ref)
+            if digest is None:
+                continue  # the tag went away while we listed
+            if digest in by_digest:
+                entries = [_retagged(e, ref) for e in by_digest[digest]]
+            else:
+                try:
+                    entries = _read_bundle(registry, repo, ref, tree)
+                    fetched += 1
+                except _BUNDLE_PROBLEMS as exc:
+                    kept = by_ref.get(ref, [])
+                    note = "; the previously indexed bundle is kept" if kept else ""
+                    tree.report("error", ref, f"{exc}{note}")
+                    entries = kept
+            for entry in entries:
+                key = (entry.kind, entry.name, Version.parse(entry.version).full)
+                if key in seen:
+                    tree.report("info", ref, f"{entry.kind} {entry.name} {entry.version} is indexed from another tag")
+                    continue
+                seen.add(key)
+                tree.versions.append(entry)
+                for finding in entry.meta.findings:
+                    tree.report(finding.level, ref, f"{entry.name}: {finding.message}")
+    progress(f"read {fetched} new bundles, {len(tree.versions)} versions")
+    return tree
+
+
+def _retagged(entry: VersionEntry, ref: str) -> VersionEntry:
+    if entry.path == ref:
+        return entry
+    return VersionEntry(**{**entry.__dict__, "path": ref})
+
+
+def _read_bundle(registry: Registry, repo: str, ref: str, tree: CatalogTree) -> list[VersionEntry]:
+    manifest = registry.get_manifest(ref)
+    parsed = parse_manifest(manifest.raw, manifest.media_type)
+    for _ in range(_MAX_CHILD_HOPS):
+        if not isinstance(parsed, Descriptor):
+            break
+        manifest = registry.get_manifest(f"{repo}@{parsed.digest}")
+        parsed = parse_manifest(manifest.raw, manifest.media_type)
+    if isinstance(parsed, Descriptor):
+        raise BundleError("the index points at another index")
+    check_bundle_manifest(parsed, ref)
+    pinned = f"{repo}@{manifest.digest}"
+    now = utcnow()
+    entries = []
+    for layer in bundle_entries(parsed):
+        content = read_layer(registry.get_blob(repo, layer.digest, layer.size, MAX_FILE_BYTES), MAX_FILE_BYTES)
+        obj = read_object(content, layer)
+        kind = KINDS.get(obj.kind.lower())
+        if kind is None:
+            tree.report("warning", ref, f"{obj.kind} {obj.name} is not a Task, Pipeline or StepAction; skipped")
+            continue
+        meta = parse_resource(obj.text, kind=kind)
+        _check_tag(ref, meta.version)
+        entries.append(
+            VersionEntry(
+                kind=kind,
+                name=meta.name,
+                version=meta.version.text,
+                path=ref,
+                manifest=obj.text,
+                digest=hashlib.sha256(obj.text.encode()).hexdigest(),
+                meta=meta,
+                readme=None,
+                samples={},
+                modified_at=now,
+                bundle_ref=pinned,
+            )
+        )
+    return entries
+
+
+def _check_tag(ref: str, label: Version) -> None:
+    """A tag that reads as a version must name the objects' version; other tags (latest, main) may point anywhere."""
+    tag = ref.rsplit(":", 1)[1]
+    try:
+        tagged = Version.parse(tag)
+    except InvalidVersion:
+        return
+    if tagged != label:
+        raise ManifestError(f"version label {label.text!r} does not match the tag {tag!r}")
