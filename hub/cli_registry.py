@@ -21,7 +21,7 @@ from catalog.bundles import (
     read_object,
 )
 from catalog.errors import TaskhubError
-from catalog.manifests import MAX_FILE_BYTES
+from catalog.manifests import KINDS, MAX_FILE_BYTES
 from catalog.models import Catalog
 from catalog.publish import bundle_target, publish_catalog
 from catalog.references import parse_reference
@@ -89,7 +89,7 @@ def bundle_push(
         built = build_bundle(texts, annotations=_key_values(annotate, "annotation"), labels=_key_values(label, "label"))
         click.echo("Creating Tekton Bundle:", err=True)
         for layer in built.layers:
-            click.echo(f"\t- Added {layer.kind}: {layer.name} to image", err=True)
+            click.echo(f"\t- Added {KINDS.get(layer.kind, layer.kind)}: {layer.name} to image", err=True)
         registry = registry_client(ctx.settings, target.registry, _password(username, password_stdin))
         for blob in built.blobs().values():
             registry.push_blob(target.name, blob)

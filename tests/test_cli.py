@@ -102,3 +102,47 @@ def test_serve_with_gunicorn(run, sample_catalog):
         server.terminate()
         server.wait(timeout=30)
     assert "Booting worker" in server.stderr.read()
+
+
+def test_bundles_and_registries(run, sample_catalog, registry, auth_registry, tmp_path):
+    run("db", "upgrade")
+    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "sync")
+    published = run("catalog", "publish", "tekton", "--registry", f"{registry.host}/catalog")
+    assert "tekton -> " in published.stdout and "69 pushed, 0 already there, 0 failed" in published.stdout
+    assert "[69/69]" in published.stderr
+    again = run("catalog", "publish", "tekton", "--registry", f"{registry.host}/catalog").stdout
+    assert "0 pushed, 69 already there" in again
+    assert "added registry local" in run("registry", "add", "local", f"{registry.host}/catalog").stdout
+    synced = run("registry", "sync")
+    assert "local: 24 resources, 69 versions" in synced.stdout and "69 added" in synced.stdout
+    assert "no changes" in run("registry", "sync", "local").stdout
+    listed = run("bundle", "list", f"{registry.host}/catalog/task/git-clone:0.10").stdout
+    assert listed == "task.tekton.dev/git-clone\n"
+    as_yaml = run("bundle", "list", f"{registry.host}/catalog/task/git-clone:0.10", "-o", "yaml").stdout
+    assert "name: git-clone" in as_yaml and "kind: Task" in as_yaml
+
+    task = tmp_path / "hello.yaml"
+    task.write_text((sample_catalog / "task/shellcheck/0.1/shellcheck.yaml").read_text())
+    ref = f"{auth_registry.host}/mine/shellcheck:0.1"
+    refused = run("bundle", "push", ref, "-f", str(task), check=False)
+    assert refused.returncode == 1 and "denied access (HTTP 401) (no credentials were given)" in refused.stderr
+    pushed = subprocess.run(
+        [TASKHUB, "bundle", "push", ref, "-f", str(task), "--username", "alice", "--password-stdin"],
+        input="s3cret\n", env=run.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert pushed.returncode == 0, pushed.stderr
+    assert f"Pushed Tekton Bundle to {auth_registry.host}/mine/shellcheck@sha256:" in pushed.stdout
+    assert "Added Task: shellcheck to image" in pushed.stderr
+    added = subprocess.run(
+        [TASKHUB, "registry", "add", "mine", f"{auth_registry.host}/mine", "--username", "alice", "--password-stdin"],
+        input="s3cret\n", env=run.env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert "mine: 1 resources, 1 versions" in run("registry", "sync", "mine").stdout
+    assert "s3cret" not in run("catalog", "list").stdout
+
+    registry.stop()
+    down = run("registry", "sync", "local", check=False)
+    assert down.returncode == 1 and "sync failed, the previous index is kept" in down.stderr
+    assert "connection refused" in down.stderr.lower() or "unreachable" in down.stderr.lower()
