@@ -20,11 +20,8 @@ $(BIN)/taskhub: pyproject.toml
 
 setup: $(BIN)/taskhub ## create the virtualenv and install taskhub with its test tools
 
-run: setup ## migrate the database, index the sample catalog and serve the hub on $(HOST):$(PORT)
-	$(BIN)/taskhub db upgrade
-	$(BIN)/taskhub catalog list | grep -q '^tekton\b' || $(BIN)/taskhub catalog add tekton $(SAMPLE)
-	$(BIN)/taskhub catalog sync
-	$(BIN)/taskhub serve --host $(HOST) --port $(PORT)
+run: setup ## index the sample catalog, publish it to a local registry and index it back, serve on $(HOST):$(PORT)
+	SAMPLE=$(SAMPLE) HOST=$(HOST) PORT=$(PORT) TASKHUB=$(BIN)/taskhub scripts/run-local
 
 lint: setup ## ruff and mypy
 	$(BIN)/ruff check .

@@ -17,7 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.bundles import Descriptor, bundle_entries, check_bundle_manifest, parse_manifest, read_layer, read_object
-from catalog.errors import BlobDigestMismatch, BlobTooLarge, BundleError, InvalidVersion, RegistryNotFound
+from catalog.errors import (
+    BlobDigestMismatch,
+    BlobTooLarge,
+    BundleError,
+    CatalogSourceError,
+    InvalidVersion,
+    RegistryAuthError,
+    RegistryNotFound,
+)
 from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, parse_resource
 from catalog.models import Catalog, Resource, ResourceVersion, utcnow
 from catalog.publish import bundle_target
@@ -86,9 +94,7 @@ def read_registry(
     for k in known:
         by_digest.setdefault(k.digest, []).append(k.entry)
         by_ref.setdefault(k.tag_ref, []).append(k.entry)
-    repositories = [f"{host}/{r}" for r in catalog.repositories] or [
-        repo for repo in registry.list_repositories() if repo.startswith(f"{host}/{prefix}/")
-    ]
+    repositories = [f"{host}/{r}" for r in catalog.repositories] or _discover(registry, host, prefix)
     if not repositories:
         tree.report("error", f"{host}/{prefix}", "no repositories under this prefix")
     seen: set[tuple[str, str, str]] = set()
@@ -123,6 +129,17 @@ def read_registry(
                     tree.report(finding.level, ref, f"{entry.name}: {finding.message}")
     progress(f"read {fetched} new bundles, {len(tree.versions)} versions")
     return tree
+
+
+def _discover(registry: Registry, host: str, prefix: str) -> list[str]:
+    try:
+        listed = registry.list_repositories()
+    except (RegistryAuthError, RegistryNotFound) as exc:
+        raise CatalogSourceError(
+            f"{exc}; if this registry does not list its repositories, name them with "
+            "`taskhub registry add NAME HOST/PREFIX --repository REPO`"
+        ) from None
+    return [repo for repo in listed if repo.startswith(f"{host}/{prefix}/")]
 
 
 def _retagged(entry: VersionEntry, ref: str) -> VersionEntry:

@@ -24,6 +24,8 @@ class Settings:
     # How often a worker checks whether the index changed (seconds); bounds how stale a cached answer gets.
     generation_check_interval: float = 0.5
     log_level: str = "INFO"
+    # Registry hosts (host:port, comma-separated) reached over plain HTTP; loopback hosts always are.
+    insecure_registries: str = ""
 
     def __post_init__(self) -> None:
         if not self.database_url:

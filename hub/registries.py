@@ -15,5 +15,6 @@ def credential_store(settings: Settings) -> CredentialStore:
 def registry_client(settings: Settings, host: str, credentials: tuple[str, str] | None = None) -> Registry:
     """A client for host, with the given credentials or those stored for it, caching blobs in the data dir."""
     username, password = credentials or credential_store(settings).get(host) or (None, None)
-    client = OciRegistry(host, username=username, password=password)
+    insecure = host in {h.strip() for h in settings.insecure_registries.split(",") if h.strip()}
+    client = OciRegistry(host, username=username, password=password, insecure=insecure)
     return CachedRegistry(client, BlobCache(settings.data_dir / "blobs"))

@@ -245,3 +245,16 @@ def test_resource_page_shows_the_pinned_bundle(app, engine, settings, indexed, r
         assert snippet + "\n    - name: name\n      value: git-clone\n    - name: kind\n      value: task\n" in page
     step = app.test_client().get("/local/stepaction/git-clone", headers={"Accept": "text/html"})
     assert "ref:\n  resolver: bundles" in step.get_data(as_text=True)
+
+
+def test_plain_http_only_for_loopback_unless_configured(tmp_path):
+    from catalog.errors import InsecureRegistry
+    from hub.config import Settings
+    from hub.registries import registry_client
+
+    with pytest.raises(InsecureRegistry):
+        OciRegistry("http://registry.internal:5000")  # refused before any request
+    settings = Settings(data_dir=tmp_path, insecure_registries="registry.internal:5000")
+    allowed = registry_client(settings, "registry.internal:5000")
+    assert allowed.registry.base_url == "http://registry.internal:5000"
+    assert registry_client(Settings(data_dir=tmp_path), "registry.example.com").registry.base_url.startswith("https://")
