@@ -21,7 +21,6 @@ from catalog.errors import (
     BlobDigestMismatch,
     BlobTooLarge,
     BundleError,
-    CatalogSourceError,
     InvalidVersion,
     RegistryAuthError,
     RegistryNotFound,
@@ -135,7 +134,7 @@ def _discover(registry: Registry, host: str, prefix: str) -> list[str]:
     try:
         listed = registry.list_repositories()
     except (RegistryAuthError, RegistryNotFound) as exc:
-        raise CatalogSourceError(
+        raise type(exc)(
             f"{exc}; if this registry does not list its repositories, name them with "
             "`taskhub registry add NAME HOST/PREFIX --repository REPO`"
         ) from None
