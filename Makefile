@@ -36,7 +36,7 @@ test: lint ## lint, then the whole test suite on SQLite and PostgreSQL, browser 
 	$(BIN)/pytest -q
 
 bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run
-	$(BIN)/python bench/api.py
+	$(BIN)/python bench/api.py && $(BIN)/python bench/registry.py
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) var

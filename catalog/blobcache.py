@@ -88,8 +88,8 @@ class CachedRegistry:
             raise BlobDigestMismatch(message, expected=digest, actual=digest)
         return data
 
-    def push_blob(self, repo: str, data: bytes) -> str:
-        digest = self.registry.push_blob(repo, data)
+    def push_blob(self, repo: str, data: bytes, *, check: bool = True) -> str:
+        digest = self.registry.push_blob(repo, data, check=check)
         self.cache.put(digest, data)
         return digest
 

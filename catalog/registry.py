@@ -109,8 +109,8 @@ class Registry(Protocol):
         """Whether `repo` holds the blob `digest` (a HEAD request)."""
         ...
 
-    def push_blob(self, repo: str, data: bytes) -> str:
-        """Upload `data` to `repo` unless it is already there; returns its sha256 digest."""
+    def push_blob(self, repo: str, data: bytes, *, check: bool = True) -> str:
+        """Upload `data` to `repo`, unless `check` finds it already there (one HEAD); returns its sha256 digest."""
         ...
 
     def push_manifest(self, ref: Reference | str, raw: bytes, media_type: str) -> str:
@@ -197,6 +197,10 @@ class OciRegistry:
         if session is None:
             session = requests.Session()
             session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        # Proxy settings are read once here rather than from the environment on every request (a measurable
+        # share of a sync's time); trust_env off also keeps ~/.netrc credentials away from registries.
+        session.trust_env = False
+        self._proxies = requests.utils.get_environ_proxies(self.base_url)
         self._session = session
 
     def __repr__(self) -> str:
@@ -261,10 +265,10 @@ class OciRegistry:
         reply = self._request(_Call("HEAD", self._url(r, "blobs", digest), _pull(r), what))
         return self._expect(reply, what, 200, 404) == 200
 
-    def push_blob(self, repo: str, data: bytes) -> str:
+    def push_blob(self, repo: str, data: bytes, *, check: bool = True) -> str:
         r = self._repo(repo)
         digest = digest_of(data)
-        if self.blob_exists(r.name, digest):
+        if check and self.blob_exists(r.name, digest):
             return digest
         what = f"push blob {digest} to {r}"
         reply = self._request(_Call("POST", self._url(r, "blobs", "uploads/"), _push(r), what))
@@ -384,6 +388,7 @@ class OciRegistry:
             stream=True,
             timeout=self._timeout(call),
             verify=self.tls_verify,
+            proxies=self._proxies,
         )
 
     def _timeout(self, call: _Call) -> tuple[float, float]:
@@ -440,6 +445,7 @@ class OciRegistry:
             stream=True,
             timeout=self._timeout(call),
             verify=self.tls_verify,
+            proxies=self._proxies,
         )
         who = f"{call.what}: the token service {urlsplit(realm).netloc}"
         try:

@@ -2,9 +2,10 @@
 
 Every object of every bundle becomes a resource version whose version is its ``app.kubernetes.io/version``
 label and whose source is the bundle pinned by digest. A manifest digest already in the index is not read
-again, so re-syncing an unchanged registry costs tag listings and HEAD requests, and downloads no blob. A bundle
-that cannot be read is reported and skipped, keeping what the index had for that tag; a registry that cannot be
-reached, refuses the credentials or fails stops the whole sync, and the caller's index stays as it was.
+again, so re-syncing an unchanged registry costs tag listings and one manifest GET per tag, and downloads no
+blob. A bundle that cannot be read is reported and skipped, keeping what the index had for that tag; a registry
+that cannot be reached, refuses the credentials or fails stops the whole sync, and the caller's index stays as
+it was.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from catalog.errors import (
 from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, parse_resource
 from catalog.models import Catalog, Resource, ResourceVersion, utcnow
 from catalog.publish import bundle_target
-from catalog.registry import Registry
+from catalog.registry import Manifest, Registry
 from catalog.tree import CatalogTree, VersionEntry
 from catalog.versions import Version
 
@@ -103,14 +104,16 @@ def read_registry(
         progress(f"[{number}/{len(repositories)}] {repo}: {len(tags)} tags")
         for tag in tags:
             ref = f"{repo}:{tag}"
-            digest = registry.head_manifest(ref)
-            if digest is None:
+            # One GET per tag: a manifest is small, and a HEAD first would only add a round trip for new ones.
+            try:
+                manifest = registry.get_manifest(ref)
+            except RegistryNotFound:
                 continue  # the tag went away while we listed
-            if digest in by_digest:
-                entries = [_retagged(e, ref) for e in by_digest[digest]]
+            if manifest.digest in by_digest:
+                entries = [_retagged(e, ref) for e in by_digest[manifest.digest]]
             else:
                 try:
-                    entries = _read_bundle(registry, repo, ref, tree)
+                    entries = _read_bundle(registry, repo, ref, manifest, tree)
                     fetched += 1
                 except _BUNDLE_PROBLEMS as exc:
                     kept = by_ref.get(ref, [])
@@ -147,8 +150,7 @@ def _retagged(entry: VersionEntry, ref: str) -> VersionEntry:
     return VersionEntry(**{**entry.__dict__, "path": ref})
 
 
-def _read_bundle(registry: Registry, repo: str, ref: str, tree: CatalogTree) -> list[VersionEntry]:
-    manifest = registry.get_manifest(ref)
+def _read_bundle(registry: Registry, repo: str, ref: str, manifest: Manifest, tree: CatalogTree) -> list[VersionEntry]:
     parsed = parse_manifest(manifest.raw, manifest.media_type)
     for _ in range(_MAX_CHILD_HOPS):
         if not isinstance(parsed, Descriptor):
