@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:  # Alembic is imported only when migrating: it is a tenth of the command line's start-up.
+    from alembic.config import Config
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -34,6 +35,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config pointing at the migrations package, bound to engine when given."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(files("migrations")))
     if engine is not None:
@@ -43,6 +46,8 @@ def alembic_config(engine: Engine | None = None) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Create or migrate the schema to the given revision."""
+    from alembic import command
+
     command.upgrade(alembic_config(engine), revision)
 
 

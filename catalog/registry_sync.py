@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -35,7 +36,9 @@ from catalog.versions import Version
 
 # A bundle that cannot be read is one problem, not a failed sync.
 _BUNDLE_PROBLEMS = (BundleError, BlobDigestMismatch, BlobTooLarge, ManifestError, RegistryNotFound)
-_MAX_CHILD_HOPS = 1  # an index points at image manifests, never at another index
+_MAX_CHILD_HOPS = 1
+# Tags are read over a few connections at once: a registry answers many small requests faster in parallel.
+PARALLEL_REQUESTS = 4  # an index points at image manifests, never at another index
 
 
 @dataclass(frozen=True)
@@ -97,40 +100,71 @@ def read_registry(
     repositories = [f"{host}/{r}" for r in catalog.repositories] or _discover(registry, host, prefix)
     if not repositories:
         tree.report("error", f"{host}/{prefix}", "no repositories under this prefix")
-    seen: set[tuple[str, str, str]] = set()
-    fetched = 0
+    work = []
     for number, repo in enumerate(sorted(repositories), 1):
         tags = sorted(registry.list_tags(repo))
         progress(f"[{number}/{len(repositories)}] {repo}: {len(tags)} tags")
-        for tag in tags:
-            ref = f"{repo}:{tag}"
-            # One GET per tag: a manifest is small, and a HEAD first would only add a round trip for new ones.
-            try:
-                manifest = registry.get_manifest(ref)
-            except RegistryNotFound:
-                continue  # the tag went away while we listed
-            if manifest.digest in by_digest:
-                entries = [_retagged(e, ref) for e in by_digest[manifest.digest]]
-            else:
-                try:
-                    entries = _read_bundle(registry, repo, ref, manifest, tree)
-                    fetched += 1
-                except _BUNDLE_PROBLEMS as exc:
-                    kept = by_ref.get(ref, [])
-                    note = "; the previously indexed bundle is kept" if kept else ""
-                    tree.report("error", ref, f"{exc}{note}")
-                    entries = kept
-            for entry in entries:
-                key = (entry.kind, entry.name, Version.parse(entry.version).full)
-                if key in seen:
-                    tree.report("info", ref, f"{entry.kind} {entry.name} {entry.version} is indexed from another tag")
-                    continue
-                seen.add(key)
-                tree.versions.append(entry)
-                for finding in entry.meta.findings:
-                    tree.report(finding.level, ref, f"{entry.name}: {finding.message}")
+        work += [(repo, tag) for tag in tags]
+    progress(f"reading {len(work)} tags over {PARALLEL_REQUESTS} connections")
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS)
+    try:
+        results = list(pool.map(lambda item: _read_tag(registry, item[0], item[1], by_digest, by_ref), work))
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a registry-wide failure, stop what has not started
+
+    seen: set[tuple[str, str, str]] = set()
+    for result in results:
+        if result is None:
+            continue  # the tag went away while we listed
+        for level, message in result.problems:
+            tree.report(level, result.ref, message)
+        for entry in result.entries:
+            key = (entry.kind, entry.name, Version.parse(entry.version).full)
+            if key in seen:
+                tree.report(
+                    "info", result.ref, f"{entry.kind} {entry.name} {entry.version} is indexed from another tag"
+                )
+                continue
+            seen.add(key)
+            tree.versions.append(entry)
+            for finding in entry.meta.findings:
+                tree.report(finding.level, result.ref, f"{entry.name}: {finding.message}")
+    fetched = sum(1 for r in results if r is not None and r.fetched)
     progress(f"read {fetched} new bundles, {len(tree.versions)} versions")
     return tree
+
+
+@dataclass
+class _TagResult:
+    ref: str
+    entries: list[VersionEntry]
+    problems: list[tuple[str, str]]
+    fetched: bool
+
+
+def _read_tag(
+    registry: Registry,
+    repo: str,
+    tag: str,
+    by_digest: dict[str, list[VersionEntry]],
+    by_ref: dict[str, list[VersionEntry]],
+) -> _TagResult | None:
+    """What one tag holds: from the index when its manifest digest is known, else read from the registry."""
+    ref = f"{repo}:{tag}"
+    # One GET per tag: a manifest is small, and a HEAD first would only add a round trip for new ones.
+    try:
+        manifest = registry.get_manifest(ref)
+    except RegistryNotFound:
+        return None
+    if manifest.digest in by_digest:
+        return _TagResult(ref, [_retagged(e, ref) for e in by_digest[manifest.digest]], [], fetched=False)
+    problems: list[tuple[str, str]] = []
+    try:
+        return _TagResult(ref, _read_bundle(registry, repo, ref, manifest, problems), problems, fetched=True)
+    except _BUNDLE_PROBLEMS as exc:
+        kept = by_ref.get(ref, [])
+        note = "; the previously indexed bundle is kept" if kept else ""
+        return _TagResult(ref, kept, [("error", f"{exc}{note}")], fetched=False)
 
 
 def _discover(registry: Registry, host: str, prefix: str) -> list[str]:
@@ -150,7 +184,9 @@ def _retagged(entry: VersionEntry, ref: str) -> VersionEntry:
     return VersionEntry(**{**entry.__dict__, "path": ref})
 
 
-def _read_bundle(registry: Registry, repo: str, ref: str, manifest: Manifest, tree: CatalogTree) -> list[VersionEntry]:
+def _read_bundle(
+    registry: Registry, repo: str, ref: str, manifest: Manifest, problems: list[tuple[str, str]]
+) -> list[VersionEntry]:
     parsed = parse_manifest(manifest.raw, manifest.media_type)
     for _ in range(_MAX_CHILD_HOPS):
         if not isinstance(parsed, Descriptor):
@@ -168,7 +204,7 @@ def _read_bundle(registry: Registry, repo: str, ref: str, manifest: Manifest, tr
         obj = read_object(content, layer)
         kind = KINDS.get(obj.kind.lower())
         if kind is None:
-            tree.report("warning", ref, f"{obj.kind} {obj.name} is not a Task, Pipeline or StepAction; skipped")
+            problems.append(("warning", f"{obj.kind} {obj.name} is not a Task, Pipeline or StepAction; skipped"))
             continue
         meta = parse_resource(obj.text, kind=kind)
         _check_tag(ref, meta.version)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-from flask import Flask
+from typing import TYPE_CHECKING, Any
 
 from hub.config import Settings
+
+if TYPE_CHECKING:  # Flask is imported by create_app, so the command line starts without it.
+    from flask import Flask
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 
@@ -22,6 +23,8 @@ def _template_folder() -> str:
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the hub: settings, database engine, response cache and blueprints."""
+    from flask import Flask
+
     from catalog.db import make_engine
     from hub import db, errors, tekton_api, web
     from hub.http_cache import ResponseCache
