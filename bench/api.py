@@ -379,16 +379,7 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     lines = [header] + [
         (r.what, r.hub, r.peer, f"{r.ratio:.3f}", r.target, "met" if r.met else "NOT MET") for r in rows
     ]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for n, line in enumerate(lines):
-        print(
-            "  ".join(
-                cell.rjust(w) if 0 < i < 4 else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_aligned(lines)
     print("peers: nginx serving the hub's exact response bytes as static files; reading and YAML-parsing")
     print("(CSafeLoader) the manifests the sync parses, plus their README.md and samples")
     if args.loadgen == "python":
@@ -438,6 +429,20 @@ def interruptible() -> Iterator[contextlib.ExitStack]:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.close()
+
+
+def print_aligned(lines: list[tuple[str, ...]]) -> None:
+    """Rows under a header line, numbers right-aligned: the closing table of every benchmark here."""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    for n, line in enumerate(lines):
+        print(
+            "  ".join(
+                cell.rjust(w) if 0 < i < 4 else cell.ljust(w)
+                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from api import interruptible, log, taskhub_command, temp_dir
+from api import interruptible, log, print_aligned, taskhub_command, temp_dir
 from registry_peers import (
     REGISTRY_BIN,
     RawBundle,
@@ -395,16 +395,7 @@ def print_table(rows: list[Row], args: argparse.Namespace, s: Setup, rounds: Rou
     )
     header = ("what", "taskhub", "peer", "ratio", "target", "result")
     lines = [header] + [(r.what, r.taskhub, r.peer, r.ratio, r.target, "met" if r.met else "NOT MET") for r in rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for n, line in enumerate(lines):
-        print(
-            "  ".join(
-                cell.rjust(w) if 0 < i < 4 else cell.ljust(w)
-                for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-            )
-        )
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    print_aligned(lines)
     check, again, cold = (statistics.median(t) for t in (rounds.check, rounds.again, rounds.cold))
     print("peers, each http.client over one keep-alive connection to the same registry: cold sync: GET /v2/_catalog")
     print("(every page), tags/list of each repository, each manifest and each layer blob; unchanged sync: the cold")
