@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:  # Alembic is imported only when migrating: it is a tenth of the command line's start-up.
@@ -56,3 +56,13 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def database_error(engine: Engine) -> str | None:
+    """None when the database answers a trivial query, else the reason it does not, on one line."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any driver error means the database is down for the client
+        return " ".join(str(exc).split())[:200]
+    return None

@@ -6,6 +6,7 @@ import logging
 import secrets
 
 from flask import Flask, Response, jsonify, render_template, request
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from catalog.errors import Conflict, InvalidRequest, NotFound, TaskhubError
@@ -62,6 +63,14 @@ def register(app: Flask) -> None:
             name = {404: "not-found", 405: "method-not-allowed", 413: "request-too-large"}.get(status, "bad-request")
             return goa_error(status, name, error.description or error.name)
         return render_template("error.html", status=status, message=error.description), status
+
+    @app.errorhandler(OperationalError)
+    def database_down(error: OperationalError) -> Response | tuple[str, int]:
+        log.error("database unavailable: %s", " ".join(str(error.orig).split()))
+        message = "the hub's database is unavailable; try again shortly"
+        if _wants_api_error():
+            return goa_error(503, "unavailable", message)
+        return render_template("error.html", status=503, message=message), 503
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response | tuple[str, int]:

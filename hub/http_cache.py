@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import parse_etags
 
 from catalog.models import IndexState
@@ -46,11 +47,18 @@ class ResponseCache:
         self._generation = -1
         self._checked_at = 0.0
 
-    def generation(self) -> int:
+    def generation(self) -> int | None:
+        """The index generation, or None when the database cannot say (then nothing is cached or served)."""
         now = time.monotonic()
         if now - self._checked_at >= self.check_interval:
-            with self.engine.connect() as conn:
-                generation = conn.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
+            try:
+                with self.engine.connect() as conn:
+                    generation = conn.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
+            except SQLAlchemyError:
+                with self._lock:
+                    self._entries.clear()
+                    self._generation, self._checked_at = -1, 0.0
+                return None
             with self._lock:
                 if generation != self._generation:
                     self._entries.clear()
@@ -58,9 +66,12 @@ class ResponseCache:
                 self._checked_at = now
         return self._generation
 
-    def _key(self, environ: Environ) -> tuple[int, str, str, str]:
+    def _key(self, environ: Environ) -> tuple[int, str, str, str] | None:
+        generation = self.generation()
+        if generation is None:
+            return None
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        return (self.generation(), environ.get("HTTP_HOST", ""), path, environ.get("QUERY_STRING", ""))
+        return (generation, environ.get("HTTP_HOST", ""), path, environ.get("QUERY_STRING", ""))
 
     def store(self, environ: Environ, response: Response) -> None:
         """Remember a finished 200 answer to a GET (with its ETag already set)."""
@@ -74,6 +85,8 @@ class ResponseCache:
         kept = {"etag", "cache-control", "vary"}
         entry = _Entry(etag, headers, [(k, v) for k, v in headers if k.lower() in kept], body)
         key = self._key(environ)
+        if key is None:
+            return
         with self._lock:
             if len(self._entries) >= MAX_ENTRIES:
                 del self._entries[next(iter(self._entries))]
@@ -84,7 +97,8 @@ class ResponseCache:
 
         def cached_or_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             if environ.get("REQUEST_METHOD") == "GET" and "HTTP_RANGE" not in environ:
-                entry = self._entries.get(self._key(environ))
+                key = self._key(environ)
+                entry = self._entries.get(key) if key is not None else None
                 if entry is not None:
                     if_none_match = environ.get("HTTP_IF_NONE_MATCH")
                     if if_none_match and parse_etags(if_none_match).contains_weak(entry.etag):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
-from sqlalchemy import text
 
+from catalog.db import database_error
 from catalog.errors import InvalidRequest, NotFound
 from catalog.queries import SearchQuery, parse_kind
 from catalog.tree import LEVELS
@@ -55,12 +55,10 @@ def data(body: object) -> Response:
 def status() -> Response:
     """{services:[api, db]}: the body of GET / and GET /v1 for API clients."""
     services: list[dict[str, str]] = [{"name": "api", "status": "ok"}]
-    try:
-        with db.engine().connect() as conn:
-            conn.execute(text("SELECT 1"))
-        services.append({"name": "db", "status": "ok"})
-    except Exception as exc:  # any driver error means the database is down for the client
-        services.append({"name": "db", "status": "Error", "error": " ".join(str(exc).split())[:200]})
+    error = database_error(db.engine())
+    services.append(
+        {"name": "db", "status": "ok"} if error is None else {"name": "db", "status": "Error", "error": error}
+    )
     response = jsonify(services=services)
     response.headers["Cache-Control"] = "no-store"
     return response

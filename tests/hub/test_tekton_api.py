@@ -266,3 +266,17 @@ def test_cached_answers_follow_the_index(client, engine, settings, tmp_path):
     assert after.headers["ETag"] != before.headers["ETag"]
     stale = client.get("/v1/catalogs", headers={"If-None-Match": before.headers["ETag"]})
     assert stale.status_code == 200
+
+
+def test_status_reports_a_database_that_is_down(tmp_path):
+    from hub import create_app
+
+    broken = create_app({"database_url": f"sqlite:///{tmp_path}/missing-dir/x.db", "data_dir": str(tmp_path)})
+    body = broken.test_client().get("/v1").get_json()
+    assert body["services"][0] == {"name": "api", "status": "ok"}
+    assert body["services"][1]["name"] == "db" and body["services"][1]["status"] == "Error"
+    assert "unable to open database file" in body["services"][1]["error"]
+    down = broken.test_client().get("/v1/resource/tekton/task/git-clone")
+    assert_goa_error(down, 503, "unavailable", "database is unavailable")
+    page = broken.test_client().get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and "database is unavailable" in page.get_data(as_text=True)
