@@ -259,3 +259,49 @@ def test_plain_http_only_for_loopback_unless_configured(tmp_path):
     allowed = registry_client(settings, "registry.internal:5000")
     assert allowed.registry.base_url == "http://registry.internal:5000"
     assert registry_client(Settings(data_dir=tmp_path), "registry.example.com").registry.base_url.startswith("https://")
+
+
+def test_oci_manifests_indexes_and_raw_layers_are_read(engine, settings, registry, tmp_path):
+    """What others push: an OCI index with a linux/amd64 image, an OCI manifest, an uncompressed raw YAML layer."""
+    reg = client(registry, tmp_path)
+    prefix = f"{registry.host}/others"
+    built = build_bundle([task_yaml("indexed", "1.0.0")])
+    for blob in built.blobs().values():
+        reg.push_blob(f"{prefix}/indexed", blob)
+    child = reg.push_manifest(f"{prefix}/indexed@{built.digest}", built.manifest, DOCKER_MANIFEST)
+    index = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": DOCKER_MANIFEST, "digest": child, "size": len(built.manifest),
+             "platform": {"architecture": "amd64", "os": "linux"}},
+        ],
+    }  # fmt: skip
+    reg.push_manifest(f"{prefix}/indexed:v1.0.0", json.dumps(index).encode(), "application/vnd.oci.image.index.v1+json")
+
+    raw = task_yaml("raw", "0.3").encode()
+    config = b"{}"
+    oci = {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config),
+                   "digest": reg.push_blob(f"{prefix}/raw", config)},
+        "layers": [
+            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "size": len(raw),
+             "digest": reg.push_blob(f"{prefix}/raw", raw),
+             "annotations": {"dev.tekton.image.apiVersion": "tekton.dev/v1", "dev.tekton.image.kind": "task",
+                             "dev.tekton.image.name": "raw"}},
+        ],
+    }  # fmt: skip
+    reg.push_manifest(f"{prefix}/raw:0.3", json.dumps(oci).encode(), "application/vnd.oci.image.manifest.v1+json")
+
+    add_registry(engine, "others", prefix)
+    summary = sync_registry(engine, settings, "others", client(registry, tmp_path / "fresh"))
+    assert (summary.versions, summary.problems["error"]) == (2, 0)
+    with Session(engine) as s:
+        index_view = CatalogIndex(s)
+        indexed = index_view.resource("others", "Task", "indexed").latest
+        assert indexed.version == "1.0.0"
+        assert indexed.bundle_ref == f"{prefix}/indexed@{child}"  # pinned to the image, as the resolver pins it
+        raw_row = index_view.resource("others", "Task", "raw").latest
+        assert raw_row.manifest == raw.decode()  # stored as it was in the layer
