@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from catalog.db import current_revision, make_engine, upgrade
@@ -42,7 +43,17 @@ def _fail(error: TaskhubError) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-@click.group()
+class _Commands(click.Group):
+    """The top-level group: a database that cannot be reached is a one-line error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            raise click.ClickException(f"the database is unavailable: {' '.join(str(exc.orig).split())}") from None
+
+
+@click.group(cls=_Commands)
 def main() -> None:
     """taskhub: a self-hosted hub for Tekton Tasks, Pipelines and StepActions."""
 

@@ -47,6 +47,12 @@ def _wants_api_error() -> bool:
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul() -> None:
+        # No database stores NUL in text (PostgreSQL refuses it outright): a clear 400 instead of a driver error.
+        if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
+            raise InvalidRequest("the request contains a NUL character", reason="bad-request")
+
     @app.errorhandler(TaskhubError)
     def domain_error(error: TaskhubError) -> Response | tuple[str, int]:
         status, name = status_of(error)

@@ -127,17 +127,17 @@ def catalog_errors(name: str) -> Response:
 # -- resources by id ---------------------------------------------------------------------------------------
 
 
-@bp.get("/v1/resource/<int:resource_id>")
+@bp.get("/v1/resource/<int(max=2147483647):resource_id>")
 def resource_by_id(resource_id: int) -> Response:
     return data(shapes().resource(db.index().resource_by_id(resource_id)))
 
 
-@bp.get("/v1/resource/<int:resource_id>/versions")
+@bp.get("/v1/resource/<int(max=2147483647):resource_id>/versions")
 def resource_versions(resource_id: int) -> Response:
     return data(shapes().versions(db.index().resource_by_id(resource_id)))
 
 
-@bp.get("/v1/resource/version/<int:version_id>")
+@bp.get("/v1/resource/version/<int(max=2147483647):version_id>")
 def version_by_id(version_id: int) -> Response:
     index = db.index()
     row = index.version_by_id(version_id)
@@ -216,9 +216,9 @@ def legacy_resources() -> Response:
 
 
 @bp.get("/query")
-@bp.get("/resource/<int:resource_id>")
-@bp.get("/resource/<int:resource_id>/versions")
-@bp.get("/resource/version/<int:version_id>")
+@bp.get("/resource/<int(max=2147483647):resource_id>")
+@bp.get("/resource/<int(max=2147483647):resource_id>/versions")
+@bp.get("/resource/version/<int(max=2147483647):version_id>")
 @bp.get("/resource/<catalog>/<kind>/<name>")
 @bp.get("/resource/<catalog>/<kind>/<name>/<version>")
 def legacy(**_: object) -> Response:

@@ -146,3 +146,14 @@ def test_bundles_and_registries(run, sample_catalog, registry, auth_registry, tm
     down = run("registry", "sync", "local", check=False)
     assert down.returncode == 1 and "sync failed, the previous index is kept" in down.stderr
     assert "connection refused" in down.stderr.lower() or "unreachable" in down.stderr.lower()
+
+
+def test_unreachable_database_is_one_clear_line(tmp_path):
+    env = {
+        **os.environ,
+        "TASKHUB_DATA_DIR": str(tmp_path),
+        "TASKHUB_DATABASE_URL": f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x",
+    }
+    done = subprocess.run([TASKHUB, "catalog", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: the database is unavailable:") and "Traceback" not in done.stderr

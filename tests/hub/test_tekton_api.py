@@ -280,3 +280,23 @@ def test_status_reports_a_database_that_is_down(tmp_path):
     assert_goa_error(down, 503, "unavailable", "database is unavailable")
     page = broken.test_client().get("/", headers={"Accept": "text/html"})
     assert page.status_code == 503 and "database is unavailable" in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/resource/99999999999999999999999999",
+        "/v1/resource/99999999999999999999999999/versions",
+        "/v1/resource/version/99999999999999999999999999",
+        "/v1/query?name=git&offset=99999999999999999999999999",
+        "/v1/resource/tekton/task/git-clone/" + "9" * 300,
+        "/v1/query?name=" + "%00" * 10,
+    ],
+)
+def test_absurd_input_is_a_4xx_not_a_500(client, path):
+    assert 400 <= client.get(path).status_code < 500
+
+
+def test_nul_in_a_path_is_refused(client):
+    assert_goa_error(client.get("/v1/resource/tek%00ton/task/git-clone"), 400, "bad-request", "NUL")
+    assert client.get("/tek%00ton/task/git-clone", headers={"Accept": "text/html"}).status_code == 400
