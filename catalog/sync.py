@@ -19,6 +19,7 @@ from sqlalchemy import Table, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogSourceError, Conflict, NotFound
+from catalog.manifests import is_dns1123_label
 from catalog.models import (
     Catalog,
     CatalogError,
@@ -86,8 +87,6 @@ def add_catalog(
     repositories: list[str] | None = None,
 ) -> Catalog:
     """Register a catalog (a directory, a git URL, or with repositories a registry); the next sync indexes it."""
-    from catalog.manifests import is_dns1123_label
-
     if not is_dns1123_label(name):
         raise Conflict(f"catalog name {name!r} must be lower-case letters, digits and '-' (a DNS-1123 label)")
     if type not in CATALOG_TYPES:
@@ -205,6 +204,7 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
 
     inserts: list[tuple[dict[str, Any], VersionEntry]] = []
     updates: list[tuple[int, dict[str, Any], VersionEntry]] = []
+    revived: list[int] = []
     seen: set[int] = set()
     for entry in tree.versions:
         resource_id = resource_ids[(entry.meta.kind, entry.name)]
@@ -216,8 +216,10 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             continue
         old_id, old_fingerprint, removed_at = old
         seen.add(old_id)
-        if old_fingerprint != values["fingerprint"] or removed_at is not None:
+        if old_fingerprint != values["fingerprint"]:
             updates.append((old_id, {**values, "removed_at": None, "indexed_at": now}, entry))
+        elif removed_at is not None:
+            revived.append(old_id)  # back as it was: the row, and the bundle it was published as, still hold
     removed = [id_ for id_, _, removed_at in existing.values() if id_ not in seen and removed_at is None]
 
     links: list[tuple[int, VersionEntry]] = []
@@ -236,10 +238,14 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             session.execute(delete(table).where(table.c.version_id.in_(changed)))
     if removed:
         session.execute(update(ResourceVersion).where(ResourceVersion.id.in_(removed)).values(removed_at=now))
+    if revived:
+        session.execute(
+            update(ResourceVersion).where(ResourceVersion.id.in_(revived)).values(removed_at=None, indexed_at=now)
+        )
     if links:
         _link_names(session, links)
 
-    summary.added, summary.updated, summary.removed = len(inserts), len(updates), len(removed)
+    summary.added, summary.updated, summary.removed = len(inserts), len(updates) + len(revived), len(removed)
     summary.problems_changed = _replace_problems(session, catalog, tree)
     summary.problems.update(p.level for p in tree.problems)
     live = session.execute(

@@ -305,3 +305,28 @@ def test_oci_manifests_indexes_and_raw_layers_are_read(engine, settings, registr
         assert indexed.bundle_ref == f"{prefix}/indexed@{child}"  # pinned to the image, as the resolver pins it
         raw_row = index_view.resource("others", "Task", "raw").latest
         assert raw_row.manifest == raw.decode()  # stored as it was in the layer
+
+
+def test_a_version_that_comes_back_keeps_its_published_bundle(engine, settings, registry, tmp_path):
+    import shutil
+
+    from tests.catalog.factories import write_version
+    from tests.conftest import register, sync
+
+    root = tmp_path / "cat"
+    write_version(root, "hello", "0.1")
+    register(engine, "mine", root)
+    sync(engine, settings, "mine")
+    publish(engine, client(registry, tmp_path), f"{registry.host}/p", name="mine")
+    with Session(engine) as s:
+        published = CatalogIndex(s).version("mine", "Task", "hello", "0.1").bundle_ref
+    assert published
+    kept = tmp_path / "kept"
+    shutil.move(root / "task" / "hello" / "0.1", kept)
+    write_version(root, "hello", "0.2")
+    assert sync(engine, settings, "mine").removed == 1
+    shutil.move(kept, root / "task" / "hello" / "0.1")
+    assert sync(engine, settings, "mine").updated == 1
+    with Session(engine) as s:
+        back = CatalogIndex(s).version("mine", "Task", "hello", "0.1")
+        assert back.removed_at is None and back.bundle_ref == published
