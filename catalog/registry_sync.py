@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -184,9 +185,8 @@ def _retagged(entry: VersionEntry, ref: str) -> VersionEntry:
     return VersionEntry(**{**entry.__dict__, "path": ref})
 
 
-def _read_bundle(
-    registry: Registry, repo: str, ref: str, manifest: Manifest, problems: list[tuple[str, str]]
-) -> list[VersionEntry]:
+def bundle_manifest(registry: Registry, repo: str, ref: str, manifest: Manifest) -> tuple[Manifest, dict[str, Any]]:
+    """The image manifest a tag's manifest stands for (an index's linux/amd64 image), checked as a Tekton bundle."""
     parsed = parse_manifest(manifest.raw, manifest.media_type)
     for _ in range(_MAX_CHILD_HOPS):
         if not isinstance(parsed, Descriptor):
@@ -196,6 +196,13 @@ def _read_bundle(
     if isinstance(parsed, Descriptor):
         raise BundleError("the index points at another index")
     check_bundle_manifest(parsed, ref)
+    return manifest, parsed
+
+
+def _read_bundle(
+    registry: Registry, repo: str, ref: str, manifest: Manifest, problems: list[tuple[str, str]]
+) -> list[VersionEntry]:
+    manifest, parsed = bundle_manifest(registry, repo, ref, manifest)
     pinned = f"{repo}@{manifest.digest}"
     now = utcnow()
     entries = []

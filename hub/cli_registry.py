@@ -12,11 +12,8 @@ from sqlalchemy.orm import Session
 
 from catalog.bundles import (
     DOCKER_MANIFEST,
-    Descriptor,
     build_bundle,
     bundle_entries,
-    check_bundle_manifest,
-    parse_manifest,
     read_layer,
     read_object,
 )
@@ -25,6 +22,7 @@ from catalog.manifests import KINDS, MAX_FILE_BYTES
 from catalog.models import Catalog
 from catalog.publish import bundle_target, publish_catalog
 from catalog.references import parse_reference
+from catalog.registry_sync import bundle_manifest
 from catalog.sync import CATALOG_TYPES, OCI, add_catalog, get_catalog
 from hub.cli import Context, catalog, main, pass_context, sync_catalogs
 from hub.registries import credential_store, registry_client
@@ -110,14 +108,7 @@ def bundle_list(ctx: Context, ref: str, kind: str | None, name: str | None, outp
     try:
         target = parse_reference(ref)
         registry = registry_client(ctx.settings, target.registry)
-        manifest = registry.get_manifest(ref)
-        parsed = parse_manifest(manifest.raw, manifest.media_type)
-        if isinstance(parsed, Descriptor):
-            manifest = registry.get_manifest(f"{target.name}@{parsed.digest}")
-            parsed = parse_manifest(manifest.raw, manifest.media_type)
-        if isinstance(parsed, Descriptor):
-            raise click.ClickException(f"{ref}: the index points at another index")
-        check_bundle_manifest(parsed, ref)
+        _, parsed = bundle_manifest(registry, target.name, ref, registry.get_manifest(ref))
         wanted = kind.lower().removesuffix("s") if kind else None
         entries = [e for e in bundle_entries(parsed) if wanted in (None, e.kind.lower()) and name in (None, e.name)]
         if not entries:
