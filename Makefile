@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TASKHUB_DATA_DIR ?= $(abspath var)
 
-.PHONY: help setup run test lint format bench clean
+.PHONY: help setup run test lint format bench clean kube-apiserver
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -32,7 +32,10 @@ format: setup ## reformat the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
+kube-apiserver: ## build the tests' kube-apiserver once, into ~/.cache/taskhub (scripts/build-kube-apiserver)
+	@scripts/build-kube-apiserver >/dev/null
+
+test: lint kube-apiserver ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
 	$(BIN)/pytest -q
 
 bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run

@@ -4,7 +4,9 @@
    http.client loop over one keep-alive connection fetching what that sync needs: the /v2/_catalog pages, each
    repository's tags, each manifest and each layer blob (target: at most 1.5x).
 2. An unchanged re-sync as a fraction of the cold one (target: at most 5%), and the blob GETs the registry
-   served during re-syncs, counted from its access log (target: none).
+   served during re-syncs, counted from its access log (target: none). Release tags (tags that read as
+   versions) are read once, so this re-sync lists tags and asks for no manifest; a full re-sync (`--full`,
+   every tag asked for again) is shown beside the raw listings plus one HEAD per tag.
 3. `catalog publish` of those bundles into a fresh prefix, as a ratio to uploading their exact bytes with
    http.client over one keep-alive connection (POST and PUT per blob, PUT per manifest) into another fresh
    prefix (target: at most 1.5x).
@@ -158,7 +160,7 @@ def connected_engine(settings: Settings) -> Iterator[Engine]:
         engine.dispose()
 
 
-def sync_in_process(data_dir: Path) -> tuple[float, SyncSummary]:
+def sync_in_process(data_dir: Path, *, full: bool = False) -> tuple[float, SyncSummary]:
     """`taskhub registry sync` as hub/cli.py's _sync_one does it: fetch, then apply_tree; (seconds, summary)."""
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
@@ -169,6 +171,7 @@ def sync_in_process(data_dir: Path) -> tuple[float, SyncSummary]:
                 get_catalog(session, REGISTRY),
                 settings.catalogs_dir,
                 registries=lambda host: registry_client(settings, host),
+                full=full,
             )
         with Session(engine) as session, session.begin():
             summary = apply_tree(session, get_catalog(session, REGISTRY), files, tree)
@@ -296,9 +299,11 @@ class Rounds:
     """Seconds of each in-process round."""
 
     fetch: list[float] = field(default_factory=list)  # the cold sync's peer
-    check: list[float] = field(default_factory=list)  # listings and HEADs: the floor of an unchanged sync
+    listing: list[float] = field(default_factory=list)  # the floor of an unchanged sync
+    check: list[float] = field(default_factory=list)  # listings and HEADs: the floor of a full unchanged sync
     cold: list[float] = field(default_factory=list)
     again: list[float] = field(default_factory=list)
+    full: list[float] = field(default_factory=list)
     upload: list[float] = field(default_factory=list)
     publish: list[float] = field(default_factory=list)
     blob_gets: int = 0  # during the re-syncs, the warm-up's included
@@ -315,24 +320,28 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
         peer_served = s.source.requests_since_last()
         expect("raw fetch", peer_served, {"GET blob": count})
         checked = timed(lambda: raw_check(s.source.host, PREFIX))
+        listed = timed(lambda: raw_check(s.source.host, PREFIX, heads=False))
         s.source.requests_since_last()
         data_dir = fresh_registry_catalog(template, s.tmp / f"sync{i}")
         cold, summary = sync_in_process(data_dir)
         cold_served = s.source.requests_since_last()
         expect("cold sync", cold_served, {"GET blob": count})
         again, unchanged = sync_in_process(data_dir)
+        full, full_unchanged = sync_in_process(data_dir, full=True)
         rounds.blob_gets += s.source.requests_since_last()["GET blob"]
-        rounds.re_syncs += 1
-        if summary.added != count or unchanged.changed:
+        rounds.re_syncs += 2
+        if summary.added != count or unchanged.changed or full_unchanged.changed:
             sys.exit(f"unexpected sync results: {summary.lines()} then {unchanged.lines()}")
         if i == 0:
             log(f"  raw fetch: the registry served {describe(peer_served)}")
             log(f"  cold sync: the registry served {describe(cold_served)}")
             continue
         rounds.fetch.append(fetched)
+        rounds.listing.append(listed)
         rounds.check.append(checked)
         rounds.cold.append(cold)
         rounds.again.append(again)
+        rounds.full.append(full)
     # No warm-up round here: the code is warm, and the scratch registry has stored these blobs once already.
     for i in range(repeats):
         rounds.upload.append(timed(lambda prefix=f"raw{i}": raw_upload(s.scratch.host, prefix, s.bundles)))
@@ -342,7 +351,8 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
             sys.exit(f"unexpected publish results: {summary.lines()}")
         rounds.publish.append(published)
     log(f"  raw fetch {_ms_list(rounds.fetch)}; cold sync {_ms_list(rounds.cold)}")
-    log(f"  raw listings+HEADs {_ms_list(rounds.check)}; re-sync {_ms_list(rounds.again)}")
+    log(f"  raw listings {_ms_list(rounds.listing)}; re-sync {_ms_list(rounds.again)}")
+    log(f"  raw listings+HEADs {_ms_list(rounds.check)}; full re-sync {_ms_list(rounds.full)}")
     log(f"  raw upload {_ms_list(rounds.upload)}; publish {_ms_list(rounds.publish)}")
     return rounds
 
@@ -396,13 +406,17 @@ def print_table(rows: list[Row], args: argparse.Namespace, s: Setup, rounds: Rou
     header = ("what", "taskhub", "peer", "ratio", "target", "result")
     lines = [header] + [(r.what, r.taskhub, r.peer, r.ratio, r.target, "met" if r.met else "NOT MET") for r in rows]
     print_aligned(lines)
-    check, again, cold = (statistics.median(t) for t in (rounds.check, rounds.again, rounds.cold))
+    listing, check, again, full, cold = (
+        statistics.median(t) for t in (rounds.listing, rounds.check, rounds.again, rounds.full, rounds.cold)
+    )
     print("peers, each http.client over one keep-alive connection to the same registry: cold sync: GET /v2/_catalog")
     print("(every page), tags/list of each repository, each manifest and each layer blob; unchanged sync: the cold")
     print("sync above it; publish: the same bundles' bytes (catalog.bundles.build_bundle) uploaded into a fresh")
     print("prefix, POST + PUT per blob and PUT per manifest. Blob GETs are counted from the registry's access log.")
-    print(f"floor of an unchanged sync: the listings and one HEAD per tag, raw, take {check * 1000:.0f} ms, or")
-    print(f"{check / cold:.1%} of the in-process cold sync; the in-process re-sync takes {again / check:.2f}x that")
+    print(f"floor of an unchanged sync: the listings, raw, take {listing * 1000:.0f} ms ({listing / cold:.1%} of the")
+    print(f"in-process cold sync); the in-process re-sync takes {again / listing:.2f}x that. A full re-sync (--full,")
+    print(f"every tag asked for) takes {full * 1000:.0f} ms ({full / cold:.1%} of the cold sync), {full / check:.2f}x")
+    print(f"the raw listings plus one HEAD per tag ({check * 1000:.0f} ms).")
     missed = [r.what for r in rows if not r.met]
     if missed:
         print(f"targets missed: {'; '.join(missed)}")

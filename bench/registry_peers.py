@@ -161,12 +161,13 @@ def raw_fetch(host: str, prefix: str) -> None:
         conn.close()
 
 
-def raw_check(host: str, prefix: str) -> None:
-    """The least an unchanged sync must ask when tags may move: the listings and a HEAD of each tag's manifest."""
+def raw_check(host: str, prefix: str, *, heads: bool = True) -> None:
+    """The least an unchanged sync must ask: the listings, and a HEAD of each tag's manifest when tags may move."""
     conn = connect(host)
     try:
         for repo, tag in _tagged(conn, prefix):
-            _exchange(conn, "HEAD", f"/v2/{repo}/manifests/{tag}", 200, Accept=ACCEPT)
+            if heads:
+                _exchange(conn, "HEAD", f"/v2/{repo}/manifests/{tag}", 200, Accept=ACCEPT)
     finally:
         conn.close()
 

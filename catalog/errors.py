@@ -22,6 +22,13 @@ class InvalidRequest(TaskhubError):
             self.reason = reason
 
 
+class PayloadTooLarge(InvalidRequest):
+    """A request body over the size the endpoint accepts."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, reason="payload-too-large")
+
+
 class InvalidKind(InvalidRequest):
     """A resource kind that taskhub does not serve."""
 
@@ -50,6 +57,10 @@ class InvalidReference(RegistryError, ValueError):
 
 class InsecureRegistry(RegistryError):
     """Plain HTTP to a host that is not loopback, without ``insecure=True`` (nothing was sent)."""
+
+
+class RegistryNotAllowed(RegistryError):
+    """A registry this hub is not configured to contact on a client's behalf (nothing was sent)."""
 
 
 class RegistryUnreachable(RegistryError):

@@ -104,6 +104,15 @@ class CatalogIndex:
             raise NotFound(f"catalog {name!r} not found")
         return catalog
 
+    def catalog_kinds(self) -> list[tuple[Catalog, str]]:
+        """(catalog, kind) for each kind a catalog holds live versions of, by catalog name then kind."""
+        live = exists().where(ResourceVersion.resource_id == Resource.id, ResourceVersion.removed_at.is_(None))
+        # DISTINCT over ids only: PostgreSQL cannot compare the catalog's JSON column.
+        pairs = self.session.execute(select(Resource.catalog_id, Resource.kind).where(live).distinct()).all()
+        catalogs = {c.id: c for c in self.catalogs()}
+        found = [(catalogs[catalog_id], kind) for catalog_id, kind in pairs]
+        return sorted(found, key=lambda pair: (pair[0].name, pair[1]))
+
     def catalog_errors(self, name: str) -> list[CatalogError]:
         return list(self.catalog(name).errors)
 
@@ -299,3 +308,20 @@ def _sort_key(sort: str, text: str):
         return (rank, *by_name(view))
 
     return relevance
+
+
+# The repositories Tekton's hub resolver asks Artifact Hub for by default (its shipped hubresolver-config).
+DEFAULT_REPOSITORIES = {"tekton-catalog-tasks": "Task", "tekton-catalog-pipelines": "Pipeline"}
+
+
+def artifact_catalog(index: CatalogIndex, repo: str, kind: str | None, default: str) -> tuple[str, str | None]:
+    """(catalog, kind or None) an Artifact Hub repository name stands for: itself, or for Artifact Hub's default
+    names (when no catalog has them) the default catalog, restricted to the name's kind; empty default: itself."""
+    alias_kind = DEFAULT_REPOSITORIES.get(repo.lower())
+    if not default or alias_kind is None or kind not in (None, alias_kind):
+        return repo, None
+    try:
+        index.catalog(repo)
+    except NotFound:
+        return default, alias_kind
+    return repo, None

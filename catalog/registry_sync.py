@@ -2,10 +2,12 @@
 
 Every object of every bundle becomes a resource version whose version is its ``app.kubernetes.io/version``
 label and whose source is the bundle pinned by digest. A manifest digest already in the index is not read
-again, so re-syncing an unchanged registry costs tag listings and one manifest GET per tag, and downloads no
-blob. A bundle that cannot be read is reported and skipped, keeping what the index had for that tag; a registry
-that cannot be reached, refuses the credentials or fails stops the whole sync, and the caller's index stays as
-it was.
+again. A tag that reads as a version (``0.9``, ``1.2.3``) names a release: once indexed without a problem it
+is taken as immutable and not asked for again, so re-syncing an unchanged registry costs the tag listings and
+downloads no blob; other tags (``latest``, ``main``) are re-checked by one manifest GET each, and a full sync
+re-checks every tag. A bundle that cannot be read is reported and skipped, keeping what the index had for that
+tag; a registry that cannot be reached, refuses the credentials or fails stops the whole sync, and the caller's
+index stays as it was.
 """
 
 from __future__ import annotations
@@ -54,12 +56,12 @@ class _Known:
 def known_entries(session: Session, catalog: Catalog) -> list[_Known]:
     """The catalog's indexed bundle objects, rebuilt from the index without touching the registry."""
     rows = session.execute(
-        select(ResourceVersion, Resource.kind)
+        select(ResourceVersion, Resource.kind, Resource.name)
         .join(Resource)
         .where(Resource.catalog_id == catalog.id, ResourceVersion.removed_at.is_(None))
     ).all()
     known = []
-    for row, kind in rows:
+    for row, kind, name in rows:
         if not row.bundle_ref:
             continue
         known.append(
@@ -68,7 +70,7 @@ def known_entries(session: Session, catalog: Catalog) -> list[_Known]:
                 digest=row.bundle_ref.rsplit("@", 1)[1],
                 entry=VersionEntry(
                     kind=kind,
-                    name=row.resource.name,
+                    name=name,
                     version=row.version,
                     path=row.path,
                     manifest=row.manifest,
@@ -89,8 +91,13 @@ def read_registry(
     registry: Registry,
     known: list[_Known],
     progress: Callable[[str], None] = lambda _: None,
+    *,
+    recheck: Callable[[str], bool] = lambda ref: not is_release_tag(ref),
 ) -> CatalogTree:
-    """Walk the registry under the catalog's prefix: repositories, tags, and the bundles they point at."""
+    """Walk the registry under the catalog's prefix: repositories, tags, and the bundles they point at.
+
+    A tag already indexed is asked for again only when recheck(ref) says so; by default, unless it names a release.
+    """
     host, prefix = bundle_target(catalog.source)
     tree = CatalogTree()
     by_digest: dict[str, list[VersionEntry]] = {}
@@ -101,22 +108,27 @@ def read_registry(
     repositories = [f"{host}/{r}" for r in catalog.repositories] or _discover(registry, host, prefix)
     if not repositories:
         tree.report("error", f"{host}/{prefix}", "no repositories under this prefix")
-    work = []
-    for number, repo in enumerate(sorted(repositories), 1):
-        tags = sorted(registry.list_tags(repo))
-        progress(f"[{number}/{len(repositories)}] {repo}: {len(tags)} tags")
-        work += [(repo, tag) for tag in tags]
-    progress(f"reading {len(work)} tags over {PARALLEL_REQUESTS} connections")
     pool = ThreadPoolExecutor(max_workers=PARALLEL_REQUESTS)
     try:
-        results = list(pool.map(lambda item: _read_tag(registry, item[0], item[1], by_digest, by_ref), work))
+        repositories = sorted(repositories)
+        listings = pool.map(lambda repo: sorted(registry.list_tags(repo)), repositories)
+        work, reused = [], []
+        for number, (repo, tags) in enumerate(zip(repositories, listings, strict=True), 1):
+            progress(f"[{number}/{len(repositories)}] {repo}: {len(tags)} tags")
+            for tag in tags:
+                ref = f"{repo}:{tag}"
+                if ref in by_ref and not recheck(ref):
+                    reused.append(_TagResult(ref, by_ref[ref], [], fetched=False))
+                else:
+                    work.append((repo, tag))
+        progress(f"{len(reused)} release tags already indexed; reading {len(work)} tags")
+        read = pool.map(lambda item: _read_tag(registry, item[0], item[1], by_digest, by_ref), work)
+        results = sorted([*reused, *(r for r in read if r is not None)], key=lambda r: r.ref.rsplit(":", 1))
     finally:
         pool.shutdown(cancel_futures=True)  # after a registry-wide failure, stop what has not started
 
     seen: set[tuple[str, str, str]] = set()
     for result in results:
-        if result is None:
-            continue  # the tag went away while we listed
         for level, message in result.problems:
             tree.report(level, result.ref, message)
         for entry in result.entries:
@@ -130,7 +142,7 @@ def read_registry(
             tree.versions.append(entry)
             for finding in entry.meta.findings:
                 tree.report(finding.level, result.ref, f"{entry.name}: {finding.message}")
-    fetched = sum(1 for r in results if r is not None and r.fetched)
+    fetched = sum(1 for r in results if r.fetched)
     progress(f"read {fetched} new bundles, {len(tree.versions)} versions")
     return tree
 
@@ -156,7 +168,7 @@ def _read_tag(
     try:
         manifest = registry.get_manifest(ref)
     except RegistryNotFound:
-        return None
+        return None  # the tag went away while we listed
     if manifest.digest in by_digest:
         return _TagResult(ref, [_retagged(e, ref) for e in by_digest[manifest.digest]], [], fetched=False)
     problems: list[tuple[str, str]] = []
@@ -231,6 +243,15 @@ def _read_bundle(
             )
         )
     return entries
+
+
+def is_release_tag(ref: str) -> bool:
+    """Whether a tag reads as a version, which by convention is never moved to other content."""
+    try:
+        Version.parse(ref.rsplit(":", 1)[1])
+    except InvalidVersion:
+        return False
+    return True
 
 
 def _check_tag(ref: str, label: Version) -> None:

@@ -36,7 +36,7 @@ from catalog.models import (
 )
 from catalog.publish import bundle_target
 from catalog.registry import Registry
-from catalog.registry_sync import known_entries, read_registry
+from catalog.registry_sync import is_release_tag, known_entries, read_registry
 from catalog.sources import Checkout, check_context_dir, checkout, detect_provider, web_urls
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
 
@@ -132,14 +132,25 @@ def fetch(
     work_dir: Path,
     registries: Callable[[str], Registry] | None = None,
     progress: Callable[[str], None] = lambda _: None,
+    *,
+    full: bool = False,
 ) -> tuple[Checkout, CatalogTree]:
-    """Read any catalog: a tree (directory or git) or a registry (through the client registries(host) gives)."""
+    """Read any catalog: a tree (directory or git) or a registry (through the client registries(host) gives).
+
+    A registry's release tags indexed without a problem are not asked for again, unless full is set.
+    """
     if catalog.provider != OCI:
         return fetch_catalog(catalog, work_dir)
     if registries is None:
         raise CatalogSourceError(f"catalog {catalog.name} is a registry, and no registry client was given")
     host, _ = bundle_target(catalog.source)
-    tree = read_registry(catalog, registries(host), known_entries(session, catalog), progress)
+    failed = select(CatalogError.path).where(CatalogError.catalog_id == catalog.id, CatalogError.level == "error")
+    troubled = set(session.scalars(failed))
+
+    def recheck(ref: str) -> bool:
+        return full or ref in troubled or not is_release_tag(ref)
+
+    tree = read_registry(catalog, registries(host), known_entries(session, catalog), progress, recheck=recheck)
     return Checkout(Path("."), None), tree
 
 

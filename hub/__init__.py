@@ -26,8 +26,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from flask import Flask
 
     from catalog.db import make_engine
-    from hub import db, errors, tekton_api, web
+    from hub import admin_api, artifacthub_api, auth, db, errors, openapi_api, resolve_api, tekton_api, web
     from hub.http_cache import ResponseCache
+    from hub.registries import Resolvers
 
     if isinstance(config, Settings):
         settings = config
@@ -47,6 +48,12 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["taskhub.response_cache"] = cache
     app.wsgi_app = cache.wrap(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.register_blueprint(tekton_api.bp)
+    app.register_blueprint(artifacthub_api.bp)
+    app.extensions["taskhub.resolvers"] = Resolvers(settings, engine)
+    app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web.bp)
     errors.register(app)
+    app.register_blueprint(admin_api.bp)
+    app.register_blueprint(openapi_api.bp)
+    auth.init_app(app)  # last: it wraps the whole app, response cache included
     return app

@@ -123,7 +123,7 @@ def catalog_sync(ctx: Context, name: str | None) -> None:
     sync_catalogs(ctx, names)
 
 
-def sync_catalogs(ctx: Context, names: list[str]) -> None:
+def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None:
     """Sync each catalog in its own transaction; a failed one keeps its previous index and is reported."""
     engine = ctx.migrated_engine()
     failed = []
@@ -131,7 +131,7 @@ def sync_catalogs(ctx: Context, names: list[str]) -> None:
         click.echo(f"[{number}/{len(names)}] {catalog_name}: fetching", err=True)
         started = time.perf_counter()
         try:
-            _sync_one(engine, ctx.settings, catalog_name)
+            _sync_one(engine, ctx.settings, catalog_name, full=full)
         except TaskhubError as exc:
             failed.append(catalog_name)
             _record_failure(engine, catalog_name, str(exc))
@@ -142,7 +142,7 @@ def sync_catalogs(ctx: Context, names: list[str]) -> None:
         raise click.ClickException(f"{len(failed)} of {len(names)} catalogs failed to sync: {', '.join(failed)}")
 
 
-def _sync_one(engine: Engine, settings: Settings, name: str) -> None:
+def _sync_one(engine: Engine, settings: Settings, name: str, *, full: bool = False) -> None:
     from hub.registries import registry_client
 
     def progress(line: str) -> None:
@@ -155,6 +155,7 @@ def _sync_one(engine: Engine, settings: Settings, name: str) -> None:
             settings.catalogs_dir,
             registries=lambda host: registry_client(settings, host),
             progress=progress,
+            full=full,
         )
     click.echo(f"  read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing", err=True)
     with Session(engine) as session, session.begin():
@@ -218,4 +219,4 @@ def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) ->
 
 
 # The bundle and registry commands register themselves on the groups above.
-from hub import cli_registry  # noqa: E402, F401
+from hub import cli_hub, cli_registry, cli_resolve, cli_tokens  # noqa: E402, F401

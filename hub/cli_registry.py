@@ -192,9 +192,13 @@ def registry_add(
 
 @registry.command("sync")
 @click.argument("name", required=False)
+@click.option("--full", is_flag=True, help="Re-check release tags too (e.g. after a version tag was re-pushed).")
 @pass_context
-def registry_sync(ctx: Context, name: str | None) -> None:
-    """Index the bundles of one registry, or of all; only manifests not seen before are downloaded."""
+def registry_sync(ctx: Context, name: str | None, full: bool) -> None:
+    """Index the bundles of one registry, or of all; only bundles not seen before are downloaded.
+
+    Tags that read as versions are releases: once indexed they are not asked for again unless --full is given.
+    """
     with Session(ctx.migrated_engine()) as session:
         try:
             names = (
@@ -206,4 +210,4 @@ def registry_sync(ctx: Context, name: str | None) -> None:
             raise click.ClickException(str(exc)) from None
     if not names:
         raise click.ClickException("no registries: add one with `taskhub registry add NAME HOST/PREFIX`")
-    sync_catalogs(ctx, names)
+    sync_catalogs(ctx, names, full=full)

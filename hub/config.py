@@ -26,6 +26,27 @@ class Settings:
     log_level: str = "INFO"
     # Registry hosts (host:port, comma-separated) reached over plain HTTP; loopback hosts always are.
     insecure_registries: str = ""
+    # Registry hosts (comma-separated) that resolve requests may reach; empty: the registries added to this hub
+    # (`taskhub registry add`); "*": any. Others are refused before any connection is made.
+    resolve_registries: str = ""
+    # How long a tag's digest is trusted before the registry is asked again (seconds).
+    resolve_tag_ttl: float = 60.0
+    # How long a resolve may wait for a registry before it fails, retries included (seconds).
+    resolve_timeout: float = 2.0
+    # Memory for resolved answers, per worker (bytes); their blobs are also kept on disk in data_dir/blobs.
+    resolve_cache_bytes: int = 64 * 1024 * 1024
+    # The catalog of hub resolve requests that name none.
+    default_catalog: str = "tekton"
+    # Every endpoint, web pages included, needs an API token with the "read" scope.
+    private: bool = False
+    # How long a worker trusts a verified token before asking the database again: the most a revocation lags.
+    token_cache_seconds: float = 30.0
+    # Requests per client (token name, else address) and worker process, as "N/second|minute|hour"; 0: no limit.
+    rate_limit_resolve: str = "600/minute"
+    rate_limit_search: str = "300/minute"
+    # The catalog that Artifact Hub's default repository names (tekton-catalog-tasks, tekton-catalog-pipelines)
+    # stand for when no catalog has those names; empty turns the aliases off.
+    artifact_hub_default_catalog: str = "tekton"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -60,6 +81,11 @@ class Settings:
 def _convert(type_name: object, value: Any, key: str) -> Any:
     if not isinstance(value, str):
         return value
+    if type_name == "bool":
+        flag = value.strip().lower()
+        if flag not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+            raise ValueError(f"setting {key}={value!r} is not a boolean (true/false, 1/0)")
+        return flag in ("true", "1", "yes", "on")
     try:
         if type_name == "int":
             return int(value)

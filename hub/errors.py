@@ -9,21 +9,44 @@ from flask import Flask, Response, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
-from catalog.errors import Conflict, InvalidRequest, NotFound, TaskhubError
+from catalog.errors import (
+    BundleError,
+    Conflict,
+    InvalidReference,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    RegistryError,
+    RegistryNotAllowed,
+    RegistryNotFound,
+    TaskhubError,
+)
 
 log = logging.getLogger(__name__)
 
 # Path prefixes answered in Tekton Hub's (goa) error shape.
 TEKTON_API_PREFIXES = ("/v1/", "/v1", "/catalog/", "/categories", "/query", "/resource", "/resources")
+# Path prefix answered in Artifact Hub's error shape.
+ARTIFACT_HUB_API_PREFIX = "/api/"
 
 
 def status_of(error: TaskhubError) -> tuple[int, str]:
-    if isinstance(error, NotFound):
+    if isinstance(error, NotFound | RegistryNotFound):
         return 404, "not-found"
+    if isinstance(error, PayloadTooLarge):
+        return 413, error.reason
     if isinstance(error, InvalidRequest):
         return 400, error.reason
+    if isinstance(error, InvalidReference):
+        return 400, "invalid-reference"
+    if isinstance(error, RegistryNotAllowed):
+        return 403, "registry-not-allowed"
     if isinstance(error, Conflict):
         return 409, "conflict"
+    if isinstance(error, BundleError):
+        return 422, "invalid-bundle"
+    if isinstance(error, RegistryError):  # the registry is down, refused our credentials, or served bad content
+        return 502, "registry-error"
     return 500, "internal-error"
 
 
@@ -42,8 +65,22 @@ def goa_error(status: int, name: str, message: str) -> Response:
     return response
 
 
+def artifacthub_error(status: int, message: str) -> Response:
+    """Artifact Hub's error body ({"message": ...}, as its RenderErrorJSON writes it)."""
+    response = jsonify(message=message)
+    response.status_code = status
+    return response
+
+
+def api_error(status: int, name: str, message: str) -> Response:
+    """The error body of the API family the request belongs to."""
+    if request.path.startswith(ARTIFACT_HUB_API_PREFIX):
+        return artifacthub_error(status, message)
+    return goa_error(status, name, message)
+
+
 def _wants_api_error() -> bool:
-    return request.path.startswith(TEKTON_API_PREFIXES)
+    return request.path.startswith((*TEKTON_API_PREFIXES, ARTIFACT_HUB_API_PREFIX))
 
 
 def register(app: Flask) -> None:
@@ -59,7 +96,7 @@ def register(app: Flask) -> None:
         if status >= 500:
             log.error("unexpected %s: %s", type(error).__name__, error)
         if _wants_api_error():
-            return goa_error(status, name, str(error))
+            return api_error(status, name, str(error))
         return render_template("error.html", status=status, message=str(error)), status
 
     @app.errorhandler(HTTPException)
@@ -67,7 +104,7 @@ def register(app: Flask) -> None:
         status = error.code or 500
         if _wants_api_error():
             name = {404: "not-found", 405: "method-not-allowed", 413: "request-too-large"}.get(status, "bad-request")
-            return goa_error(status, name, error.description or error.name)
+            return api_error(status, name, error.description or error.name)
         return render_template("error.html", status=status, message=error.description), status
 
     @app.errorhandler(OperationalError)
@@ -75,12 +112,12 @@ def register(app: Flask) -> None:
         log.error("database unavailable: %s", " ".join(str(error.orig).split()))
         message = "the hub's database is unavailable; try again shortly"
         if _wants_api_error():
-            return goa_error(503, "unavailable", message)
+            return api_error(503, "unavailable", message)
         return render_template("error.html", status=503, message=message), 503
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response | tuple[str, int]:
         log.exception("unhandled error on %s %s", request.method, request.path)
         if _wants_api_error():
-            return goa_error(500, "internal-error", "internal error; the hub's log has the details")
+            return api_error(500, "internal-error", "internal error; the hub's log has the details")
         return render_template("error.html", status=500, message="Internal error."), 500

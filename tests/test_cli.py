@@ -34,7 +34,7 @@ def run(tmp_path, empty_database_url):
 
 
 def test_add_sync_errors(run, sample_catalog):
-    assert "database at revision 0002" in run("db", "upgrade").stdout
+    assert "database at revision 0003" in run("db", "upgrade").stdout
     assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(sample_catalog)).stdout
     synced = run("catalog", "sync")
     assert "tekton: 24 resources, 69 versions" in synced.stdout
@@ -157,3 +157,29 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     done = subprocess.run([TASKHUB, "catalog", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert done.stderr.startswith("Error: the database is unavailable:") and "Traceback" not in done.stderr
+
+
+def test_resolve_on_the_command_line(run, sample_catalog, registry):
+    import hashlib
+    import json
+
+    run("db", "upgrade")
+    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "sync")
+    data = run("resolve", "hub", "name=git-clone", "version=>=0.7, <0.10")
+    assert data.stdout.encode() == (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    assert "task git-clone 0.9 from" in data.stderr
+    answer = json.loads(run("resolve", "hub", "name=git-clone", "version=~>0.9", "-o", "json").stdout)
+    assert answer["version"] == "0.10"
+    assert answer["refSource"]["digest"]["sha256"] == hashlib.sha256(answer["data"].encode()).hexdigest()
+    none = run("resolve", "hub", "name=git-clone", "version=>=9", check=False)
+    assert none.returncode == 1 and "no version found for constraint >=9" in none.stderr
+
+    run("catalog", "publish", "tekton", "--registry", f"{registry.host}/cat")
+    ref = f"bundle={registry.host}/cat/task/yq:0.4"
+    refused = run("resolve", "bundles", ref, "name=yq", check=False)
+    assert refused.returncode == 1 and "is not on this hub's allowlist" in refused.stderr
+    run("registry", "add", "bundles", f"{registry.host}/cat")
+    bundle = json.loads(run("resolve", "bundles", ref, "name=yq", "-o", "json").stdout)
+    assert bundle["version"] == "0.4" and bundle["refSource"]["uri"] == f"{registry.host}/cat/task/yq"
+    assert run("resolve", "hub", "nonsense", check=False).returncode == 2  # a usage error

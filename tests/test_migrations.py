@@ -15,7 +15,7 @@ def test_upgrade_head_on_an_empty_database_then_alembic_check(empty_database_url
     engine = make_engine(empty_database_url)
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     assert {"catalogs", "resources", "resource_versions", "catalog_errors"} <= set(inspect(engine).get_table_names())
     engine.dispose()
     check = subprocess.run(
@@ -30,7 +30,7 @@ def test_upgrade_is_idempotent(empty_database_url):
     engine = make_engine(empty_database_url)
     upgrade(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     engine.dispose()
 
 

@@ -33,9 +33,9 @@ def add_registry(engine, name, target, repositories=()):
         add_catalog(s, name, target, repositories=list(repositories))
 
 
-def sync_registry(engine, settings, name, reg):
+def sync_registry(engine, settings, name, reg, full=False):
     with Session(engine) as s:
-        files, tree = fetch(s, get_catalog(s, name), settings.catalogs_dir, registries=lambda host: reg)
+        files, tree = fetch(s, get_catalog(s, name), settings.catalogs_dir, registries=lambda host: reg, full=full)
     with Session(engine) as s, s.begin():
         return apply_tree(s, get_catalog(s, name), files, tree)
 
@@ -81,8 +81,62 @@ def test_publish_index_round_trip(engine, settings, indexed, registry, tmp_path)
     unchanged = sync_registry(engine, settings, "local", client(registry, tmp_path / "other-cache", counting))
     assert not unchanged.changed
     assert not any("/blobs/" in line for line in counting.sent)  # an unchanged registry costs no blob
-    assert sum("/manifests/" in line for line in counting.sent) == 69  # one small GET per tag
+    assert not any("/manifests/" in line for line in counting.sent)  # release tags are read once
+    assert sum("/tags/list" in line for line in counting.sent) == 24  # new tags are still found
     assert snapshot(engine) == before
+
+    counting.sent.clear()
+    full = sync_registry(engine, settings, "local", client(registry, tmp_path / "other-cache", counting), full=True)
+    assert not full.changed
+    assert sum("/manifests/" in line for line in counting.sent) == 69  # a full sync asks for every tag
+    assert not any("/blobs/" in line for line in counting.sent)
+
+
+def move_tag(reg, ref, text, **labels):
+    """Point a tag at a rebuilt bundle of the given manifest text; returns the new manifest digest."""
+    bundle = build_bundle([text], labels=labels)
+    repo = ref.rsplit(":", 1)[0]
+    for blob in bundle.blobs().values():
+        reg.push_blob(repo, blob)
+    return reg.push_manifest(ref, bundle.manifest, DOCKER_MANIFEST)
+
+
+def test_release_tags_are_read_once_other_tags_every_time(engine, settings, registry, tmp_path):
+    reg = client(registry, tmp_path)
+    repo = f"{registry.host}/r/task/hello"
+    first = task_yaml("hello", "0.1")
+    move_tag(reg, f"{repo}:0.1", first)
+    move_tag(reg, f"{repo}:latest", task_yaml("hello", "0.2"))
+    add_registry(engine, "r", f"{registry.host}/r")
+    assert sync_registry(engine, settings, "r", reg).versions == 2
+
+    def pinned(version):
+        with Session(engine) as s:
+            return CatalogIndex(s).version("r", "Task", "hello", version).bundle_ref
+
+    moved = move_tag(reg, f"{repo}:0.1", first, rebuilt="yes")  # a release re-pushed: not looked at again
+    latest = move_tag(reg, f"{repo}:latest", task_yaml("hello", "0.2"), rebuilt="yes")  # latest is always
+    assert not pinned("0.1").endswith(moved)
+    sync_registry(engine, settings, "r", reg)
+    assert pinned("0.2") == f"{repo}@{latest}"
+    assert not pinned("0.1").endswith(moved)
+    sync_registry(engine, settings, "r", reg, full=True)
+    assert pinned("0.1") == f"{repo}@{moved}"
+
+    # A release moved to a broken bundle keeps its old index and its error, sync after sync, until it is fixed.
+    broken = move_tag(reg, f"{repo}:0.1", task_yaml("hello", "0.9"))
+    for full in (True, False):
+        sync_registry(engine, settings, "r", reg, full=full)
+        with Session(engine) as s:
+            errors = [e.message for e in CatalogIndex(s).catalog_errors("r") if e.level == "error"]
+        assert len(errors) == 1 and "does not match the tag '0.1'" in errors[0], errors
+        assert pinned("0.1") == f"{repo}@{moved}"
+    assert broken != moved
+    fixed = move_tag(reg, f"{repo}:0.1", first, fixed="yes")
+    sync_registry(engine, settings, "r", reg)
+    assert pinned("0.1") == f"{repo}@{fixed}"
+    with Session(engine) as s:
+        assert not [e for e in CatalogIndex(s).catalog_errors("r") if e.level == "error"]
 
 
 def test_registry_with_basic_auth(engine, settings, indexed, auth_registry, tmp_path):
@@ -201,13 +255,10 @@ def test_failure_in_the_middle_keeps_the_previous_index(engine, settings, indexe
             .limit(10)
         ).all()
     for kind, name, version, text in rows:
-        repo = f"{registry.host}/catalog/{kind.lower()}/{name}"
-        moved = build_bundle([text], labels={"rebuilt": "yes"})
-        for blob in moved.blobs().values():
-            reg.push_blob(repo, blob)
-        reg.push_manifest(f"{repo}:{version}", moved.manifest, DOCKER_MANIFEST)
+        move_tag(reg, f"{registry.host}/catalog/{kind.lower()}/{name}:{version}", text, rebuilt="yes")
+    failing = FailingAfter(client(registry, tmp_path / "c2"), "get_blob", 3, error)
     with pytest.raises(type(error)):
-        sync_registry(engine, settings, "local", FailingAfter(client(registry, tmp_path / "c2"), "get_blob", 3, error))
+        sync_registry(engine, settings, "local", failing, full=True)
     assert snapshot(engine) == before
 
 

@@ -113,3 +113,21 @@ def test_encoding_and_size_limits():
 def test_invalid_resources_are_refused_with_a_reason(change, reason):
     with pytest.raises(ManifestError, match=reason):
         parse_resource(change(task_yaml("hello")), kind="Task")
+
+
+def test_json_manifests_read_as_their_yaml_form_and_checked_alike():
+    import json
+
+    import yaml
+
+    text = task_yaml("hello", "0.3", extra_annotations='    tekton.dev/deprecated: "true"\n')
+    as_json = json.dumps(yaml.safe_load(text), separators=(",", ":"))  # what a bundle layer holds
+    from_yaml, from_json = parse_resource(text, kind="Task"), parse_resource(as_json, kind="Task")
+    assert from_json == from_yaml and from_json.deprecated and from_json.tags == ["greeting", "demo"]
+    with pytest.raises(ManifestError, match="duplicate key 'kind'"):
+        parse_resource(as_json.replace('"kind":"Task"', '"kind":"Task","kind":"Pipeline"'), kind="Task")
+    with pytest.raises(ManifestError, match="nested deeper"):
+        parse_resource('{"a":' * 100_000 + "1" + "}" * 100_000, kind="Task")
+    flow = "{apiVersion: tekton.dev/v1, kind: Task}"  # YAML flow style, not JSON: the YAML reader judges it
+    with pytest.raises(ManifestError, match="metadata is missing"):
+        parse_resource(flow, kind="Task")

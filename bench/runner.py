@@ -1,0 +1,162 @@
+"""Benchmark of the runners, each figure against a peer measured in the same run.
+
+1. Local executor overhead per step: a TaskRun of --steps steps, each a small shell script, as a ratio to a bare
+   `subprocess` chain running the same scripts one after another with the same shell (target: at most 2x).
+   The executor's extra work per step is what is measured: script files, path mapping, logs, results, status.
+2. Ten independent one-second tasks in one PipelineRun on the local executor: wall time from `run()` to its
+   return (target: under 1.5 s, i.e. they run in parallel).
+3. API writes per PipelineRun created on Kubernetes: the Kubernetes backend's figure, not measured here yet (its
+   author adds it as `measure_kubernetes_writes` below and a row in the table).
+
+Runs in temp dirs removed at exit. Progress goes to stderr; the table goes to stdout.
+
+Run it with ``.venv/bin/python bench/runner.py`` (``--help`` for the knobs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from runner.local import LocalExecutor  # noqa: E402 - after the path set-up above
+
+STEP_TARGET = 2.0  # executor time over the bare subprocess chain, at most
+PARALLEL_TARGET = 1.5  # seconds for ten independent one-second tasks, under
+SCRIPT = 'echo "step {i}" > /dev/null\n'
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def taskrun_with_steps(steps: int) -> dict[str, Any]:
+    """A TaskRun of `steps` inline steps, each the benchmark script (no shebang: run by the image's sh)."""
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"name": "bench-steps"},
+        "spec": {
+            "taskSpec": {
+                "steps": [{"name": f"s{i}", "image": "ubuntu", "script": SCRIPT.format(i=i)} for i in range(steps)]
+            }
+        },
+    }
+
+
+def bare_chain(work: Path, steps: int) -> float:
+    """The peer: the same scripts written to files and run one after another with /bin/sh; seconds."""
+    work.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    for i in range(steps):
+        script = work / f"script-{i}"
+        script.write_text("#!/bin/sh\nset -e\n" + SCRIPT.format(i=i))
+        with open(work / f"log-{i}", "wb") as out:
+            subprocess.run(["/bin/sh", str(script)], stdout=out, stderr=subprocess.STDOUT, check=True)
+    return time.perf_counter() - start
+
+
+def executor_chain(work: Path, steps: int) -> float:
+    """The local executor running the TaskRun; seconds from `run()` to its return."""
+    executor = LocalExecutor(work)
+    start = time.perf_counter()
+    result = executor.run(taskrun_with_steps(steps))
+    elapsed = time.perf_counter() - start
+    if not result.succeeded:
+        raise SystemExit(f"benchmark TaskRun failed: {result.condition}")
+    return elapsed
+
+
+def measure_steps(root: Path, steps: int, repeats: int) -> tuple[float, float]:
+    """Median seconds per step of (executor, bare chain), measured in alternating rounds."""
+    ours, peer = [], []
+    for round_ in range(repeats):
+        log(f"steps: round {round_ + 1}/{repeats}")
+        ours.append(executor_chain(root / f"executor-{round_}", steps) / steps)
+        peer.append(bare_chain(root / f"bare-{round_}", steps) / steps)
+    return statistics.median(ours), statistics.median(peer)
+
+
+def measure_parallel(root: Path, tasks: int) -> float:
+    """Seconds for a PipelineRun of `tasks` independent `sleep 1` tasks."""
+    pipeline = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "PipelineRun",
+        "metadata": {"name": "bench-parallel"},
+        "spec": {
+            "pipelineSpec": {
+                "tasks": [
+                    {"name": f"t{i}", "taskSpec": {"steps": [{"image": "alpine", "script": "sleep 1"}]}}
+                    for i in range(tasks)
+                ]
+            }
+        },
+    }
+    log(f"parallel: {tasks} one-second tasks")
+    start = time.perf_counter()
+    result = LocalExecutor(root / "parallel").run(pipeline)
+    elapsed = time.perf_counter() - start
+    if not result.succeeded:
+        raise SystemExit(f"benchmark PipelineRun failed: {result.condition}")
+    return elapsed
+
+
+def measure_kubernetes_writes() -> str:
+    """API writes per PipelineRun on Kubernetes: left to the Kubernetes backend, which adds it here."""
+    return "not measured yet"
+
+
+def print_table(rows: list[tuple[str, str, str, str]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for n, row in enumerate(rows):
+        cells = (
+            cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        print("  ".join(cells))
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=40, help="steps in the per-step TaskRun (default 40)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of the per-step comparison (default 5)")
+    parser.add_argument("--tasks", type=int, default=10, help="independent one-second tasks (default 10)")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="taskhub-bench-runner-"))
+    try:
+        ours, peer = measure_steps(root, args.steps, args.repeats)
+        parallel = measure_parallel(root, args.tasks)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    ratio = ours / peer
+    rows = [
+        ("figure", "taskhub", "peer", "result"),
+        (
+            f"local executor, per step ({args.steps} steps)",
+            f"{ours * 1000:.2f} ms",
+            f"{peer * 1000:.2f} ms",
+            f"{ratio:.2f}x ({'ok' if ratio <= STEP_TARGET else 'over'} target {STEP_TARGET}x)",
+        ),
+        (
+            f"local executor, {args.tasks} independent 1 s tasks",
+            f"{parallel:.2f} s",
+            "-",
+            f"{'ok' if parallel < PARALLEL_TARGET else 'over'} target < {PARALLEL_TARGET} s",
+        ),
+        ("kubernetes, API writes per PipelineRun", measure_kubernetes_writes(), "-", "-"),
+    ]
+    print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""Resolving Tekton references to resource bytes pinned by digest, with Tekton's own resolver parameters.
+
+Two resolvers, as in Tekton (../shared/specs/bundles-and-resolvers.md §3 and §4):
+
+- ``bundles``: ``bundle``, ``name``, ``kind``, ``cache``. The layer holding the object is read from the
+  registry, and the answer is pinned to the image manifest's digest. Only registries on the allowlist are
+  contacted, and the check comes before any connection.
+- ``hub``: ``catalog``, ``type``, ``kind``, ``name``, ``version``, where ``version`` may be a constraint. The
+  greatest matching version of the index wins (prereleases skipped), pinned to the sha256 of its bytes.
+
+Errors carry Tekton's messages where Tekton defines them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from catalog.blobcache import BlobCache
+from catalog.bundles import Descriptor, check_bundle_manifest, find_layer, parse_manifest, read_layer
+from catalog.constraints import Constraint
+from catalog.errors import BundleError, InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, decode_text, parse_resource
+from catalog.queries import CatalogIndex, artifact_catalog
+from catalog.references import Reference, parse_reference
+from catalog.registry import Registry
+from catalog.resolver_cache import BoundedCache, SingleFlight, TagCache
+from catalog.versions import Version
+
+BUNDLE_PARAMS = ("bundle", "name", "kind", "cache", "serviceAccount", "secret")
+HUB_PARAMS = ("catalog", "type", "kind", "name", "version", "url")
+CACHE_MODES = ("always", "never", "auto")
+_ANNOTATION = "resolution.tekton.dev/"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A resolved resource: its bytes as stored, Tekton's annotations and refSource, and what it resolved to."""
+
+    resolver: str
+    kind: str
+    name: str
+    data: bytes
+    uri: str
+    digest: str  # sha256 hex: of the image manifest for bundles, of the data for the hub
+    version: str | None
+    annotations: dict[str, str] = field(default_factory=dict)
+    entry_point: str | None = None
+    bundle: str | None = None  # a hub version's published bundle, pinned
+
+    @property
+    def ref_source(self) -> dict[str, Any]:
+        source: dict[str, Any] = {"uri": self.uri, "digest": {"sha256": self.digest}}
+        if self.entry_point is not None:
+            source["entryPoint"] = self.entry_point
+        return source
+
+    def to_json(self) -> dict[str, Any]:
+        """The answer of the resolver API: data as text, Tekton's annotations and refSource, the version."""
+        try:
+            data = self.data.decode()
+        except UnicodeDecodeError:
+            raise BundleError(f"{self.kind} {self.name} is not UTF-8 text") from None
+        body: dict[str, Any] = {
+            "resolver": self.resolver,
+            "kind": self.kind,
+            "name": self.name,
+            "version": self.version,
+            "data": data,
+            "annotations": self.annotations,
+            "refSource": self.ref_source,
+        }
+        if self.bundle:
+            body["bundle"] = self.bundle
+        return body
+
+    def with_annotations(self, extra: dict[str, str]) -> Resolved:
+        return Resolved(**{**self.__dict__, "annotations": {**self.annotations, **extra}})
+
+
+def _string_params(params: Mapping[str, Any], known: tuple[str, ...], resolver: str) -> dict[str, str]:
+    if not params:
+        raise InvalidRequest("no params", reason="invalid-params")
+    values = {}
+    for key, value in params.items():
+        if key not in known:
+            raise InvalidRequest(
+                f"unknown parameter {key!r} for the {resolver} resolver (known: {', '.join(known)})",
+                reason="invalid-params",
+            )
+        if not isinstance(value, str):
+            raise InvalidRequest(f"parameter {key!r} must be a string", reason="invalid-params")
+        values[key] = value
+    return values
+
+
+def bundle_reference(text: str) -> Reference:
+    """A bundle reference as go-containerregistry reads it: Docker Hub when no registry is named, `latest` when
+    no tag or digest is given."""
+    first, slash, _ = text.partition("/")
+    if not slash or ("." not in first and ":" not in first.partition("@")[0] and first != "localhost"):
+        path = text if slash else f"library/{text}"
+        text = f"index.docker.io/{path}"
+    elif first == "docker.io":
+        text = "index.docker.io/" + text.split("/", 1)[1]
+    try:
+        ref = parse_reference(text)
+    except InvalidReference as exc:
+        raise InvalidRequest(f"invalid bundle reference: {exc}", reason="invalid-params") from None
+    if ref.tag is None and ref.digest is None:
+        ref = Reference(ref.registry, ref.repository, "latest")
+    return ref
+
+
+class BundleResolver:
+    """`resolver: bundles` over registry clients (one per host), with content, tag and flight caches."""
+
+    def __init__(
+        self,
+        registries: Callable[[str], Registry],
+        allowed: Callable[[str], bool],
+        cache_dir: Path,
+        *,
+        tag_ttl: float = 60.0,
+        memory_bytes: int = 64 * 1024 * 1024,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registries, self.allowed, self.clock = registries, allowed, clock
+        self.store = BlobCache(cache_dir / "blobs")  # manifests and layers, by digest, shared with syncs
+        self.tags = TagCache(cache_dir / "resolve" / "tags", tag_ttl)
+        self.answers: BoundedCache[Resolved] = BoundedCache(memory_bytes)
+        self.flights = SingleFlight(cache_dir / "resolve" / "locks")
+
+    def resolve(self, params: Mapping[str, Any]) -> Resolved:
+        """Resolve Tekton bundle resolver params to the object's bytes, pinned to the image's digest."""
+        values = _string_params(params, BUNDLE_PARAMS, "bundles")
+        if not values.get("bundle"):
+            raise InvalidRequest('parameter "bundle" required', reason="invalid-params")
+        ref = bundle_reference(values["bundle"])
+        name = values.get("name", "")
+        if not name:
+            raise InvalidRequest('parameter "name" required', reason="invalid-params")
+        kind = values.get("kind") or "task"
+        mode = values.get("cache", "")
+        if mode not in (*CACHE_MODES, ""):
+            raise InvalidRequest(
+                f"invalid cache mode '{mode}', must be one of: [always never auto] (or empty for default)",
+                reason="invalid-params",
+            )
+        if not self.allowed(ref.registry):
+            raise RegistryNotAllowed(
+                f"registry {ref.registry} is not on this hub's allowlist of registries to resolve from "
+                "(TASKHUB_RESOLVE_REGISTRIES); no request was made to it"
+            )
+        caching = mode == "always" or (mode in ("auto", "") and "@sha256:" in values["bundle"])
+        digest = ref.digest or self._tag_digest(ref, fresh=mode == "never")
+        key = f"{ref.name}@{digest}|{kind.lower()}|{name}"
+        answer = self.answers.get(key)
+        operation = "retrieve"
+        if answer is None:
+            answer = self.flights.run(key, lambda: self._fetch(ref, digest, kind, name, values["bundle"]))
+            self.answers.put(key, answer, len(answer.data) + 512)
+            operation = "store"
+        if not caching:
+            return answer
+        return answer.with_annotations(
+            {
+                f"{_ANNOTATION}cached": "true",
+                f"{_ANNOTATION}cache-timestamp": self.clock().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                f"{_ANNOTATION}cache-resolver-type": "bundles",
+                f"{_ANNOTATION}cache-operation": operation,
+            }
+        )
+
+    def _tag_digest(self, ref: Reference, *, fresh: bool) -> str:
+        """The manifest digest a tag points at: asked for at most once per TTL, unless fresh."""
+        text = str(ref)
+        if not fresh:
+            known = self.tags.get(text)
+            if known is not None:
+                return known
+
+        def ask() -> str:
+            manifest = self.registries(ref.registry).get_manifest(ref)
+            self.store.put(manifest.digest, manifest.raw)
+            self.tags.put(text, manifest.digest)
+            return manifest.digest
+
+        if fresh:
+            return ask()
+        return self.flights.run(f"tag {text}", ask, lambda: self.tags.get(text))
+
+    def _manifest(self, ref: Reference, digest: str) -> tuple[bytes, str]:
+        raw = self.store.get(digest)
+        if raw is None:
+            raw = self.registries(ref.registry).get_manifest(Reference(ref.registry, ref.repository, None, digest)).raw
+            self.store.put(digest, raw)
+        return raw, digest
+
+    def _fetch(self, ref: Reference, digest: str, kind: str, name: str, bundle: str) -> Resolved:
+        raw, digest = self._manifest(ref, digest)
+        parsed = parse_manifest(raw, None)
+        if isinstance(parsed, Descriptor):  # an index: its linux/amd64 image is the bundle, and what is pinned
+            raw, digest = self._manifest(ref, parsed.digest)
+            parsed = parse_manifest(raw, None)
+            if isinstance(parsed, Descriptor):
+                raise BundleError("the index points at another index")
+        check_bundle_manifest(parsed, bundle)
+        entry = find_layer(parsed, kind, name)
+        blob = self.store.get(entry.digest, None)
+        if blob is None:
+            blob = self.registries(ref.registry).get_blob(ref.name, entry.digest, entry.size)
+            self.store.put(entry.digest, blob)
+        data = read_layer(blob, MAX_FILE_BYTES)
+        return Resolved(
+            resolver="bundles",
+            kind=kind,
+            name=name,
+            data=data,
+            uri=ref.name,
+            digest=digest.split(":", 1)[1],
+            version=_version_label(data, entry.kind),
+            annotations={
+                f"{_ANNOTATION}dev.tekton.image.kind": entry.kind,
+                f"{_ANNOTATION}dev.tekton.image.name": entry.name,
+                f"{_ANNOTATION}dev.tekton.image.apiVersion": entry.api_version,
+            },
+            entry_point=name,
+        )
+
+
+def _version_label(data: bytes, kind: str) -> str | None:
+    """The object's app.kubernetes.io/version, when it has a readable one."""
+    canonical = KINDS.get(kind.lower())
+    if canonical is None:
+        return None
+    try:
+        return parse_resource(decode_text(data), kind=canonical).version.text
+    except ManifestError:
+        return None
+
+
+class HubResolver:
+    """`resolver: hub` against this hub's own index, for both API types."""
+
+    def __init__(self, *, default_catalog: str = "tekton", artifact_default_catalog: str = "tekton") -> None:
+        self.default_catalog, self.artifact_default_catalog = default_catalog, artifact_default_catalog
+
+    def resolve(self, index: CatalogIndex, params: Mapping[str, Any], base_url: str) -> Resolved:
+        """Resolve Tekton hub resolver params to the greatest matching version's bytes."""
+        values = _string_params(params, HUB_PARAMS, "hub")
+        hub_type = values.get("type") or "tekton"
+        if hub_type not in ("artifact", "tekton"):
+            raise InvalidRequest("type param must be artifact or tekton", reason="invalid-params")
+        kind = values.get("kind") or "task"
+        if kind not in KINDS:
+            raise InvalidRequest("kind param must be one of: task, pipeline, stepaction", reason="invalid-params")
+        if not values.get("name") or not values.get("version"):
+            raise InvalidRequest("missing required hub resolver params: name, version", reason="invalid-params")
+        if values.get("url"):
+            raise InvalidRequest(
+                "the url param names another hub; this hub resolves from its own index", reason="invalid-params"
+            )
+        name, wanted = values["name"], values["version"]
+        catalog = self._catalog(index, hub_type, kind, values.get("catalog", ""))
+        base = base_url.rstrip("/")
+        list_url = (
+            f"{base}/api/v1/packages/tekton-{kind}/{catalog}/{name}"
+            if hub_type == "artifact"
+            else f"{base}/v1/resource/{catalog}/{kind}/{name}"
+        )
+        try:
+            view = index.resource(catalog, KINDS[kind], name)
+        except NotFound:
+            raise NotFound(f"requested resource '{list_url}' not found on hub") from None
+        constraint = Constraint.parse(wanted)
+        by_version = {Version.parse(v.version): v for v in view.versions}
+        best = constraint.best(by_version)
+        if best is None:
+            raise NotFound(f"no version found for constraint {wanted}")
+        row = by_version[best]
+        data = row.manifest.encode()
+        uri = f"{list_url}/{best.full}" if hub_type == "artifact" else f"{list_url}/{best.short}/yaml"
+        return Resolved(
+            resolver="hub",
+            kind=kind,
+            name=name,
+            data=data,
+            uri=uri,
+            digest=hashlib.sha256(data).hexdigest(),
+            version=row.version,
+            bundle=row.bundle_ref,
+        )
+
+    def _catalog(self, index: CatalogIndex, hub_type: str, kind: str, given: str) -> str:
+        if hub_type == "tekton":
+            return given or self.default_catalog
+        if not given:
+            defaults = {"task": "tekton-catalog-tasks", "pipeline": "tekton-catalog-pipelines"}
+            if kind not in defaults:
+                raise InvalidRequest(f"failed to resolve catalog name with kind: {kind}", reason="invalid-params")
+            given = defaults[kind]
+        catalog, _ = artifact_catalog(index, given, KINDS[kind], self.artifact_default_catalog)
+        return catalog

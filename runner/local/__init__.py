@@ -1,0 +1,17 @@
+"""The embedded local executor: Tekton TaskRuns and PipelineRuns with steps as host processes."""
+
+from runner.local.documents import resolver_from_documents, runnable_documents
+from runner.local.errors import ResolutionError
+from runner.local.executor import InvalidRunObject, LocalExecutor, LocalRun
+from runner.local.pod import LogSink, StepLog
+
+__all__ = [
+    "InvalidRunObject",
+    "LocalExecutor",
+    "LocalRun",
+    "LogSink",
+    "ResolutionError",
+    "StepLog",
+    "resolver_from_documents",
+    "runnable_documents",
+]

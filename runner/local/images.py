@@ -1,0 +1,57 @@
+"""What a step's image would have provided, approximated on the host: its shell and its default entrypoint."""
+
+from __future__ import annotations
+
+import shutil
+
+# Images whose /bin/sh is busybox ash (§1.3): ash accepts `[[ ]]` and `==`, which dash rejects, so their
+# no-shebang scripts run under busybox when the host has it, else under bash, the closest host shell.
+_ASH_IMAGES = {"busybox", "alpine", "bash"}
+
+# The ENTRYPOINT/CMD of common shell images (§1.3), for steps that give only `args`.
+_DEFAULT_COMMANDS: dict[str, list[str]] = {
+    "ubuntu": ["/bin/bash"],
+    "debian": ["bash"],
+    "fedora": ["/bin/bash"],
+}
+
+
+def image_name(image: str) -> str:
+    """The repository's last path component: `mirror.gcr.io/alpine@sha256:…` gives `alpine`."""
+    ref = image.split("@", 1)[0]
+    last = ref.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0].lower()
+
+
+def _is_ash_image(image: str) -> bool:
+    ref = image.split("@", 1)[0].lower()
+    tag = ref.rsplit("/", 1)[-1].partition(":")[2]
+    return image_name(image) in _ASH_IMAGES or "alpine" in tag
+
+
+def script_shell(image: str) -> list[str]:
+    """The host command that runs a script without a shebang the way the image's `/bin/sh` would."""
+    if _is_ash_image(image):
+        busybox = shutil.which("busybox")
+        if busybox:
+            return [busybox, "sh"]
+        bash = shutil.which("bash")
+        if bash:
+            return [bash]
+    return ["/bin/sh"]
+
+
+def default_command(image: str, args: list[str]) -> list[str] | None:
+    """The command a step with no `command` and no `script` runs, from the image's config; None if unknown."""
+    name = image_name(image)
+    if name == "bash":
+        # docker-library bash's docker-entrypoint.sh: `bash "$@"` for no args or an option, else `exec "$@"`.
+        if not args or args[0].startswith("-"):
+            return [shutil.which("bash") or "bash", *args]
+        return list(args)
+    if name in ("busybox", "alpine"):
+        return [*script_shell(image), *args]
+    base = _DEFAULT_COMMANDS.get(name)
+    if base is None:
+        return None
+    return [*base, *args]

@@ -1,0 +1,163 @@
+"""Step processes on the host: process groups, logs, step timeouts, and interruption by cancel or timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from runner.local.status import timestamp
+
+LineSink = Callable[[str], None]
+
+# Running as root, a step would write through every permission bit; without CAP_DAC_OVERRIDE the mode bits of
+# read-only mounts and other steps' /tekton/run directories hold for it, as read-only mounts do in a pod.
+_SETPRIV = shutil.which("setpriv")
+DROP_DAC = [_SETPRIV, "--bounding-set=-dac_override", "--"] if _SETPRIV and os.geteuid() == 0 else []
+
+
+class Interrupt:
+    """A request to stop a run (cancellation or a timeout): kills the process groups attached to it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._event = threading.Event()
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._children: list[Interrupt] = []
+        self.reason: str | None = None
+        self.message: str | None = None
+
+    def child(self) -> Interrupt:
+        """An interrupt that also fires, with the same reason, when this one does (e.g. one TaskRun attempt)."""
+        child = Interrupt()
+        with self._lock:
+            self._children.append(child)
+            fired = self._event.is_set()
+        if fired:
+            child.trigger(self.reason or "", self.message or "")
+        return child
+
+    def trigger(self, reason: str, message: str) -> bool:
+        """Stops everything attached, once; the first reason wins. True if this call did it."""
+        with self._lock:
+            if self._event.is_set():
+                return False
+            self.reason, self.message = reason, message
+            self._event.set()
+            procs = list(self._procs)
+            children = list(self._children)
+        for proc in procs:
+            kill_group(proc)
+        for child in children:
+            child.trigger(reason, message)
+        return True
+
+    @property
+    def triggered(self) -> bool:
+        """True once a stop was requested."""
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None) -> bool:
+        """Waits until a stop is requested or `timeout` seconds pass; True if stopped."""
+        return self._event.wait(timeout)
+
+    def attach(self, proc: subprocess.Popen[bytes]) -> None:
+        """Kills `proc` on a stop, at once if one was already requested."""
+        with self._lock:
+            self._procs.add(proc)
+            stopped = self._event.is_set()
+        if stopped:
+            kill_group(proc)
+
+    def detach(self, proc: subprocess.Popen[bytes]) -> None:
+        """Forgets a process that has ended."""
+        with self._lock:
+            self._procs.discard(proc)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Kills a step's whole process group (the step and anything it left running), as deleting a pod does."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+@dataclass
+class ProcessResult:
+    """How a step process ended."""
+
+    exit_code: int
+    timed_out: bool
+    started_at: str
+    finished_at: str
+
+
+def run_process(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
+    interrupt: Interrupt,
+    timeout: float | None,
+    sink: LineSink | None,
+    drop_dac: bool,
+) -> ProcessResult:
+    """Runs one step to its end, output (stdout and stderr merged) to `log_path` and to `sink` line by line."""
+    command = [*DROP_DAC, *argv] if drop_dac else argv
+    started = timestamp()
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen(
+                command,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if sink else log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            # What a container runtime reports for a missing binary: exit code 127 and a message in the log.
+            log.write(f"{argv[0]}: {exc.strerror or exc}\n".encode())
+            return ProcessResult(127, False, started, timestamp())
+        interrupt.attach(proc)
+        timed_out = threading.Event()
+        timer = None
+        if timeout:
+
+            def expire() -> None:
+                timed_out.set()
+                kill_group(proc)
+
+            timer = threading.Timer(timeout, expire)
+            timer.daemon = True
+            timer.start()
+        reader = None
+        if sink is not None and proc.stdout is not None:
+            reader = threading.Thread(target=_copy_lines, args=(proc.stdout, log, sink), daemon=True)
+            reader.start()
+        code = proc.wait()
+        # Whatever the step left running dies with it, as it would when its container exits.
+        kill_group(proc)
+        if timer is not None:
+            timer.cancel()
+        if reader is not None:
+            reader.join()
+        interrupt.detach(proc)
+    if code < 0:
+        code = 128 - code  # killed by a signal: 137 for SIGKILL, as container runtimes report
+    return ProcessResult(code, timed_out.is_set(), started, timestamp())
+
+
+def _copy_lines(stream: object, log: object, sink: LineSink) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        log.write(line)  # type: ignore[attr-defined]
+        log.flush()  # type: ignore[attr-defined]
+        sink(line.decode(errors="replace"))
+    stream.close()  # type: ignore[attr-defined]

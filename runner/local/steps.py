@@ -1,0 +1,167 @@
+"""Step specs: names, stepTemplate merge, StepAction merge, step `when`, and the host command line of a step."""
+
+from __future__ import annotations
+
+import copy
+import os
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runner.local.hostpaths import PathMap
+from runner.local.images import default_command, script_shell
+from runner.local.substitution import Replacements, substitute
+
+# Fields a StepAction provides; the referencing step keeps the rest (name, onError, timeout, when, ...).
+ACTION_FIELDS = (
+    "image",
+    "command",
+    "args",
+    "script",
+    "env",
+    "workingDir",
+    "volumeMounts",
+    "results",
+    "securityContext",
+)
+# Step fields that are not container fields, so a stepTemplate never supplies them.
+_STEP_ONLY = ("script", "onError", "timeout", "results", "when", "workspaces", "ref", "params", "name", "displayName")
+_DEFAULT_SCRIPT_HEADER = "#!/bin/sh\nset -e\n"
+
+
+def step_name(step: dict[str, Any], index: int) -> str:
+    """The status name of a step: its own, or `unnamed-<index>`."""
+    return str(step.get("name") or f"unnamed-{index}")
+
+
+def _merge_by(key: str, base: list[Any], patch: list[Any]) -> list[Any]:
+    merged = [dict(item) for item in base if isinstance(item, dict)]
+    for item in patch:
+        if not isinstance(item, dict):
+            continue
+        for i, existing in enumerate(merged):
+            if existing.get(key) == item.get(key):
+                merged[i] = dict(item)
+                break
+        else:
+            merged.append(dict(item))
+    return merged
+
+
+def merge_step_template(template: dict[str, Any] | None, step: dict[str, Any]) -> dict[str, Any]:
+    """A step with its Task's stepTemplate under it: scalars from the step win, `env` merges by name and
+    `volumeMounts` by mountPath, `command`/`args` are replaced whole (§1.5)."""
+    if not template:
+        return step
+    merged = {k: copy.deepcopy(v) for k, v in template.items() if k not in _STEP_ONLY}
+    for key, value in step.items():
+        if key == "env":
+            merged["env"] = _merge_by("name", merged.get("env") or [], value or [])
+        elif key == "volumeMounts":
+            merged["volumeMounts"] = _merge_by("mountPath", merged.get("volumeMounts") or [], value or [])
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_step_action(step: dict[str, Any], action: dict[str, Any]) -> dict[str, Any]:
+    """The container a StepAction step runs: the action's fields with the step's own (name, onError, when...)."""
+    merged = {k: v for k, v in step.items() if k not in ("ref", "params")}
+    for key in ACTION_FIELDS:
+        if key in action:
+            merged[key] = copy.deepcopy(action[key])
+    return merged
+
+
+def when_passes(expressions: list[dict[str, Any]] | None) -> bool:
+    """Whether all `in`/`notin` expressions hold (exact string comparison, ANDed)."""
+    for expr in expressions or []:
+        values = [str(v) for v in expr.get("values") or []]
+        found = str(expr.get("input", "")) in values
+        if (expr.get("operator") == "notin") == found:
+            return False
+    return True
+
+
+def resolve_when(expressions: list[dict[str, Any]] | None, reps: Replacements) -> list[dict[str, Any]]:
+    """When expressions with variables substituted; an array used as `input` is JSON-encoded."""
+    resolved = []
+    for expr in expressions or []:
+        out = dict(expr)
+        if "input" in out:
+            out["input"] = substitute(str(out["input"]), reps)
+        if "values" in out:
+            out["values"] = substitute(list(out.get("values") or []), reps)
+        resolved.append(out)
+    return resolved
+
+
+def _shebang_command(first_line: str) -> list[str]:
+    parts = first_line[2:].strip().split()
+    if not parts:
+        return ["/bin/sh"]
+    interpreter = parts[0]
+    if not os.path.exists(interpreter):
+        # The image's interpreter path may not exist on the host (`/usr/local/bin/bash`); use the host's.
+        interpreter = shutil.which(os.path.basename(interpreter)) or interpreter
+    return [interpreter, *parts[1:]]
+
+
+def write_script(script: str, scripts_dir: Path, index: int) -> tuple[Path, list[str] | None]:
+    """Writes a step script as Tekton's place-scripts does; returns the file and its interpreter (None: no shebang)."""
+    has_shebang = script.strip().startswith("#!")
+    path = scripts_dir / f"script-{index}-{secrets.token_hex(3)}"
+    path.write_text(script if has_shebang else _DEFAULT_SCRIPT_HEADER + script)
+    path.chmod(0o755)
+    if has_shebang:
+        return path, _shebang_command(script.strip().splitlines()[0])
+    return path, None
+
+
+def step_command(step: dict[str, Any], script_file: Path | None, interpreter: list[str] | None) -> list[str] | None:
+    """The host argv of a step (args already rewritten); None when the image's entrypoint is unknown."""
+    args = [str(a) for a in step.get("args") or []]
+    image = str(step.get("image") or "")
+    if script_file is not None:
+        runner = interpreter if interpreter is not None else script_shell(image)
+        return [*runner, str(script_file), *args]
+    command = [str(c) for c in step.get("command") or []]
+    if command:
+        return [*command, *args]
+    return default_command(image, args)
+
+
+def host_argv(step: dict[str, Any], index: int, paths: PathMap, scripts_dir: Path) -> list[str] | None:
+    """The host argv of a step with container paths rewritten; its script written to `scripts_dir`."""
+    rewritten = dict(step)
+    for key in ("command", "args"):
+        if key in step:
+            rewritten[key] = [paths.rewrite(_text(a)) for a in step.get(key) or []]
+    script_file, interpreter = None, None
+    if step.get("script"):
+        script_file, interpreter = write_script(paths.rewrite(str(step["script"])), scripts_dir, index)
+    return step_command(rewritten, script_file, interpreter)
+
+
+def working_directory(step: dict[str, Any], paths: PathMap, private: Path) -> Path:
+    """The host directory a step starts in (created if missing); its private directory when none is given."""
+    working_dir = _text(step.get("workingDir"))
+    if not working_dir:
+        return private  # an image's WORKDIR (usually /) is the container's own: private to the step here
+    if not working_dir.startswith("/"):
+        working_dir = "/workspace/" + working_dir  # relative dirs live under /workspace (working-dir-initializer)
+    host = paths.host_path(working_dir)
+    if host is None:
+        # Any other absolute directory exists only inside the container: a private stand-in here.
+        host = private / "rootfs" / working_dir.lstrip("/")
+    else:
+        paths.rewrite(working_dir)  # notes whether the directory is protected
+    host.mkdir(parents=True, exist_ok=True)
+    return host
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)

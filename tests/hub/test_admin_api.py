@@ -1,0 +1,159 @@
+"""The write and admin endpoints: each needs its scope, and each really does the work."""
+
+import dataclasses
+import shutil
+
+import pytest
+from sqlalchemy.orm import Session
+
+from catalog.registry import OciRegistry
+from catalog.sync import add_catalog, get_catalog
+from hub import create_app
+from tests.hub.test_auth import bearer, issue
+from tests.hub.test_tekton_api import assert_goa_error
+
+
+@pytest.fixture
+def admin_app(settings, indexed):
+    return create_app(dataclasses.replace(settings, token_cache_seconds=0))
+
+
+def register(app, name, source, **kwargs):
+    with Session(app.extensions["taskhub.engine"]) as s, s.begin():
+        add_catalog(s, name, str(source), **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("post", "/v1/catalog/tekton/refresh", "catalog:refresh"),
+        ("post", "/catalog/tekton/refresh", "catalog:refresh"),  # upstream's unversioned path
+        ("post", "/v1/catalog/refresh", "catalog:refresh"),
+        ("post", "/v1/registries/tekton/sync", "registry:sync"),
+        ("post", "/v1/catalog/tekton/publish", "catalog:publish"),
+        ("post", "/v1/tokens", "tokens:create"),
+        ("get", "/v1/tokens", "tokens:create"),
+        ("delete", "/v1/tokens/someone", "tokens:create"),
+    ],
+)
+def test_every_admin_endpoint_needs_its_scope(admin_app, method, path, scope):
+    client = admin_app.test_client()
+    anonymous = getattr(client, method)(path)
+    assert_goa_error(anonymous, 401, "missing-token", f"needs an API token with the {scope!r} scope")
+    reader = issue(admin_app, "reader", "read", "runs:write")
+    forbidden = getattr(client, method)(path, headers=bearer(reader))
+    assert_goa_error(forbidden, 403, "invalid-scopes", f"token 'reader' lacks the {scope!r} scope")
+
+
+def test_refresh_indexes_a_catalog_and_reports_failures(admin_app, sample_catalog, tmp_path):
+    source = tmp_path / "mine"
+    for task in ("git-clone", "yq"):
+        shutil.copytree(sample_catalog / "task" / task, source / "task" / task)
+    register(admin_app, "mine", source)
+    client = admin_app.test_client()
+    token = issue(admin_app, "ci", "catalog:refresh")
+    assert_goa_error(client.get("/v1/resource/mine/task/git-clone"), 404, "not-found")
+
+    job = client.post("/v1/catalog/mine/refresh", headers=bearer(token)).get_json()
+    assert job["catalogName"] == "mine" and job["status"] == "done" and isinstance(job["id"], int)
+    assert job["summary"][0].startswith("mine: 2 resources,")
+    assert client.get("/v1/resource/mine/task/git-clone").status_code == 200
+
+    shutil.rmtree(source)
+    failed = client.post("/v1/catalog/mine/refresh", headers=bearer(token)).get_json()
+    assert failed["status"] == "failed" and str(source) in failed["error"]
+    assert client.get("/v1/resource/mine/task/git-clone").status_code == 200  # the previous index is kept
+    with Session(admin_app.extensions["taskhub.engine"]) as s:
+        assert str(source) in (get_catalog(s, "mine").last_error or "")
+
+    everything = client.post("/v1/catalog/refresh", headers=bearer(token)).get_json()
+    assert [(j["catalogName"], j["status"]) for j in everything] == [("mine", "failed"), ("tekton", "done")]
+    assert everything[1]["summary"][1] == "  no changes"
+    assert_goa_error(client.post("/v1/catalog/nope/refresh", headers=bearer(token)), 404, "not-found", "'nope'")
+
+
+def test_publish_then_sync_the_registry(admin_app, registry):
+    client = admin_app.test_client()
+    publisher = issue(admin_app, "publisher", "catalog:publish")
+    target = f"{registry.host}/catalog"
+    published = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=bearer(publisher))
+    job = published.get_json()
+    assert published.status_code == 200 and job["status"] == "done"
+    assert job["summary"][0] == f"tekton -> {target}: 69 pushed, 0 already there, 0 failed"
+    assert OciRegistry(registry.host).head_manifest(f"{target}/task/git-clone:0.10") is not None
+    pinned = client.get("/v1/resource/tekton/task/git-clone/0.10")
+    assert pinned.status_code == 200
+
+    register(admin_app, "local", target, repositories=[])
+    syncer = issue(admin_app, "syncer", "registry:sync")
+    synced = client.post("/v1/registries/local/sync", headers=bearer(syncer)).get_json()
+    assert synced["status"] == "done" and synced["summary"][1] == "  69 added, 0 updated, 0 removed"
+    assert client.get("/v1/resource/local/task/git-clone/0.10").status_code == 200
+    assert_goa_error(
+        client.post("/v1/registries/tekton/sync", headers=bearer(syncer)), 404, "not-found", "not a registry"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "name", "message"),
+    [
+        ({"registry": "not a registry!"}, 400, "invalid-payload", "not a registry!"),
+        ({"registry": "127.0.0.1:5000/x:tag"}, 400, "invalid-payload", "without a tag"),
+        ({}, 400, "invalid-payload", "'registry' must be a non-empty string"),
+        (["registry"], 400, "invalid-payload", "must be a JSON object"),
+    ],
+)
+def test_publish_refuses_bad_bodies(admin_app, body, status, name, message):
+    token = issue(admin_app, "publisher", "catalog:publish")
+    response = admin_app.test_client().post("/v1/catalog/tekton/publish", json=body, headers=bearer(token))
+    assert_goa_error(response, status, name, message)
+
+
+def test_tokens_over_the_api(admin_app):
+    client = admin_app.test_client()
+    ops = issue(admin_app, "ops", "tokens:create", "read", "catalog:refresh")
+    created = client.post("/v1/tokens", json={"name": "ci", "scopes": ["catalog:refresh"]}, headers=bearer(ops))
+    assert created.status_code == 201
+    data = created.get_json()["data"]
+    assert data["name"] == "ci" and data["scopes"] == ["catalog:refresh"] and data["expiresAt"]
+    assert client.post("/v1/catalog/tekton/refresh", headers=bearer(data["token"])).status_code == 200
+
+    beyond = client.post("/v1/tokens", json={"name": "x", "scopes": ["catalog:publish"]}, headers=bearer(ops))
+    assert_goa_error(beyond, 403, "invalid-scopes", "token 'ops' lacks the 'catalog:publish' scope")
+    unknown = client.post("/v1/tokens", json={"name": "x", "scopes": ["rating:read"]}, headers=bearer(ops))
+    assert_goa_error(unknown, 400, "invalid-scopes", "unknown scope 'rating:read'")
+    expiry = client.post("/v1/tokens", json={"name": "x", "scopes": ["read"], "expires": "-1d"}, headers=bearer(ops))
+    assert_goa_error(expiry, 400, "invalid-expiry", "invalid expiry '-1d'")
+    twice = client.post("/v1/tokens", json={"name": "ci", "scopes": ["read"]}, headers=bearer(ops))
+    assert_goa_error(twice, 409, "conflict", "a live token named 'ci' exists")
+    scopes = client.post("/v1/tokens", json={"name": "x", "scopes": "read"}, headers=bearer(ops))
+    assert_goa_error(scopes, 400, "invalid-payload", "'scopes' must be a list of strings")
+    huge = client.post(
+        "/v1/tokens", data=b'{"name": "' + b"x" * 2_000_000 + b'"}', content_type="application/json",
+        headers=bearer(ops),
+    )  # fmt: skip
+    assert_goa_error(huge, 413, "request-too-large")
+
+    listed = client.get("/v1/tokens", headers=bearer(ops))
+    assert [(t["name"], t["state"], t["createdBy"]) for t in listed.get_json()["data"]] == [
+        ("ci", "active", "ops"),
+        ("ops", "active", "cli"),
+    ]
+    assert data["token"] not in listed.text and data["token"][5:] not in listed.text
+
+    root = issue(admin_app, "root", "admin")
+    assert_goa_error(client.delete("/v1/tokens/root", headers=bearer(ops)), 403, "invalid-scopes", "'admin'")
+    revoked = client.delete("/v1/tokens/ci", headers=bearer(ops))
+    assert revoked.status_code == 200 and revoked.get_json()["data"]["state"] == "revoked"
+    assert_goa_error(client.post("/v1/catalog/tekton/refresh", headers=bearer(data["token"])), 401, "revoked-token")
+    assert_goa_error(client.delete("/v1/tokens/ci", headers=bearer(ops)), 404, "not-found", "no live token named 'ci'")
+    granted = client.post("/v1/tokens", json={"name": "boss", "scopes": ["admin"]}, headers=bearer(root))
+    assert granted.status_code == 201
+
+
+def test_private_mode_lets_a_scoped_token_do_its_job_without_read(settings, indexed):
+    app = create_app(dataclasses.replace(settings, private=True, token_cache_seconds=0))
+    client = app.test_client()
+    token = issue(app, "ci", "catalog:refresh")
+    assert client.post("/v1/catalog/tekton/refresh", headers=bearer(token)).get_json()["status"] == "done"
+    assert_goa_error(client.get("/v1/catalogs", headers=bearer(token)), 403, "invalid-scopes", "'read'")
