@@ -181,7 +181,7 @@ def start_nginx(stack: contextlib.ExitStack, bodies: dict[str, bytes], workers: 
     cmd = [nginx, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(conf), "-g", "daemon off;"]
     proc = start_server(stack, cmd, tmp / "stdout.log", dict(os.environ), signal.SIGQUIT)
     base = f"http://127.0.0.1:{port}"
-    wait_until_up(proc, base + URLS[0].split("?", 1)[0], tmp / "error.log")
+    wait_until_up(proc, base + next(iter(bodies)).split("?", 1)[0], tmp / "error.log")
     for url, body in bodies.items():
         if fetch(base + url) != body:
             sys.exit(f"nginx does not serve the hub's bytes for {url}")

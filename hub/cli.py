@@ -191,9 +191,11 @@ def catalog_errors(ctx: Context, name: str, level: str | None) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--threads", default=4, show_default=True, type=int,
+              help="threads per worker: a resolve waiting on a registry holds a thread, not a worker")  # fmt: skip
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request")
 @pass_context
-def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) -> None:
+def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Serve the hub (web UI and APIs) with gunicorn."""
     from gunicorn.app.base import BaseApplication
 
@@ -206,6 +208,9 @@ def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) ->
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
+            if threads > 1:  # threaded workers also keep client connections alive
+                self.cfg.set("worker_class", "gthread")
+                self.cfg.set("threads", threads)
             if access_log:
                 self.cfg.set("accesslog", "-")
             self.cfg.set("timeout", 60)
@@ -219,4 +224,4 @@ def serve(ctx: Context, host: str, port: int, workers: int, access_log: bool) ->
 
 
 # The bundle and registry commands register themselves on the groups above.
-from hub import cli_hub, cli_registry, cli_resolve, cli_tokens  # noqa: E402, F401
+from hub import cli_hub, cli_kube_run, cli_registry, cli_resolve, cli_run, cli_tokens  # noqa: E402, F401

@@ -57,17 +57,26 @@ def _validated_version(_: click.Context, __: click.Parameter, value: str | None)
     return value
 
 
+def _remember(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`tkn hub --type artifact install ...`: the group's flags are the defaults of the subcommand's."""
+    key = f"taskhub.hub.{param.name}"
+    if value is None:
+        return ctx.meta.get(key, TEKTON if param.name == "hub_type" else None)
+    ctx.meta[key] = value
+    return value
+
+
 def _hub_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
         "--type",
         "hub_type",
         type=click.Choice(HUB_TYPES),
-        default=TEKTON,
-        show_default=True,
-        help="The API the server speaks: Tekton Hub v1 or Artifact Hub.",
+        callback=_remember,
+        help=f"The API the server speaks: Tekton Hub v1 or Artifact Hub [default: {TEKTON}].",
     )(f)
     return click.option(
         "--api-server",
+        callback=_remember,
         help=f"Hub API address (default: ${API_SERVER_ENV[TEKTON]} or ${API_SERVER_ENV[ARTIFACT]} by --type, "
         f"else TASKHUB_PUBLIC_URL, else {DEFAULT_API_SERVER}).",
     )(f)
@@ -143,7 +152,8 @@ def _install_command(name: str, help_text: str) -> Callable[[Callable[..., Any]]
 
 
 @main.group("hub")
-def hub_group() -> None:
+@_hub_options
+def hub_group(hub_type: str, api_server: str | None) -> None:
     """Search catalogs and install their resources, like `tkn hub`, against a Tekton Hub or Artifact Hub API."""
 
 

@@ -31,6 +31,14 @@ def test_search_table_wide_and_json(served_hub, hub_type):
     assert ("data" in raw) if hub_type == "tekton" else ("packages" in raw)
 
 
+def test_hub_flags_may_come_before_the_subcommand_as_with_tkn(served_hub):
+    before = json.loads(ok(hub_cmd("--api-server", served_hub, "--type", "artifact", "search", "yq", "-o", "json")))
+    after = json.loads(ok(hub_cmd("search", "yq", "--api-server", served_hub, "--type", "artifact", "-o", "json")))
+    assert before == after and before
+    wrong = hub_cmd("--api-server", "http://127.0.0.1:9", "search", "yq")
+    assert wrong.exit_code != 0 and "127.0.0.1:9" in wrong.output
+
+
 def test_search_with_no_hits_and_without_criteria(served_hub):
     assert ok(hub_cmd("search", "zzz-nothing", "--api-server", served_hub)).strip() == "No Resources found"
     result = hub_cmd("search", "--api-server", served_hub)

@@ -1,0 +1,94 @@
+"""The OpenAPI document the hub serves, and a fuzz of every operation in it: bad input is a 4xx, never a 5xx."""
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+import pytest
+import schemathesis
+from hypothesis.configuration import set_hypothesis_home_dir
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+from schemathesis.config import SchemathesisConfig
+
+from hub import create_app
+from tests.hub.test_auth import bearer, issue
+
+# Hypothesis caches constants of the source in ./.hypothesis, from the moment it collects this module: keep that
+# cache out of the working tree.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "taskhub-hypothesis")
+
+# Enough to reach each operation's edges (the examples and coverage phases add their cases on top) while the whole
+# fuzz stays well under a minute on SQLite.
+MAX_EXAMPLES = 40
+# No example database: nothing is written into the working tree. Stateful links are not described, so no
+# stateful phase.
+FUZZ_CONFIG = {
+    "generation": {"max-examples": MAX_EXAMPLES, "mode": "all", "database": "none"},
+    "phases": {"stateful": {"enabled": False}},
+}
+CONFORMANCE_CONFIG = {
+    "generation": {"max-examples": 10, "mode": "positive", "database": "none"},
+    "phases": {"stateful": {"enabled": False}},
+}
+# Every scope but catalog:publish, whose endpoint pushes to whatever registry the body names: the fuzz reaches it
+# only as far as the scope check. Refreshes and registry syncs only touch the local sample catalog.
+FUZZ_SCOPES = ("read", "tokens:create", "catalog:refresh", "registry:sync")
+
+
+def test_openapi_document_is_valid_and_lists_every_api(client):
+    response = client.get("/v1/openapi.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    document = response.get_json()
+    assert document["openapi"].startswith("3.0.")
+    schemathesis.openapi.from_dict(document).validate()  # against the OpenAPI 3.0 meta-schema
+    assert set(document["paths"]["/v1/resolve"]) == {"get", "post"}
+    for path in ("/v1/query", "/api/v1/packages/search", "/v1/tokens", "/v1/catalog/{name}/publish"):
+        assert path in document["paths"]
+    as_yaml = client.get("/openapi.yaml")
+    assert as_yaml.status_code == 200 and as_yaml.text.startswith("openapi: 3.0")
+
+
+@pytest.fixture
+def fuzzed_hub(settings, indexed):
+    """The hub serving the sample catalog, without rate limits (a 429 would hide the handlers from the fuzz)."""
+    return create_app(dataclasses.replace(settings, rate_limit_resolve="0", rate_limit_search="0"))
+
+
+@pytest.fixture
+def fuzz_token(fuzzed_hub):
+    return issue(fuzzed_hub, "openapi-fuzz", *FUZZ_SCOPES)
+
+
+@pytest.fixture
+def fuzz_schema(fuzzed_hub):
+    config = SchemathesisConfig.from_dict(FUZZ_CONFIG)
+    return schemathesis.openapi.from_wsgi("/v1/openapi.json", fuzzed_hub, config=config)
+
+
+@pytest.fixture
+def conformance_schema(fuzzed_hub):
+    config = SchemathesisConfig.from_dict(CONFORMANCE_CONFIG)
+    return schemathesis.openapi.from_wsgi("/v1/openapi.json", fuzzed_hub, config=config)
+
+
+fuzz = schemathesis.pytest.from_fixture("fuzz_schema")
+conformance = schemathesis.pytest.from_fixture("conformance_schema")
+
+
+# Thousands of requests: run once, on SQLite, to fit the budget.
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@fuzz.parametrize()
+def test_no_operation_answers_bad_input_with_a_server_error(case, fuzz_token):
+    case.call_and_validate(headers=bearer(fuzz_token), checks=[not_a_server_error])
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@conformance.parametrize()
+def test_answers_to_valid_requests_are_as_documented(case, fuzz_token):
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+    case.call_and_validate(headers=bearer(fuzz_token), checks=checks)

@@ -1,0 +1,112 @@
+"""Pinning runs against the real hub index and a real registry: the lock names exact versions and digests."""
+
+import hashlib
+import json
+
+import pytest
+from sqlalchemy.orm import Session
+
+from catalog.blobcache import BlobCache, CachedRegistry
+from catalog.publish import publish_catalog
+from catalog.registry import OciRegistry
+from catalog.sync import add_catalog, get_catalog
+from hub.registries import Resolvers
+from runner.local_store import InstalledStore
+from runner.pinning import (
+    LOCK_ANNOTATION,
+    CatalogReferenceResolver,
+    PinningError,
+    pin_references_only,
+    pin_run,
+)
+
+
+@pytest.fixture
+def published(engine, settings, indexed, registry):
+    """The sample catalog published to a real registry that the hub knows as the "bundles" catalog."""
+    reg = CachedRegistry(OciRegistry(registry.host), BlobCache(settings.data_dir / "publish-blobs"))
+    with Session(engine) as s, s.begin():
+        publish_catalog(s, get_catalog(s, "tekton"), reg, f"{registry.host}/catalog")
+        add_catalog(s, "bundles", f"{registry.host}/catalog", repositories=[])
+    return reg
+
+
+@pytest.fixture
+def resolve_ref(engine, settings, tmp_path):
+    resolvers = Resolvers(settings, engine)
+    store = InstalledStore(tmp_path / "installed")
+    return CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, "http://hub.test/")
+
+
+def pipeline_run(bundle: str) -> dict:
+    hub_ref = {"resolver": "hub", "params": [{"name": "name", "value": "git-clone"},
+                                             {"name": "version", "value": ">=0.7, <0.10"}]}  # fmt: skip
+    bundle_ref = {"resolver": "bundles", "params": [{"name": "bundle", "value": bundle},
+                                                    {"name": "name", "value": "git-clone"},
+                                                    {"name": "kind", "value": "task"}]}  # fmt: skip
+    return {
+        "apiVersion": "tekton.dev/v1beta1",
+        "kind": "PipelineRun",
+        "metadata": {"name": "clone"},
+        "spec": {
+            "pipelineSpec": {
+                "tasks": [{"name": "from-hub", "taskRef": hub_ref}],
+                "finally": [{"name": "from-bundle", "taskRef": bundle_ref}],
+            }
+        },
+    }
+
+
+def test_pin_run_inlines_tasks_and_locks_exact_versions_and_digests(resolve_ref, published, registry, sample_catalog):
+    bundle = f"{registry.host}/catalog/task/git-clone:0.10"
+    manifest_digest = published.head_manifest(bundle).split(":")[1]
+    pinned, lock = pin_run(pipeline_run(bundle), resolve_ref)
+
+    assert pinned["apiVersion"] == "tekton.dev/v1"
+    hub_task, bundle_task = pinned["spec"]["pipelineSpec"]["tasks"][0], pinned["spec"]["pipelineSpec"]["finally"][0]
+    assert "taskRef" not in hub_task and "taskRef" not in bundle_task
+    assert hub_task["taskSpec"]["steps"][0]["name"] == "clone"
+    # v1beta1 content converted to v1, its params kept.
+    assert any(p["name"] == "url" for p in hub_task["taskSpec"]["params"])
+
+    on_disk = (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    recorded = json.loads(pinned["metadata"]["annotations"][LOCK_ANNOTATION])
+    assert recorded == [e.to_json() for e in lock]
+    by_path = {e["path"]: e for e in recorded}
+    hub = by_path["spec.pipelineSpec.tasks[from-hub].taskRef"]
+    assert (hub["resolver"], hub["kind"], hub["name"], hub["version"]) == ("hub", "Task", "git-clone", "0.9")
+    assert hub["digest"] == f"sha256:{hashlib.sha256(on_disk).hexdigest()}"
+    assert {"name": "version", "value": "0.9"} in hub["params"]
+    assert hub["uri"] == "http://hub.test/v1/resource/tekton/task/git-clone/0.9/yaml"
+    pinned_bundle = by_path["spec.pipelineSpec.finally[from-bundle].taskRef"]
+    assert (pinned_bundle["resolver"], pinned_bundle["version"]) == ("bundles", "0.10")
+    assert pinned_bundle["digest"] == f"sha256:{manifest_digest}"
+    assert {"name": "bundle", "value": f"{registry.host}/catalog/task/git-clone@sha256:{manifest_digest}"} in (
+        pinned_bundle["params"]
+    )
+
+
+def test_pin_only_keeps_references_with_the_tag_replaced_by_the_digest(resolve_ref, published, registry):
+    bundle = f"{registry.host}/catalog/task/git-clone:0.10"
+    manifest_digest = published.head_manifest(bundle)
+    pinned, lock = pin_references_only(pipeline_run(bundle), resolve_ref)
+
+    spec = pinned["spec"]["pipelineSpec"]
+    assert {p["name"]: p["value"] for p in spec["tasks"][0]["taskRef"]["params"]} == {
+        "name": "git-clone",
+        "version": "0.9",
+    }
+    bundle_params = {p["name"]: p["value"] for p in spec["finally"][0]["taskRef"]["params"]}
+    assert bundle_params["bundle"] == f"{registry.host}/catalog/task/git-clone@{manifest_digest}"
+    assert "taskSpec" not in spec["tasks"][0]
+    assert [e.version for e in lock] == ["0.9", "0.10"]
+
+    again, _ = pin_references_only(pinned, resolve_ref)  # pinned references resolve to the same content
+    assert again["spec"] == pinned["spec"]
+
+
+def test_unresolvable_reference_names_where_it_is(resolve_ref, indexed):
+    run = pipeline_run("unused")
+    run["spec"]["pipelineSpec"]["tasks"][0]["taskRef"]["params"][1]["value"] = ">=5"
+    with pytest.raises(PinningError, match=r"tasks\[from-hub\].taskRef: no version found for constraint >=5"):
+        pin_run(run, resolve_ref)
