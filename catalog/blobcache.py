@@ -21,10 +21,17 @@ log = logging.getLogger(__name__)
 
 
 class BlobCache:
-    """Blobs in a directory, one file per digest (`<algorithm>/<hex>`), written atomically, checked on every read."""
+    """Blobs in a directory, one file per digest (`<algorithm>/<hex>`), written atomically, checked on every read.
 
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
+    With max_bytes, the blobs least recently used (a read touches a file's mtime) are removed when a write takes
+    the directory past that size; processes sharing the directory each keep their own running total, so it may
+    overshoot by what the others wrote since this one last looked.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self._size: int | None = None  # bytes in the directory, counted at the first write
 
     def path(self, digest: str) -> Path:
         algorithm = check_digest(digest)
@@ -45,6 +52,9 @@ class BlobCache:
             log.warning("%s; removed, it will be downloaded again", exc)
             path.unlink(missing_ok=True)
             return None
+        if self.max_bytes is not None:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # recently used: evicted last
         return data
 
     def put(self, digest: str, data: bytes) -> None:
@@ -61,6 +71,37 @@ class BlobCache:
             with contextlib.suppress(OSError):
                 os.unlink(temporary)
             raise
+        if self.max_bytes is not None:
+            self._evict(len(data), keep=path)
+
+    def _blobs(self) -> list[tuple[float, int, Path]]:
+        found = []
+        for algorithm in self.directory.iterdir() if self.directory.is_dir() else []:
+            for entry in os.scandir(algorithm):
+                if entry.is_file() and not entry.name.startswith("."):
+                    info = entry.stat()
+                    found.append((info.st_mtime, info.st_size, Path(entry.path)))
+        return found
+
+    def _evict(self, added: int, keep: Path) -> None:
+        """Remove the least recently used blobs until the directory is within max_bytes again."""
+        assert self.max_bytes is not None
+        if self._size is None:
+            self._size = sum(size for _, size, _ in self._blobs())
+        else:
+            self._size += added
+        if self._size <= self.max_bytes:
+            return
+        blobs = sorted(self._blobs())
+        self._size = sum(size for _, size, _ in blobs)
+        for _, size, path in blobs:
+            if self._size <= self.max_bytes:
+                break
+            if path == keep:
+                continue
+            with contextlib.suppress(OSError):
+                path.unlink()
+                self._size -= size
 
 
 class CachedRegistry:

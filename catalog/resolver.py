@@ -127,10 +127,11 @@ class BundleResolver:
         *,
         tag_ttl: float = 60.0,
         memory_bytes: int = 64 * 1024 * 1024,
+        blob_cache_bytes: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.registries, self.allowed, self.clock = registries, allowed, clock
-        self.store = BlobCache(cache_dir / "blobs")  # manifests and layers, by digest, shared with syncs
+        self.store = BlobCache(cache_dir / "blobs", blob_cache_bytes)  # manifests and layers, shared with syncs
         self.tags = TagCache(cache_dir / "resolve" / "tags", tag_ttl)
         self.answers: BoundedCache[Resolved] = BoundedCache(memory_bytes)
         self.flights = SingleFlight(cache_dir / "resolve" / "locks")

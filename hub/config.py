@@ -35,6 +35,8 @@ class Settings:
     resolve_timeout: float = 2.0
     # Memory for resolved answers, per worker (bytes); their blobs are also kept on disk in data_dir/blobs.
     resolve_cache_bytes: int = 64 * 1024 * 1024
+    # Disk for the blob cache in data_dir/blobs (bytes); the least recently used blobs go first.
+    blob_cache_bytes: int = 1024 * 1024 * 1024
     # The catalog of hub resolve requests that name none.
     default_catalog: str = "tekton"
     # Every endpoint, web pages included, needs an API token with the "read" scope.

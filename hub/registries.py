@@ -28,7 +28,7 @@ def registry_client(settings: Settings, host: str, credentials: tuple[str, str] 
     username, password = credentials or credential_store(settings).get(host) or (None, None)
     insecure = host in {h.strip() for h in settings.insecure_registries.split(",") if h.strip()}
     client = OciRegistry(host, username=username, password=password, insecure=insecure)
-    return CachedRegistry(client, BlobCache(settings.data_dir / "blobs"))
+    return CachedRegistry(client, BlobCache(settings.data_dir / "blobs", settings.blob_cache_bytes))
 
 
 def _resolve_client(settings: Settings, host: str) -> Registry:
@@ -92,6 +92,7 @@ class Resolvers:
             RegistryAllowlist(settings, engine),
             settings.data_dir,
             tag_ttl=settings.resolve_tag_ttl,
+            blob_cache_bytes=settings.blob_cache_bytes,
             memory_bytes=settings.resolve_cache_bytes,
         )
         self.hub = HubResolver(

@@ -248,6 +248,21 @@ def test_corrupted_cache_file_is_detected_and_fetched_again(registry, tmp_path):
     assert [p.name for p in cache.path(digest).parent.iterdir()] == [digest.split(":")[1]]  # no temp files left
 
 
+def test_cache_keeps_to_its_size_dropping_the_least_recently_used(tmp_path):
+    import os
+
+    cache = BlobCache(tmp_path / "blobs", max_bytes=300)
+    blobs = {name: name.encode() * 100 for name in "abc"}  # 100 bytes each
+    for age, data in enumerate(blobs.values()):
+        cache.put(sha256(data), data)
+        os.utime(cache.path(sha256(data)), (1000 + age, 1000 + age))  # a, then b, then c: a is the oldest
+    assert cache.get(sha256(blobs["a"])) == blobs["a"]  # a is read: now b is the least recently used
+    cache.put(sha256(b"d" * 100), b"d" * 100)
+    kept = {name for name, data in blobs.items() if cache.get(sha256(data)) is not None}
+    assert kept == {"a", "c"} and cache.get(sha256(b"d" * 100)) == b"d" * 100
+    assert sum(p.stat().st_size for p in (tmp_path / "blobs").rglob("*") if p.is_file()) <= 300
+
+
 def test_cache_never_stores_bytes_under_the_wrong_digest(tmp_path):
     with pytest.raises(BlobDigestMismatch):
         BlobCache(tmp_path).put(sha256(b"one thing"), b"another")
