@@ -74,6 +74,12 @@ def _hub_options(f: Callable[..., Any]) -> Callable[..., Any]:
         callback=_remember,
         help=f"The API the server speaks: Tekton Hub v1 or Artifact Hub [default: {TEKTON}].",
     )(f)
+    f = click.option(
+        "--token",
+        envvar="TASKHUB_API_TOKEN",
+        callback=_remember,
+        help="API token for a private hub (default: $TASKHUB_API_TOKEN).",
+    )(f)
     return click.option(
         "--api-server",
         callback=_remember,
@@ -101,7 +107,7 @@ def _output_option(*choices: str) -> Callable[[Callable[..., Any]], Callable[...
 
 def _client(ctx: Context, hub_type: str, api_server: str | None) -> HubClient:
     server = api_server or os.environ.get(API_SERVER_ENV[hub_type]) or ctx.settings.public_url or DEFAULT_API_SERVER
-    return make_hub_client(hub_type, server)
+    return make_hub_client(hub_type, server, token=click.get_current_context().meta.get("taskhub.hub.token"))
 
 
 def _catalog(hub_type: str, catalog: str | None) -> str:
@@ -153,7 +159,7 @@ def _install_command(name: str, help_text: str) -> Callable[[Callable[..., Any]]
 
 @main.group("hub")
 @_hub_options
-def hub_group(hub_type: str, api_server: str | None) -> None:
+def hub_group(hub_type: str, api_server: str | None, token: str | None) -> None:
     """Search catalogs and install their resources, like `tkn hub`, against a Tekton Hub or Artifact Hub API."""
 
 

@@ -105,8 +105,13 @@ class HubClient(Protocol):
     def latest_compatible(self, catalog: str, kind: str, name: str, pipelines_version: str) -> str | None: ...
 
 
-def make_hub_client(hub_type: str, base_url: str, session: requests.Session | None = None) -> HubClient:
-    """The client for `hub_type` ("tekton" or "artifact") at `base_url`."""
+def make_hub_client(
+    hub_type: str, base_url: str, session: requests.Session | None = None, *, token: str | None = None
+) -> HubClient:
+    """The client for `hub_type` ("tekton" or "artifact") at `base_url`, sending `token` if one is given."""
+    if token:
+        session = session or requests.Session()
+        session.headers["Authorization"] = f"Bearer {token}"
     if hub_type == TEKTON:
         return TektonHubClient(base_url, session)
     if hub_type == ARTIFACT:
@@ -172,7 +177,7 @@ class _HttpHub:
         if response.status_code in (401, 403):
             raise HubError(
                 f"the hub at {self.base_url} refused the request ({response.status_code} {response.reason}): "
-                "it needs an API token this command does not send"
+                "pass an API token with the read scope (--token or TASKHUB_API_TOKEN)"
             )
         if response.status_code >= 500:
             raise HubError(
