@@ -116,5 +116,5 @@ def test_artifact_client_refuses_what_is_not_a_package(stub_hub: StubHub, body: 
 
 def test_tekton_client_on_a_hub_that_wants_a_token(stub_hub: StubHub):  # noqa: F811
     stub_hub.raw("/v1/resource/tekton/task/x", b'{"message": "unauthorized"}', status=401)
-    with pytest.raises(HubError, match=r"refused the request \(401 Unauthorized\): it needs an API token"):
+    with pytest.raises(HubError, match=r"refused the request \(401 Unauthorized\): pass an API token with the read"):
         TektonHubClient(stub_hub.url).resource("tekton", "task", "x")
