@@ -54,7 +54,7 @@ from catalog.bundles import build_bundle
 from catalog.db import make_engine, upgrade
 from catalog.models import Resource, ResourceVersion
 from catalog.publish import PublishSummary, publish_catalog
-from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch, get_catalog
+from catalog.sync import SyncSummary, add_catalog, get_catalog, sync_by_name
 from hub.config import Settings
 from hub.registries import registry_client
 
@@ -161,20 +161,12 @@ def connected_engine(settings: Settings) -> Iterator[Engine]:
 
 
 def sync_in_process(data_dir: Path, *, full: bool = False) -> tuple[float, SyncSummary]:
-    """`taskhub registry sync` as hub/cli.py's _sync_one does it: fetch, then apply_tree; (seconds, summary)."""
+    """`taskhub registry sync` as hub/cli.py does it (catalog.sync.sync_by_name); (seconds, summary)."""
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
         started = time.perf_counter()
-        with Session(engine) as session:
-            files, tree = fetch(
-                session,
-                get_catalog(session, REGISTRY),
-                settings.catalogs_dir,
-                registries=lambda host: registry_client(settings, host),
-                full=full,
-            )
-        with Session(engine) as session, session.begin():
-            summary = apply_tree(session, get_catalog(session, REGISTRY), files, tree)
+        registries = lambda host: registry_client(settings, host)  # noqa: E731
+        summary = sync_by_name(engine, REGISTRY, settings.catalogs_dir, registries, full=full)
         return time.perf_counter() - started, summary
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Table, delete, distinct, func, insert, select, update
+from sqlalchemy import Engine, Table, delete, distinct, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogSourceError, Conflict, NotFound
@@ -324,6 +324,29 @@ def _replace_problems(session: Session, catalog: Catalog, tree: CatalogTree) -> 
         session.execute(insert(CatalogError), rows)
     session.expire(catalog, ["errors"])
     return True
+
+
+def sync_by_name(
+    engine: Engine,
+    name: str,
+    work_dir: Path,
+    registries: Callable[[str], Registry],
+    progress: Callable[[str], None] = lambda _: None,
+    *,
+    full: bool = False,
+) -> SyncSummary:
+    """Fetch, then index one catalog or registry in a transaction of its own: the old index stays until then."""
+    with Session(engine) as session:
+        files, tree = fetch(session, get_catalog(session, name), work_dir, registries, progress, full=full)
+    progress(f"read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing")
+    with Session(engine) as session, session.begin():
+        return apply_tree(session, get_catalog(session, name), files, tree)
+
+
+def record_failure(engine: Engine, name: str, message: str) -> None:
+    """Remember why a catalog's last sync failed (shown by `catalog list` and the catalog pages)."""
+    with Session(engine) as session, session.begin():
+        get_catalog(session, name).last_error = message
 
 
 def sync_catalog(session: Session, catalog: Catalog, work_dir: Path) -> SyncSummary:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import InvalidReference, InvalidRequest, NotFound, TaskhubError
 from catalog.models import ApiToken, Catalog
 from catalog.publish import bundle_target, publish_catalog
-from catalog.sync import OCI, apply_tree, fetch, get_catalog
+from catalog.sync import OCI, get_catalog, record_failure, sync_by_name
 from catalog.tokens import (
     DEFAULT_EXPIRY,
     check_grant,
@@ -64,21 +64,13 @@ def sync_job(engine: Engine, settings: Settings, name: str) -> Job:
     """Fetch and index one catalog or registry as `taskhub catalog sync` does; a failure keeps the old index."""
     job = Job(catalog=name)
     try:
-        with Session(engine) as session:
-            files, tree = fetch(
-                session,
-                get_catalog(session, name),
-                settings.catalogs_dir,
-                registries=lambda host: registry_client(settings, host),
-            )
-        with Session(engine) as session, session.begin():
-            job.summary = apply_tree(session, get_catalog(session, name), files, tree).lines()
+        registries = lambda host: registry_client(settings, host)  # noqa: E731
+        job.summary = sync_by_name(engine, name, settings.catalogs_dir, registries).lines()
     except NotFound:
         raise
     except TaskhubError as exc:
         job.status, job.error = "failed", str(exc)
-        with Session(engine) as session, session.begin():
-            get_catalog(session, name).last_error = str(exc)
+        record_failure(engine, name, str(exc))
     log.info("job %s: sync of %s %s", job.id, name, job.status)
     return job
 

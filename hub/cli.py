@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from catalog.db import current_revision, make_engine, upgrade
 from catalog.errors import TaskhubError
 from catalog.models import Catalog
-from catalog.sync import CATALOG_TYPES, add_catalog, apply_tree, fetch, get_catalog
+from catalog.sync import CATALOG_TYPES, add_catalog, get_catalog, record_failure, sync_by_name
 from hub.config import Settings
 
 
@@ -134,7 +134,7 @@ def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None
             _sync_one(engine, ctx.settings, catalog_name, full=full)
         except TaskhubError as exc:
             failed.append(catalog_name)
-            _record_failure(engine, catalog_name, str(exc))
+            record_failure(engine, catalog_name, str(exc))
             click.echo(f"{catalog_name}: sync failed, the previous index is kept: {exc}", err=True)
             continue
         click.echo(f"  took {time.perf_counter() - started:.2f} s", err=True)
@@ -148,25 +148,10 @@ def _sync_one(engine: Engine, settings: Settings, name: str, *, full: bool = Fal
     def progress(line: str) -> None:
         click.echo(f"  {line}", err=True)
 
-    with Session(engine) as session:
-        files, tree = fetch(
-            session,
-            get_catalog(session, name),
-            settings.catalogs_dir,
-            registries=lambda host: registry_client(settings, host),
-            progress=progress,
-            full=full,
-        )
-    click.echo(f"  read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing", err=True)
-    with Session(engine) as session, session.begin():
-        summary = apply_tree(session, get_catalog(session, name), files, tree)
+    registries = lambda host: registry_client(settings, host)  # noqa: E731
+    summary = sync_by_name(engine, name, settings.catalogs_dir, registries, progress, full=full)
     for line in summary.lines():
         click.echo(line)
-
-
-def _record_failure(engine: Engine, name: str, message: str) -> None:
-    with Session(engine) as session, session.begin():
-        get_catalog(session, name).last_error = message
 
 
 @catalog.command("errors")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -23,24 +24,26 @@ def credential_store(settings: Settings) -> CredentialStore:
     return CredentialStore(settings.data_dir / "registry-credentials.json")
 
 
-def registry_client(settings: Settings, host: str, credentials: tuple[str, str] | None = None) -> Registry:
-    """A client for host, with the given credentials or those stored for it, caching blobs in the data dir."""
+def _oci_client(settings: Settings, host: str, credentials: tuple[str, str] | None, **limits: Any) -> OciRegistry:
+    """A client for host with the given credentials or those stored for it, plain HTTP where configured."""
     username, password = credentials or credential_store(settings).get(host) or (None, None)
     insecure = host in {h.strip() for h in settings.insecure_registries.split(",") if h.strip()}
-    client = OciRegistry(host, username=username, password=password, insecure=insecure)
+    return OciRegistry(host, username=username, password=password, insecure=insecure, **limits)
+
+
+def registry_client(settings: Settings, host: str, credentials: tuple[str, str] | None = None) -> Registry:
+    """A client for host, with the given credentials or those stored for it, caching blobs in the data dir."""
+    client = _oci_client(settings, host, credentials)
     return CachedRegistry(client, BlobCache(settings.data_dir / "blobs", settings.blob_cache_bytes))
 
 
 def _resolve_client(settings: Settings, host: str) -> Registry:
     """A client that gives up within settings.resolve_timeout: a resolve waits on a person or a cluster."""
-    username, password = credential_store(settings).get(host) or (None, None)
-    insecure = host in {h.strip() for h in settings.insecure_registries.split(",") if h.strip()}
     budget = settings.resolve_timeout
-    return OciRegistry(
+    return _oci_client(
+        settings,
         host,
-        username=username,
-        password=password,
-        insecure=insecure,
+        None,
         attempts=2,
         backoff=0.1,
         connect_timeout=budget / 3,
