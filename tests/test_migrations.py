@@ -6,17 +6,23 @@ import sys
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
 
-from catalog.db import current_revision, make_engine, upgrade
+from alembic.script import ScriptDirectory
+
+from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.models import Catalog
 from tests.conftest import REPO
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def test_upgrade_head_on_an_empty_database_then_alembic_check(empty_database_url):
     engine = make_engine(empty_database_url)
     assert current_revision(engine) is None
     upgrade(engine)
-    assert current_revision(engine) == "0003"
-    assert {"catalogs", "resources", "resource_versions", "catalog_errors"} <= set(inspect(engine).get_table_names())
+    assert current_revision(engine) == HEAD
+    assert {"catalogs", "resources", "resource_versions", "catalog_errors", "runs", "run_logs"} <= set(
+        inspect(engine).get_table_names()
+    )
     engine.dispose()
     check = subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"url={empty_database_url}", "check"],
@@ -30,7 +36,7 @@ def test_upgrade_is_idempotent(empty_database_url):
     engine = make_engine(empty_database_url)
     upgrade(engine)
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == HEAD
     engine.dispose()
 
 
