@@ -141,7 +141,7 @@ class RunRecords:
         """A thread-safe writer of the run's container output; call `flush` at the end."""
         return LogWriter(self.engine, run_id)
 
-    def list(self, *, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[RunSummary], int]:
+    def recent(self, *, limit: int = 50, offset: int = 0, status: str | None = None) -> tuple[list[RunSummary], int]:
         """The newest runs first, and how many there are in all."""
         query = select(Run)
         count = select(func.count()).select_from(Run)
