@@ -26,7 +26,19 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from flask import Flask
 
     from catalog.db import make_engine
-    from hub import admin_api, artifacthub_api, auth, db, errors, openapi_api, resolve_api, tekton_api, web
+    from hub import (
+        admin_api,
+        artifacthub_api,
+        auth,
+        db,
+        errors,
+        openapi_api,
+        resolve_api,
+        runs_api,
+        runs_web,
+        tekton_api,
+        web,
+    )
     from hub.http_cache import ResponseCache
     from hub.registries import Resolvers
 
@@ -52,6 +64,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["taskhub.resolvers"] = Resolvers(settings, engine)
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web.bp)
+    app.register_blueprint(runs_api.bp)
+    app.register_blueprint(runs_web.bp)
     errors.register(app)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)
