@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     )
     from hub.http_cache import ResponseCache
     from hub.registries import Resolvers
+    from runner.records import RunRecords
 
     if isinstance(config, Settings):
         settings = config
@@ -64,6 +65,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["taskhub.resolvers"] = Resolvers(settings, engine)
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web.bp)
+    app.extensions["taskhub.runs"] = RunRecords(engine)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
     errors.register(app)
