@@ -2,7 +2,8 @@
 package by scripts/build-kube-apiserver, on free loopback ports, with single-version Tekton CRDs applied.
 
 There is no controller-manager, scheduler or kubelet: objects are stored and served, nothing reconciles them.
-Users: "admin" (system:masters) and "viewer", who may only get and list tekton.dev objects and ConfigMaps.
+Users: "admin" (system:masters) and "viewer", who may only get and list tekton.dev objects, ResolutionRequests
+and ConfigMaps. The ResolutionRequest CRD (resolution.tekton.dev/v1beta1, status subresource) is applied too.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ import yaml
 from kubernetes import client
 
 __all__ = [
+    "RESOLUTION_CRDS",
+    "RESOLUTION_GROUP",
     "TEKTON_CRDS",
     "KubeCluster",
     "kube_cluster",
@@ -47,6 +50,10 @@ TEKTON_CRDS: dict[str, tuple[str, str]] = {
     "TaskRun": ("taskruns", "v1"),
     "PipelineRun": ("pipelineruns", "v1"),
 }
+# Remote resolution's one kind (bundles-and-resolvers.md §5.1): v1beta1 is its storage version upstream.
+RESOLUTION_GROUP = "resolution.tekton.dev"
+RESOLUTION_CRDS: dict[str, tuple[str, str]] = {"ResolutionRequest": ("resolutionrequests", "v1beta1")}
+AUDIT_POLICY = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"
 
 
 def kube_apiserver_bin() -> Path:
@@ -63,14 +70,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tekton_crd(kind: str, plural: str, version: str) -> dict[str, Any]:
-    """A single-version CRD for a tekton.dev kind: any fields kept, status as a subresource."""
+def tekton_crd(kind: str, plural: str, version: str, group: str = "tekton.dev") -> dict[str, Any]:
+    """A single-version CRD for a Tekton kind (tekton.dev unless `group`): any fields kept, status as a
+    subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.tekton.dev"},
+        "metadata": {"name": f"{plural}.{group}"},
         "spec": {
-            "group": "tekton.dev",
+            "group": group,
             "scope": "Namespaced",
             "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
             "versions": [
@@ -89,10 +97,11 @@ def tekton_crd(kind: str, plural: str, version: str) -> dict[str, Any]:
 class KubeCluster:
     """etcd + kube-apiserver under `base`; `url`, `ca_cert`, `kubeconfig` (admin) and client factories.
 
-    `crds` maps each Tekton kind to (plural, the one version served); TEKTON_CRDS by default.
+    `crds` maps each Tekton kind to (plural, the one version served); TEKTON_CRDS by default. With `audit`, the
+    apiserver writes an audit log (level Metadata, one JSON line per request) to `audit_log`.
     """
 
-    def __init__(self, base: Path, crds: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(self, base: Path, crds: dict[str, tuple[str, str]] | None = None, *, audit: bool = False) -> None:
         binary = kube_apiserver_bin()
         if not binary.exists():
             pytest.fail(
@@ -109,7 +118,9 @@ class KubeCluster:
         self.url = f"https://127.0.0.1:{self.port}"
         self.ca_cert = base / "certs" / "apiserver.crt"
         self.kubeconfig = base / "admin.kubeconfig"
+        self.audit_log: Path | None = base / "audit.log" if audit else None
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._apiserver_argv: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -129,19 +140,25 @@ class KubeCluster:
             "--listen-peer-urls", peer_url, "--initial-advertise-peer-urls", peer_url,
             "--initial-cluster", f"t={peer_url}", "--unsafe-no-fsync",
         ])  # fmt: skip
-        self._spawn("kube-apiserver", [
+        audit: list[str] = []
+        if self.audit_log is not None:
+            (base / "audit-policy.yaml").write_text(AUDIT_POLICY)
+            audit = [f"--audit-policy-file={base / 'audit-policy.yaml'}", f"--audit-log-path={self.audit_log}"]
+        self._apiserver_argv = [
             str(self.binary), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
             "--advertise-address=127.0.0.1", f"--secure-port={self.port}", f"--cert-dir={base / 'certs'}",
             f"--token-auth-file={base / 'tokens.csv'}", "--authorization-mode=RBAC",
             "--service-account-issuer=https://kubernetes.default.svc", f"--service-account-key-file={base / 'sa.key'}",
             f"--service-account-signing-key-file={base / 'sa.key'}", "--service-cluster-ip-range=10.0.0.0/24",
             # No controller-manager creates default ServiceAccounts, so Pods could not be created with it on.
-            "--disable-admission-plugins=ServiceAccount",
-        ])  # fmt: skip
+            "--disable-admission-plugins=ServiceAccount", *audit,
+        ]  # fmt: skip
+        self._spawn("kube-apiserver", self._apiserver_argv)
         self._wait_ready()
         self.write_kubeconfig(self.kubeconfig, token=ADMIN_TOKEN)
         api = self.api_client()
         self.apply_crds(api, self.crds)
+        self.apply_crds(api, RESOLUTION_CRDS, RESOLUTION_GROUP)
         self._grant_viewer(api)
 
     def stop(self) -> None:
@@ -155,6 +172,17 @@ class KubeCluster:
                     process.kill()
                     process.wait()
         self._processes.clear()
+
+    def stop_apiserver(self) -> None:
+        """Kill the apiserver only (etcd keeps the data), as a crash; start_apiserver() brings it back."""
+        process = self._processes.pop()
+        process.kill()  # SIGTERM would wait for open watches to end
+        process.wait(timeout=15)
+
+    def start_apiserver(self) -> None:
+        """Start the apiserver again on the same port, certificates and etcd; return once it is ready."""
+        self._spawn("kube-apiserver", self._apiserver_argv)
+        self._wait_ready()
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         log = open(self.base / f"{name}.log", "wb")  # noqa: SIM115 - handed to the child for its whole life
@@ -216,20 +244,20 @@ class KubeCluster:
         return path
 
     @staticmethod
-    def apply_crds(api: client.ApiClient, crds: dict[str, tuple[str, str]]) -> None:
-        """Create one single-version CRD per kind and wait until each is Established."""
+    def apply_crds(api: client.ApiClient, crds: dict[str, tuple[str, str]], group: str = "tekton.dev") -> None:
+        """Create one single-version CRD per kind of `group` and wait until each is Established."""
         extensions = client.ApiextensionsV1Api(api)
         for kind, (plural, version) in crds.items():
-            extensions.create_custom_resource_definition(tekton_crd(kind, plural, version))
+            extensions.create_custom_resource_definition(tekton_crd(kind, plural, version, group))
         deadline = time.monotonic() + 30
         for plural, _ in crds.values():
             while True:
-                crd = extensions.read_custom_resource_definition(f"{plural}.tekton.dev")
+                crd = extensions.read_custom_resource_definition(f"{plural}.{group}")
                 conditions = (crd.status.conditions if crd.status else None) or []
                 if any(c.type == "Established" and c.status == "True" for c in conditions):
                     break
                 if time.monotonic() > deadline:
-                    pytest.fail(f"CRD {plural}.tekton.dev not established after 30 s")
+                    pytest.fail(f"CRD {plural}.{group} not established after 30 s")
                 time.sleep(0.1)
 
     @staticmethod
@@ -240,6 +268,8 @@ class KubeCluster:
                 "metadata": {"name": "taskhub-viewer"},
                 "rules": [
                     {"apiGroups": ["tekton.dev"], "resources": ["*"], "verbs": ["get", "list", "watch"]},
+                    # Reads ResolutionRequests but may not answer them (no patch on resolutionrequests/status).
+                    {"apiGroups": [RESOLUTION_GROUP], "resources": ["*"], "verbs": ["get", "list", "watch"]},
                     {"apiGroups": [""], "resources": ["configmaps", "namespaces"], "verbs": ["get", "list"]},
                 ],
             }
@@ -276,6 +306,10 @@ class KubeCluster:
             objects = client.CustomObjectsApi(api)
             for plural, version in self.crds.values():
                 objects.delete_collection_namespaced_custom_object("tekton.dev", version, name, plural)
+            # Without a controller-manager the namespace's objects would outlive it and show up in
+            # all-namespaces watches of later tests.
+            for plural, version in RESOLUTION_CRDS.values():
+                objects.delete_collection_namespaced_custom_object(RESOLUTION_GROUP, version, name, plural)
             client.CoreV1Api(api).delete_namespace(name)
 
 
