@@ -22,7 +22,8 @@ from hub.config import Settings
 from hub.registries import Resolvers
 from hub.resolve_api import _params_of
 from runner.kube import api_client_from_kubeconfig
-from runner.resolution_requests import RESOLVER_TYPE, TYPE_LABEL, Answer, ResolutionRequestWatcher
+from runner.resolution_answers import Answer
+from runner.resolution_requests import RESOLVER_TYPE, TYPE_LABEL, ResolutionRequestWatcher
 
 
 class IndexResolvers:

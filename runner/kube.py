@@ -26,7 +26,12 @@ T = TypeVar("T")
 
 
 class ClusterError(TaskhubError):
-    """The cluster could not be reached or refused a request; the message says which and why."""
+    """The cluster could not be reached or refused a request; the message says which and why. `status` is the
+    API server's HTTP status, None when it was not reached."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def default_kubeconfig() -> Path:
@@ -98,11 +103,12 @@ class Cluster:
         if exc.status == 401:
             return ClusterError(
                 f"the Kubernetes API server at {self.server} refused the credentials (401 Unauthorized) "
-                f"while trying to {what}: check the kubeconfig's user"
+                f"while trying to {what}: check the kubeconfig's user",
+                401,
             )
         if exc.status == 403:
-            return ClusterError(f"not allowed to {what} (403 Forbidden): {message}")
-        return ClusterError(f"could not {what}: {exc.status} {exc.reason}: {message}")
+            return ClusterError(f"not allowed to {what} (403 Forbidden): {message}", 403)
+        return ClusterError(f"could not {what}: {exc.status} {exc.reason}: {message}", exc.status)
 
     # -- discovery ----------------------------------------------------------------------------------------
 

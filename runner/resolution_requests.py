@@ -17,7 +17,6 @@ Kubernetes.
 
 from __future__ import annotations
 
-import base64
 import json
 import socket
 import threading
@@ -26,23 +25,18 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from catalog.errors import InvalidRequest, TaskhubError
-from catalog.resolver import Resolved
 from runner.kube import Cluster, ClusterError
+from runner.resolution_answers import Answer, ReferenceResolver, answer_request, is_pending
 
 GROUP, VERSION, PLURAL = "resolution.tekton.dev", "v1beta1", "resolutionrequests"
 TYPE_LABEL = "resolution.tekton.dev/type"
 RESOLVER_TYPE = "taskhub"
-# The names Tekton's own resolvers give themselves in messages (`error getting "Hub" ...`).
-TEKTON_NAMES = {"bundles": "bundleresolver", "hub": "Hub"}
-FAILED_REASON = "ResolutionFailed"
 # Below runner.kube's 30 s read timeout: an idle watch is ended by the server and resumed, never timed out.
 WATCH_SECONDS = 25
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 30.0
@@ -50,103 +44,6 @@ CONFLICT_ATTEMPTS = 3
 REMEMBERED = 10_000  # answered requests (by uid) never looked at again
 # API server answers that mean "not now": retried with backoff, like a dropped connection.
 TRANSIENT_STATUSES = (429, 500, 502, 503, 504)
-
-
-class ReferenceResolver(Protocol):
-    """What answers a request: one of taskhub's resolvers, given the request's params.
-
-    `resolver` is "bundles" or "hub" (see resolver_for). `params` is the request's `spec.params` as stored:
-    Tekton's list of `{name, value}`. Returns the resolved resource, or raises a TaskhubError whose message is
-    the resolver's own (Tekton's wording where Tekton has one). An InvalidRequest about the params
-    (reason "invalid-params" or "invalid-payload") is what Tekton calls a validation error; anything else is a
-    failure to resolve. Called from several threads at once.
-    """
-
-    def resolve(self, resolver: str, params: Any) -> Resolved: ...
-
-
-def resolver_for(params: Any) -> str:
-    """Which resolver the params are for: "bundles" when they name a `bundle`, else "hub"."""
-    names = {item.get("name") for item in params or [] if isinstance(item, dict)}
-    return "bundles" if "bundle" in names else "hub"
-
-
-def is_pending(obj: dict[str, Any]) -> bool:
-    """Whether a request still waits for its answer: no data yet, and Succeeded absent or Unknown."""
-    status = obj.get("status") or {}
-    if status.get("data"):
-        return False
-    condition = next((c for c in status.get("conditions") or [] if c.get("type") == "Succeeded"), None)
-    return condition is None or condition.get("status") not in ("True", "False")
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a request was answered with: the resolved resource, or Tekton's failure message."""
-
-    namespace: str
-    name: str
-    resolver: str
-    resolved: Resolved | None = None
-    message: str = ""
-
-    @property
-    def succeeded(self) -> bool:
-        return self.resolved is not None
-
-    def line(self) -> str:
-        """One log line: the request, what it resolved to and the digest, or why it failed."""
-        if self.resolved is None:
-            return f"{self.namespace}/{self.name}: failed: {self.message}"
-        r = self.resolved
-        version = f" {r.version}" if r.version else ""
-        return f"{self.namespace}/{self.name}: {r.resolver} {r.kind} {r.name}{version} from {r.uri} sha256:{r.digest}"
-
-    def status(self, now: datetime) -> dict[str, Any]:
-        """The status to merge into the request (bundles-and-resolvers.md §5.1)."""
-        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        if self.resolved is None:
-            condition = {"type": "Succeeded", "status": "False", "lastTransitionTime": stamp,
-                         "reason": FAILED_REASON, "message": self.message}  # fmt: skip
-            return {"conditions": [condition]}
-        source = self.resolved.ref_source
-        return {
-            "annotations": self.resolved.annotations or None,
-            "data": base64.b64encode(self.resolved.data).decode(),
-            "source": source,
-            "refSource": source,
-            "conditions": [{"type": "Succeeded", "status": "True", "lastTransitionTime": stamp}],
-        }
-
-
-def answer_request(resolver: ReferenceResolver, request: dict[str, Any]) -> Answer:
-    """Resolve one request's params; a failure becomes the message Tekton's framework would write."""
-    meta = request.get("metadata") or {}
-    namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
-    params = (request.get("spec") or {}).get("params") or []
-    which = resolver_for(params)
-    key = f"{namespace}/{name}"
-    try:
-        return Answer(namespace, name, which, resolved=resolver.resolve(which, params))
-    except InvalidRequest as exc:
-        if exc.reason not in ("invalid-params", "invalid-payload"):
-            message = f'error getting "{TEKTON_NAMES[which]}" "{key}": {exc}'
-        else:
-            message = f'invalid resource request "{key}": {_validation_prefix(which, str(exc))}{exc}'
-    except TaskhubError as exc:
-        message = f'error getting "{TEKTON_NAMES[which]}" "{key}": {exc}'
-    except Exception as exc:  # a bug must not leave the request waiting for the global timeout
-        message = f'error getting "{TEKTON_NAMES[which]}" "{key}": {type(exc).__name__}: {exc}'
-    return Answer(namespace, name, which, message=message)
-
-
-def _validation_prefix(resolver: str, message: str) -> str:
-    """Tekton's hub resolver prefixes its validation errors by the step that found them."""
-    if resolver != "hub":
-        return ""
-    if message.startswith("failed to resolve catalog name"):
-        return "failed to populate default params: "
-    return "failed to validate params: "
 
 
 class ApiServerUnavailable(ClusterError):
@@ -386,21 +283,20 @@ class ResolutionRequestWatcher:
         try:
             return self.cluster.call(what, fn, *args, **kwargs)
         except ClusterError as exc:
-            cause = exc.__context__  # the ApiException or transport error runner.kube translated
-            if isinstance(cause, ApiException):
-                if cause.status == 409:
-                    raise _Conflict(str(exc)) from None
-                if cause.status == 404 and one:
-                    raise _Gone(str(exc)) from None
-                if cause.status == 404:
-                    raise ClusterError(
-                        f"the cluster at {self.cluster.server} does not serve {PLURAL}.{GROUP}/{VERSION}: "
-                        "is Tekton Pipelines (v0.46 or later) installed?"
-                    ) from None
-                if cause.status in TRANSIENT_STATUSES:
-                    raise ApiServerUnavailable(str(exc)) from None
-                raise
-            raise ApiServerUnavailable(str(exc)) from None
+            if exc.status is None:
+                raise ApiServerUnavailable(str(exc)) from None
+            if exc.status == 409:
+                raise _Conflict(str(exc)) from None
+            if exc.status == 404 and one:
+                raise _Gone(str(exc)) from None
+            if exc.status == 404:
+                raise ClusterError(
+                    f"the cluster at {self.cluster.server} does not serve {PLURAL}.{GROUP}/{VERSION}: "
+                    "is Tekton Pipelines (v0.46 or later) installed?"
+                ) from None
+            if exc.status in TRANSIENT_STATUSES:
+                raise ApiServerUnavailable(str(exc)) from None
+            raise
 
 
 class _Conflict(ClusterError):

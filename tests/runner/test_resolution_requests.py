@@ -38,15 +38,8 @@ from hub.cli import main
 from hub.cli_resolver import IndexResolvers
 from hub.config import Settings
 from runner.kube import ClusterError
-from runner.resolution_requests import (
-    GROUP,
-    PLURAL,
-    VERSION,
-    Answer,
-    ResolutionRequestWatcher,
-    answer_request,
-    is_pending,
-)
+from runner.resolution_answers import Answer, answer_request, is_pending
+from runner.resolution_requests import GROUP, PLURAL, VERSION, ResolutionRequestWatcher
 from tests.kube_fixture import VIEWER_TOKEN, KubeCluster
 from tests.registry_fixture import RegistryProcess
 
