@@ -10,11 +10,16 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Mount:
-    """One container path and the host directory standing in for it; `protected` if a step may not write there."""
+    """One container path and the host directory standing in for it; `protected` if a step may not write there.
+
+    With `source` set, the mount is read-only: `host` is an empty view directory onto which `source` is mounted
+    read-only for the process (runner/local/readonly.py).
+    """
 
     container: str
     host: Path
     protected: bool = False
+    source: Path | None = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -40,6 +45,7 @@ class PathMap:
         self._pattern = _pattern(tuple(sorted(by_path, key=len, reverse=True)))
         self._writable = writable
         self.touched_protected = False
+        self.touched_views: dict[Path, Path] = {}  # view -> source of the read-only mounts the text reaches
 
     def rewrite(self, text: str) -> str:
         """`text` with every mapped container path replaced by its host path (one pass, never re-mapped)."""
@@ -48,6 +54,7 @@ class PathMap:
 
         def host(match: re.Match[str]) -> str:
             mount = self._mounts[match.group(1)]
+            self._note_view(mount)
             if mount.protected and not self._is_writable(mount.container + text[match.end() :]):
                 self.touched_protected = True
             return str(mount.host)
@@ -60,6 +67,10 @@ class PathMap:
                 return True
         return False
 
+    def _note_view(self, mount: Mount) -> None:
+        if mount.source is not None:
+            self.touched_views[mount.host] = mount.source
+
     def host_path(self, container_path: str) -> Path | None:
         """The host path for an absolute container path under a mount, or None if it is not mapped."""
         best = None
@@ -69,5 +80,6 @@ class PathMap:
                 best = path
         if best is None:
             return None
+        self._note_view(self._mounts[best])
         rest = container_path[len(best) :].lstrip("/")
         return self._mounts[best].host / rest if rest else self._mounts[best].host

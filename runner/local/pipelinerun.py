@@ -9,12 +9,13 @@ import time
 import uuid
 from typing import Any
 
-from runner.local.dag import task_result_refs
+from runner.local.celwhen import CELError
 from runner.local.durations import format_duration
 from runner.local.errors import RunFailure
 from runner.local.matrix import empty_matrix
 from runner.local.pipelinesetup import (
     PreparedPipeline,
+    cel_failure_message,
     pipeline_timeouts,
     prepare_pipeline,
     resolve_pipeline,
@@ -26,6 +27,7 @@ from runner.local.pipelinestate import (
     child_results,
     count,
     final_condition,
+    missing_result,
     outcome_of,
     pipeline_results,
     results_replacements,
@@ -39,6 +41,7 @@ from runner.local.process import Interrupt
 from runner.local.runenv import RunEnv
 from runner.local.status import (
     PR_CANCELLED,
+    PR_CEL_EVALUATION_FAILED,
     PR_COULDNT_GET_RESULT,
     PR_INVALID_MATRIX_TYPES,
     PR_RUNNING,
@@ -208,11 +211,13 @@ class _Scheduler:
 
     def _schedule(self) -> None:
         changed = True
-        while changed:
+        while changed and self.hard_stop is None:
             changed = False
             dag = [s for s in self.states.values() if not s.final]
             if self.finally_started is None:
                 for state in dag:
+                    if self.hard_stop is not None:
+                        return
                     if state.phase == "pending" and all(self.states[p].settled for p in state.parents):
                         self._decide(state)
                         changed = True
@@ -233,13 +238,15 @@ class _Scheduler:
         )
 
     def _decide(self, state: TaskState) -> None:
+        if self.hard_stop is not None:
+            return None
         if not state.final:
             if self._stopping():
                 return self._skip(state, SKIP_STOPPING)
             for parent in state.parents:
                 if self.states[parent].phase == "skipped" and not when_skipped(self.states[parent]):
                     return self._skip(state, SKIP_PARENT)
-        missing = self._missing_result(state)
+        missing = missing_result(state, self.states)
         if missing is not None:
             producer, result = missing
             if state.final or state.task.get("onError") == "continue" or when_skipped(producer):
@@ -257,7 +264,14 @@ class _Scheduler:
         reps.strings["context.pipelineTask.retries"] = str(state.task.get("retries") or 0)
         task = substitute_task(state.task, reps, inner=True)
         when = resolve_when(task.get("when"), Replacements())
-        if when and not when_passes(when):
+        try:
+            passes = not when or when_passes(when)
+        except CELError as exc:
+            # A CEL `when` that only a task result made unevaluable: the run ends as it would have at its start.
+            self.hard_stop = (PR_CEL_EVALUATION_FAILED, cel_failure_message(self.name, exc))
+            self._cancel_children(lambda final: True, "has been cancelled", by_user=False)
+            return None
+        if not passes:
             state.when = when
             return self._skip(state, SKIP_WHEN)
         if not state.final and self.tasks_timed_out:
@@ -277,20 +291,6 @@ class _Scheduler:
                     return None
         state.when = when or None
         self._start(state, task)
-        return None
-
-    def _missing_result(self, state: TaskState) -> tuple[TaskState, str] | None:
-        for ref in task_result_refs(state.task):
-            producer = self.states.get(ref.owner)
-            if producer is None:
-                continue
-            value = (
-                producer.results.get(ref.result) if producer.phase == "done" and producer.outcome == SUCCEEDED else None
-            )
-            if value is None:
-                return producer, ref.result
-            if ref.index not in (None, "*") and (not isinstance(value, list) or int(ref.index) >= len(value)):
-                return producer, ref.result
         return None
 
     def _skip(self, state: TaskState, reason: str) -> None:

@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from runner.local.celwhen import CELError, evaluate_cel
 from runner.local.dag import GraphError, build_graph, task_result_refs
 from runner.local.durations import parse_duration
 from runner.local.errors import ResolutionError, RunFailure
@@ -14,6 +15,7 @@ from runner.local.params import ParamError, given_values, param_replacements, re
 from runner.local.pipelinetasks import PipelineContext, ResolvedTask
 from runner.local.runenv import RunEnv
 from runner.local.status import (
+    PR_CEL_EVALUATION_FAILED,
     PR_COULDNT_GET_PIPELINE,
     PR_COULDNT_GET_TASK,
     PR_INVALID_GRAPH,
@@ -121,12 +123,13 @@ def prepare_pipeline(pr: dict[str, Any], pipeline: dict[str, Any], pipeline_name
                 PR_VALIDATION_FAILED,
                 invalid + 'PipelineTask OnError cannot be set to "continue" when Retries is greater than 0',
             )
-        if any(isinstance(w, dict) and "cel" in w for w in task.get("when") or []):
-            raise RunFailure(
-                PR_VALIDATION_FAILED,
-                invalid + f"{task.get('name')}.when: CEL expressions need the enable-cel-in-whenexpression flag, "
-                "which is off (as by default) in the local executor",
-            )
+        for index, when in enumerate(task.get("when") or []):
+            if isinstance(when, dict) and "cel" in when and any(k in when for k in ("input", "operator", "values")):
+                raise RunFailure(
+                    PR_VALIDATION_FAILED,
+                    invalid + "cel and input+operator+values cannot be set in one WhenExpression: "
+                    f"{task.get('name')}.when[{index}]",
+                )
         if task.get("onError") not in (None, "continue", "stopAndFail"):
             raise RunFailure(
                 PR_VALIDATION_FAILED, invalid + f'invalid value: "{task.get("onError")}": {task.get("name")}.onError'
@@ -178,6 +181,7 @@ def prepare_pipeline(pr: dict[str, Any], pipeline: dict[str, Any], pipeline_name
             out.append(substitute_task(task, bound, inner=False))
         substituted.append(out)
     tasks, finally_tasks = substituted
+    check_cel(tasks + finally_tasks, name)
     status_spec = dict(pipeline, tasks=tasks, **({"finally": finally_tasks} if finally_tasks else {}))
     resolved = {str(t["name"]): _resolve_task(t, env, ns, pipeline_name) for t in tasks + finally_tasks}
     _check_result_refs(tasks + finally_tasks, resolved)
@@ -204,6 +208,23 @@ def prepare_pipeline(pr: dict[str, Any], pipeline: dict[str, Any], pipeline_name
         task_run_template=dict(spec.get("taskRunTemplate") or {}),
     )
     return PreparedPipeline(status_spec, tasks, finally_tasks, parents, resolved, ctx)
+
+
+def check_cel(tasks: list[dict[str, Any]], pr_name: str) -> None:
+    """Evaluates every CEL `when` that needs no task result, as Tekton does before the first TaskRun: one that
+    cannot be evaluated fails the PipelineRun (`CELEvaluationFailed`)."""
+    for task in tasks:
+        for when in task.get("when") or []:
+            if isinstance(when, dict) and "cel" in when and not list(references(when["cel"])):
+                try:
+                    evaluate_cel(str(when["cel"]))
+                except CELError as exc:
+                    raise RunFailure(PR_CEL_EVALUATION_FAILED, cel_failure_message(pr_name, exc)) from exc
+
+
+def cel_failure_message(pr_name: str, exc: CELError) -> str:
+    """The condition message of a PipelineRun whose CEL `when` could not be evaluated."""
+    return f"Error evaluating CEL {pr_name}: [User error] {exc}"
 
 
 def _params(pr: dict[str, Any], pipeline: dict[str, Any], pipeline_name: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from runner.local.dag import task_result_refs
 from runner.local.pipelinetasks import ResolvedTask
 from runner.local.status import (
     PR_CANCELLED,
@@ -238,3 +239,17 @@ def pipeline_results(
             continue
         out.append({"name": name, "value": resolved})
     return out, errors
+
+
+def missing_result(state: TaskState, states: dict[str, TaskState]) -> tuple[TaskState, str] | None:
+    """The first (producer, result) a task references that its producer did not (successfully) emit."""
+    for ref in task_result_refs(state.task):
+        producer = states.get(ref.owner)
+        if producer is None:
+            continue
+        value = producer.results.get(ref.result) if producer.phase == "done" and producer.outcome == SUCCEEDED else None
+        if value is None:
+            return producer, ref.result
+        if ref.index not in (None, "*") and (not isinstance(value, list) or int(ref.index) >= len(value)):
+            return producer, ref.result
+    return None

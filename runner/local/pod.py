@@ -10,39 +10,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.local import readonly
+from runner.local.celwhen import CELError
+from runner.local.containers import prepare_launch
 from runner.local.durations import parse_duration
 from runner.local.errors import RunFailure
-from runner.local.hostpaths import Mount, PathMap
-from runner.local.params import ParamError, given_values, resolve_params
-from runner.local.process import Interrupt, run_process
+from runner.local.podmounts import PodMounts, WorkspaceMount, isolated_workspaces
+from runner.local.process import DROP_DAC, BackgroundProcess, Interrupt, run_process
 from runner.local.results import read_result_files, status_results, typed_results
+from runner.local.sidecars import SidecarGroup, sidecar_name
 from runner.local.status import (
     STEP_COMPLETED,
     STEP_CONTINUED,
     STEP_ERROR,
     STEP_SKIPPED,
     STEP_TIMEOUT,
+    TR_SIDECAR_FAILED,
     TR_STEP_FAILED,
-    TR_VALIDATION_FAILED,
     timestamp,
 )
-from runner.local.stepenv import step_environment
 from runner.local.steps import (
-    host_argv,
-    merge_step_action,
-    merge_step_template,
+    apply_step_action,
     resolve_when,
     step_name,
     when_passes,
-    working_directory,
 )
 from runner.local.substitution import ParamValue, Replacements, add_value, substitute, substitute_param_value
-from runner.local.workspaces import (
-    Lookup,
-    VolumeMaker,
-    join_sub_path,
-    make_writable,
-)
+from runner.local.workspaces import Lookup, VolumeMaker, make_writable
 
 LogSink = Callable[[str, str, str], None]
 
@@ -76,16 +70,6 @@ class Services:
 
 
 @dataclass
-class WorkspaceMount:
-    """A workspace declared by the Task, with its binding (None when an optional one is unbound)."""
-
-    name: str
-    mount_path: str
-    binding: dict[str, Any] | None
-    read_only: bool
-
-
-@dataclass
 class PodPlan:
     """Everything one attempt needs, after validation and substitution."""
 
@@ -99,15 +83,17 @@ class PodPlan:
     workspaces: list[WorkspaceMount]
     volumes: list[dict[str, Any]]
     action_passes: dict[int, list[Replacements]]
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
 class PodOutcome:
-    """How an attempt ended: step states, typed results, and the failure (reason, message) if any."""
+    """How an attempt ended: step and sidecar states, typed results, and the failure (reason, message) if any."""
 
     steps: list[dict[str, Any]]
     results: list[dict[str, Any]]
     failure: tuple[str, str] | None
+    sidecars: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Pod:
@@ -126,25 +112,43 @@ class Pod:
         self.states: list[dict[str, Any]] = []
 
     def run(self) -> PodOutcome:
-        """Lays out the pod, runs its steps in order, collects results; never raises for step failures."""
+        """Lays out the pod, starts its sidecars, runs its steps in order, stops the sidecars, collects results;
+        never raises for step failures."""
         failure: tuple[str, str] | None = None
+        sidecars = SidecarGroup(self.interrupt)
+        mounts: PodMounts | None = None
         try:
             self._lay_out()
-            mounts = self._base_mounts()
+            mounts = PodMounts(
+                self.dir,
+                self.tekton,
+                self.volumes,
+                self.plan.workspaces,
+                self.plan.volumes,
+                isolated_workspaces(self.plan.steps, self.plan.sidecars),
+            )
+            for index, spec in enumerate(self.plan.sidecars):
+                self._start_sidecar(sidecars, mounts, spec, index)
+            sidecars.wait_ready()
             failure = self._run_steps(mounts)
         except RunFailure as exc:
             failure = (exc.reason, exc.message)
         finally:
+            sidecar_failure = sidecars.stop()
             make_writable(self.tekton / "run")
             self.volumes.release()
+            for view in mounts.views() if mounts is not None else []:
+                readonly.release_snapshot(view)
+        if sidecar_failure is not None and (failure is None or failure[0] == TR_STEP_FAILED):
+            failure = sidecar_failure  # a failed sidecar outranks a failed step (status.go getFailureInfo)
         results: list[dict[str, Any]] = []
-        if failure is None or failure[0] == TR_STEP_FAILED:
+        if failure is None or failure[0] in (TR_STEP_FAILED, TR_SIDECAR_FAILED):
             try:
                 raw = self._task_result_text()
                 results = status_results(typed_results(raw, self.plan.results, self.services.max_result_size))
             except RunFailure as exc:
                 failure = failure or (exc.reason, exc.message)
-        return PodOutcome(self.states, results, failure)
+        return PodOutcome(self.states, results, failure, sidecars.states())
 
     def _lay_out(self) -> None:
         for sub in ("results", "steps", "scripts", "home", "bin", "creds", "downward", "run"):
@@ -166,40 +170,38 @@ class Pod:
             os.chmod(self.tekton / "run", 0o555)
         return run_dir
 
-    def _base_mounts(self) -> list[Mount]:
-        mounts = [
-            Mount("/tekton", self.tekton, protected=True),
-            Mount("/workspace", self.dir / "workspace"),
-        ]
-        # /tekton/steps/<i> and /tekton/steps/step-<name> are the status directories under /tekton/run/<i>.
-        for index, step in enumerate(self.plan.steps):
-            status_dir = self.tekton / "run" / str(index) / "status"
-            for alias in (str(index), f"step-{step_name(step, index)}"):
-                mounts.append(Mount(f"/tekton/steps/{alias}", status_dir, protected=True))
-        for ws in self.plan.workspaces:
-            if ws.binding is None:
-                continue
-            base, read_only = self.volumes.make("workspace", ws.name, ws.binding)
-            host = join_sub_path(base, ws.binding.get("subPath"))
-            mounts.append(Mount(ws.mount_path, host, protected=read_only or ws.read_only))
-        return mounts
+    def _start_sidecar(self, group: SidecarGroup, mounts: PodMounts, spec: dict[str, Any], index: int) -> None:
+        name = sidecar_name(spec, index)
+        container = f"sidecar-{name}"
+        private = self.dir / "containers" / container
+        launch = prepare_launch(
+            spec,
+            f"sidecar-script-{index}",
+            mounts.sidecar_mounts(spec, private),
+            (),
+            private,
+            self.tekton / "scripts",
+            self.plan.pod,
+            self.plan.namespace,
+            self.services.lookup,
+        )
+        log_path = self.log_dir / f"{container}.log"
+        self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
+        sink = self.services.log_sink
+        argv = launch.argv
+        if argv is not None and launch.drop_dac:
+            argv = [*DROP_DAC, *argv]
+        process = BackgroundProcess(
+            argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            log_path=log_path,
+            sink=(lambda line: sink(self.plan.taskrun, container, line)) if sink else None,
+            not_started=_unknown_entrypoint(spec),
+        )
+        group.start(name, spec, launch, process)
 
-    def _volume_mounts(self, step: dict[str, Any], made: dict[str, tuple[Path, bool]]) -> list[Mount]:
-        declared = {str(v.get("name")): v for v in self.plan.volumes}
-        mounts = []
-        for vm in step.get("volumeMounts") or []:
-            name = str(vm.get("name"))
-            if name not in made:
-                if name not in declared:
-                    raise RunFailure(TR_VALIDATION_FAILED, f'volumeMount "{name}" names no volume of the task')
-                made[name] = self.volumes.make("volume", name, declared[name])
-            base, read_only = made[name]
-            host = join_sub_path(base, vm.get("subPath")) if vm.get("subPath") else base
-            mounts.append(Mount(str(vm.get("mountPath")), host, protected=read_only or bool(vm.get("readOnly"))))
-        return mounts
-
-    def _run_steps(self, mounts: list[Mount]) -> tuple[str, str] | None:
-        made: dict[str, tuple[Path, bool]] = {}
+    def _run_steps(self, mounts: PodMounts) -> tuple[str, str] | None:
         failure: tuple[str, str] | None = None
         for index, raw_step in enumerate(self.plan.steps):
             name = step_name(raw_step, index)
@@ -207,7 +209,7 @@ class Pod:
                 self.states.append(self._not_run(raw_step, index, failure))
                 continue
             step = self._prepare(raw_step, index)
-            failure = self._run_one(step, index, name, mounts + self._volume_mounts(step, made))
+            failure = self._run_one(step, index, name, mounts)
         return failure if failure is not None else self._interrupted()
 
     def _interrupted(self) -> tuple[str, str] | None:
@@ -238,23 +240,8 @@ class Pod:
         """The container a step runs: its StepAction applied, step results substituted, stepTemplate merged."""
         action = self.plan.actions.get(index)
         if action is not None:
-            given = {
-                k: substitute_param_value(v, self.step_results) for k, v in given_values(step.get("params")).items()
-            }
-            try:
-                values = resolve_params(action.get("params"), given, propagate=False)
-            except ParamError as exc:
-                raise RunFailure(
-                    TR_VALIDATION_FAILED,
-                    f'invalid input params for StepAction of step "{step_name(step, index)}": {exc.message}',
-                ) from exc
-            reps = Replacements()
-            for key, value in values.items():
-                add_value(reps, "params", key, value)
-            fields = substitute({k: v for k, v in action.items() if k != "params"}, reps)
-            for later in self.plan.action_passes.get(index, []):
-                fields = substitute(fields, later)
-            step = merge_step_template(self.plan.step_template, merge_step_action(step, fields))
+            passes = self.plan.action_passes.get(index, [])
+            step = apply_step_action(step, index, action, self.step_results, self.plan.step_template, passes)
         # Step results reach only env, command and args (and `when`, resolved at run time).
         out = dict(step)
         for key in ("env", "command", "args"):
@@ -262,11 +249,16 @@ class Pod:
                 out[key] = substitute(out[key], self.step_results)
         return out
 
-    def _run_one(self, step: dict[str, Any], index: int, name: str, mounts: list[Mount]) -> tuple[str, str] | None:
+    def _run_one(self, step: dict[str, Any], index: int, name: str, mounts: PodMounts) -> tuple[str, str] | None:
         run_dir = self._open_step_dir(index, bool(step.get("results")))
         status_dir = run_dir / "status"
         when = resolve_when(step.get("when"), self.step_results)
-        if when and not when_passes(when):
+        try:
+            skip = bool(when) and not when_passes(when)
+        except CELError as exc:
+            message = f'"step-{name}" has a when expression that cannot be evaluated: {exc}'
+            raise RunFailure(TR_STEP_FAILED, message) from exc
+        if skip:
             now = timestamp()
             self._finish_step(run_dir, 0)
             self.states.append(self._state(step, index, 0, STEP_COMPLETED, STEP_SKIPPED, now, now))
@@ -280,34 +272,37 @@ class Pod:
             f"/tekton/steps/{index}",
             f"/tekton/steps/step-{name}",
         )
-        paths = PathMap(mounts, writable)
         container = f"step-{name}"
         private = self.dir / "containers" / container
-        private.mkdir(parents=True, exist_ok=True)
-        env = step_environment(step, paths, private, self.plan.pod, self.plan.namespace, self.services.lookup)
-        argv = host_argv(step, index, paths, self.tekton / "scripts")
-        cwd = working_directory(step, paths, private)
+        launch = prepare_launch(
+            step,
+            f"script-{index}",
+            mounts.step_mounts(self.plan.steps, step),
+            writable,
+            private,
+            self.tekton / "scripts",
+            self.plan.pod,
+            self.plan.namespace,
+            self.services.lookup,
+        )
         log_path = self.log_dir / f"{container}.log"
         self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
-        if argv is None:
-            log_path.write_text(
-                f"taskhub local executor: the entrypoint of image {step.get('image')!r} is not known; "
-                "give this step a command or a script\n"
-            )
+        if launch.argv is None:
+            log_path.write_text(_unknown_entrypoint(step))
             outcome_code, timed_out, start, end = 127, False, timestamp(), timestamp()
         else:
             timeout = parse_duration(str(step["timeout"])) if step.get("timeout") else None
             sink = self.services.log_sink
             line_sink = (lambda line: sink(self.plan.taskrun, container, line)) if sink else None
             result = run_process(
-                argv,
-                cwd=cwd,
-                env=env,
+                launch.argv,
+                cwd=launch.cwd,
+                env=launch.env,
                 log_path=log_path,
                 interrupt=self.interrupt,
                 timeout=timeout,
                 sink=line_sink,
-                drop_dac=paths.touched_protected,
+                drop_dac=launch.drop_dac,
             )
             outcome_code, timed_out, start, end = (
                 result.exit_code,
@@ -367,6 +362,13 @@ class Pod:
             elif isinstance(value, (list, dict)) and decl.get("name") not in raw:
                 raw[str(decl["name"])] = _as_json(substitute_param_value(value, self.step_results))
         return raw
+
+
+def _unknown_entrypoint(container: dict[str, Any]) -> str:
+    return (
+        f"taskhub local executor: the entrypoint of image {container.get('image')!r} is not known; "
+        "give this container a command or a script\n"
+    )
 
 
 def _lock_step_dir(run_dir: Path) -> None:

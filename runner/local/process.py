@@ -155,6 +155,80 @@ def run_process(
     return ProcessResult(code, timed_out.is_set(), started, timestamp())
 
 
+class BackgroundProcess:
+    """A sidecar process: started, left running while the steps run, stopped with SIGTERM then SIGKILL."""
+
+    def __init__(
+        self,
+        argv: list[str] | None,
+        *,
+        cwd: Path,
+        env: dict[str, str],
+        log_path: Path,
+        sink: LineSink | None,
+        not_started: str = "",
+    ) -> None:
+        """Starts `argv`; with None, writes `not_started` to the log and ends at once with exit code 127."""
+        self.started_at = timestamp()
+        self.finished_at: str | None = None
+        self.exit_code: int | None = None
+        self.stopped = False
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in _ended, when the process is done
+        self._reader: threading.Thread | None = None
+        if argv is None:
+            self._log.write(not_started.encode())
+            self._ended(127)
+            return
+        try:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if sink else self._log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            self._log.write(f"{argv[0]}: {exc.strerror or exc}\n".encode())
+            self._ended(127)
+            return
+        if sink is not None and self.proc.stdout is not None:
+            self._reader = threading.Thread(target=_copy_lines, args=(self.proc.stdout, self._log, sink), daemon=True)
+            self._reader.start()
+
+    def poll(self) -> int | None:
+        """The exit code if the process has ended by itself (or was stopped), else None."""
+        if self.exit_code is None and self.proc is not None and self.proc.poll() is not None:
+            self._ended(self.proc.returncode)
+        return self.exit_code
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM to the process (a container's PID 1), SIGKILL to all it started after `grace` seconds, as a
+        container runtime stops a container."""
+        if self.poll() is not None or self.proc is None:
+            return
+        self.stopped = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            kill_group(self.proc)
+            self.proc.wait()
+        self._ended(self.proc.returncode)
+
+    def _ended(self, code: int) -> None:
+        if self.proc is not None:
+            kill_group(self.proc)  # whatever it left running goes with it
+        if self._reader is not None:
+            self._reader.join()
+        self._log.close()
+        self.exit_code = 128 - code if code < 0 else code
+        self.finished_at = timestamp()
+
+
 def _copy_lines(stream: object, log: object, sink: LineSink) -> None:
     for line in stream:  # type: ignore[attr-defined]
         log.write(line)  # type: ignore[attr-defined]

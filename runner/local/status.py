@@ -21,6 +21,7 @@ TR_RESOLUTION_FAILED = "TaskRunResolutionFailed"
 TR_INVALID_PARAM_VALUE = "InvalidParamValue"
 TR_CONFIG_ERROR = "CreateContainerConfigError"
 TR_RESULT_TOO_LARGE = "TaskRunResultLargerThanAllowedLimit"
+TR_SIDECAR_FAILED = "SidecarFailed"
 
 # PipelineRun reasons (pkg/apis/pipeline/v1/pipelinerun_types.go)
 PR_SUCCEEDED = "Succeeded"
@@ -44,6 +45,7 @@ PR_INVALID_RESULT_REFERENCE = "InvalidTaskResultReference"
 PR_INVALID_MATRIX_TYPES = "InvalidMatrixParameterTypes"
 PR_COULDNT_GET_RESULT = "CouldntGetPipelineResult"
 PR_CREATE_RUN_FAILED = "CreateRunFailed"
+PR_CEL_EVALUATION_FAILED = "CELEvaluationFailed"
 
 # status.skippedTasks[].reason (pipelinerun_types.go SkippingReason)
 SKIP_WHEN = "When Expressions evaluated to false"

@@ -9,9 +9,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from runner.local.celwhen import evaluate_cel
+from runner.local.errors import RunFailure
 from runner.local.hostpaths import PathMap
 from runner.local.images import default_command, script_shell
-from runner.local.substitution import Replacements, substitute
+from runner.local.params import ParamError, given_values, resolve_params
+from runner.local.status import TR_VALIDATION_FAILED
+from runner.local.substitution import Replacements, add_value, substitute, substitute_param_value
 
 # Fields a StepAction provides; the referencing step keeps the rest (name, onError, timeout, when, ...).
 ACTION_FIELDS = (
@@ -74,9 +78,41 @@ def merge_step_action(step: dict[str, Any], action: dict[str, Any]) -> dict[str,
     return merged
 
 
+def apply_step_action(
+    step: dict[str, Any],
+    index: int,
+    action: dict[str, Any],
+    step_results: Replacements,
+    template: dict[str, Any] | None,
+    later_passes: list[Replacements],
+) -> dict[str, Any]:
+    """A step that references a StepAction: the action's params resolved from the step's (step results
+    substituted), its fields substituted, merged into the step, stepTemplate under it."""
+    given = {k: substitute_param_value(v, step_results) for k, v in given_values(step.get("params")).items()}
+    try:
+        values = resolve_params(action.get("params"), given, propagate=False)
+    except ParamError as exc:
+        raise RunFailure(
+            TR_VALIDATION_FAILED,
+            f'invalid input params for StepAction of step "{step_name(step, index)}": {exc.message}',
+        ) from exc
+    reps = Replacements()
+    for key, value in values.items():
+        add_value(reps, "params", key, value)
+    fields = substitute({k: v for k, v in action.items() if k != "params"}, reps)
+    for later in later_passes:
+        fields = substitute(fields, later)
+    return merge_step_template(template, merge_step_action(step, fields))
+
+
 def when_passes(expressions: list[dict[str, Any]] | None) -> bool:
-    """Whether all `in`/`notin` expressions hold (exact string comparison, ANDed)."""
+    """Whether all expressions hold, ANDed: `in`/`notin` by exact string comparison, `cel` evaluated (CELError
+    if one cannot be)."""
     for expr in expressions or []:
+        if "cel" in expr:
+            if not evaluate_cel(str(expr["cel"])):
+                return False
+            continue
         values = [str(v) for v in expr.get("values") or []]
         found = str(expr.get("input", "")) in values
         if (expr.get("operator") == "notin") == found:
@@ -89,6 +125,8 @@ def resolve_when(expressions: list[dict[str, Any]] | None, reps: Replacements) -
     resolved = []
     for expr in expressions or []:
         out = dict(expr)
+        if "cel" in out:
+            out["cel"] = substitute(str(out["cel"]), reps)
         if "input" in out:
             out["input"] = substitute(str(out["input"]), reps)
         if "values" in out:
@@ -108,10 +146,11 @@ def _shebang_command(first_line: str) -> list[str]:
     return [interpreter, *parts[1:]]
 
 
-def write_script(script: str, scripts_dir: Path, index: int) -> tuple[Path, list[str] | None]:
-    """Writes a step script as Tekton's place-scripts does; returns the file and its interpreter (None: no shebang)."""
+def write_script(script: str, scripts_dir: Path, name: str) -> tuple[Path, list[str] | None]:
+    """Writes a script as Tekton's place-scripts does (`script-<i>-…`, `sidecar-script-<i>-…`); returns the file
+    and its interpreter (None: no shebang)."""
     has_shebang = script.strip().startswith("#!")
-    path = scripts_dir / f"script-{index}-{secrets.token_hex(3)}"
+    path = scripts_dir / f"{name}-{secrets.token_hex(3)}"
     path.write_text(script if has_shebang else _DEFAULT_SCRIPT_HEADER + script)
     path.chmod(0o755)
     if has_shebang:
@@ -132,15 +171,15 @@ def step_command(step: dict[str, Any], script_file: Path | None, interpreter: li
     return default_command(image, args)
 
 
-def host_argv(step: dict[str, Any], index: int, paths: PathMap, scripts_dir: Path) -> list[str] | None:
-    """The host argv of a step with container paths rewritten; its script written to `scripts_dir`."""
+def host_argv(step: dict[str, Any], script_name: str, paths: PathMap, scripts_dir: Path) -> list[str] | None:
+    """The host argv of a step or sidecar with container paths rewritten; its script written to `scripts_dir`."""
     rewritten = dict(step)
     for key in ("command", "args"):
         if key in step:
             rewritten[key] = [paths.rewrite(_text(a)) for a in step.get(key) or []]
     script_file, interpreter = None, None
     if step.get("script"):
-        script_file, interpreter = write_script(paths.rewrite(str(step["script"])), scripts_dir, index)
+        script_file, interpreter = write_script(paths.rewrite(str(step["script"])), scripts_dir, script_name)
     return step_command(rewritten, script_file, interpreter)
 
 

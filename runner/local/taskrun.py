@@ -11,7 +11,8 @@ from typing import Any
 from runner.local.durations import format_duration, parse_duration
 from runner.local.errors import ResolutionError, RunFailure
 from runner.local.params import ParamError, given_values, param_replacements, resolve_params
-from runner.local.pod import Pod, PodPlan, WorkspaceMount
+from runner.local.pod import Pod, PodPlan
+from runner.local.podmounts import WorkspaceMount, check_container_workspaces
 from runner.local.process import Interrupt
 from runner.local.runenv import RunEnv
 from runner.local.status import (
@@ -96,6 +97,8 @@ def run_taskrun(
         if timer is not None:
             timer.cancel()
         status["steps"] = outcome.steps
+        if outcome.sidecars:
+            status["sidecars"] = outcome.sidecars
         if outcome.results:
             status["results"] = outcome.results
         else:
@@ -165,6 +168,16 @@ class _Prepared:
         if not isinstance(steps, list) or not steps:
             raise RunFailure(TR_TASK_VALIDATION_FAILED, "missing field(s): spec.steps")
         self.actions = self._resolve_actions(steps)
+        sidecars = task_spec.get("sidecars") or []
+        for index, sidecar in enumerate(sidecars):
+            if not isinstance(sidecar, dict):
+                raise RunFailure(
+                    TR_TASK_VALIDATION_FAILED, f"invalid value: sidecar must be a mapping: spec.sidecars[{index}]"
+                )
+            if sidecar.get("script") and sidecar.get("command"):
+                raise RunFailure(
+                    TR_TASK_VALIDATION_FAILED, f"script cannot be used with command: spec.sidecars[{index}].script"
+                )
         try:
             self.values = resolve_params(
                 task_spec.get("params"), given_values(tr["spec"].get("params")), propagate=inline
@@ -173,6 +186,9 @@ class _Prepared:
             reason = TR_INVALID_PARAM_VALUE if exc.kind == "enum" else TR_VALIDATION_FAILED
             raise RunFailure(reason, f"invalid input params for task {self.label}: {exc.message}") from exc
         self.workspaces = self._workspaces(inline)
+        declared = {ws.name for ws in self.workspaces}
+        check_container_workspaces("steps", steps, declared)
+        check_container_workspaces("sidecars", sidecars, declared)
         self.status_spec: dict[str, Any] = task_spec
 
     def _resolve_actions(self, steps: list[Any]) -> dict[int, dict[str, Any]]:
@@ -303,6 +319,7 @@ class _Prepared:
             workspaces=self.workspaces,
             volumes=volumes,
             action_passes=action_passes,
+            sidecars=[dict(sc) for sc in spec.get("sidecars") or []],
         )
 
 
