@@ -209,4 +209,4 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
 
 
 # The bundle and registry commands register themselves on the groups above.
-from hub import cli_hub, cli_kube_run, cli_registry, cli_resolve, cli_resolver, cli_run, cli_tokens  # noqa: E402, F401
+from hub import cli_hub, cli_kube_run, cli_registry, cli_resolve, cli_resolver, cli_run, cli_runs, cli_tokens  # noqa: E402, F401

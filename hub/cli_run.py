@@ -1,10 +1,15 @@
-"""`taskhub run -f run.yaml`: resolve and pin a TaskRun or PipelineRun, then run it on the embedded executor."""
+"""`taskhub run -f run.yaml`: resolve and pin a TaskRun or PipelineRun, then run it on the embedded executor or a
+cluster through runner.launch, which records it (`taskhub runs`)."""
 
 from __future__ import annotations
 
+import getpass
 import json
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -13,9 +18,10 @@ import yaml
 from catalog.errors import TaskhubError
 from hub.cli import Context, main, pass_context
 from hub.registries import Resolvers
-from runner.local import InvalidRunObject, LocalExecutor, ResolutionError
+from runner.launch import InvalidRun, KubernetesBackend, LocalBackend, RunBackend, RunLauncher, parse_run
 from runner.local_store import InstalledStore, default_root
-from runner.pinning import CatalogReferenceResolver, pin_references_only, pin_run, step_action_resolver
+from runner.pinning import CatalogReferenceResolver, pin_references_only
+from runner.records import RunRecords
 
 
 @main.command("run")
@@ -42,112 +48,88 @@ def run(
     namespace: str,
 ) -> None:
     """Resolve every reference of a TaskRun or PipelineRun, record a lock of versions and digests in its
-    `taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded."""
-    obj = _read_run(source.read())
+    `taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded. Every run is recorded:
+    `taskhub runs show ID` and `taskhub runs logs ID` read it back."""
+    try:
+        obj = parse_run(source.read())
+    except InvalidRun as exc:
+        raise click.ClickException(str(exc)) from None
     _override_params(obj, params)
     engine = ctx.migrated_engine()
     resolvers = Resolvers(ctx.settings, engine)
     store = InstalledStore(default_root(ctx.settings.data_dir), namespace)
     base = ctx.settings.public_url or "http://127.0.0.1:8000/"
     resolve_ref = CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
-    try:
-        if pin_only:
+    if pin_only:
+        try:
             pinned, _lock = pin_references_only(obj, resolve_ref)
-            click.echo(_render(pinned, output), nl=False)
-            return
-        pinned, lock = pin_run(obj, resolve_ref)
-    except TaskhubError as exc:
-        raise click.ClickException(str(exc)) from None
+        except TaskhubError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(_render(pinned, output), nl=False)
+        return
+    chosen: RunBackend
     if backend == "kubernetes":
-        _run_on_kubernetes(pinned, namespace, kubeconfig, kube_context, output)
-
-    def installed(ref: dict[str, Any], kind: str) -> dict[str, Any]:
-        if ref.get("resolver") or kind not in ("Task", "Pipeline", "StepAction"):
-            raise ResolutionError(f"{kind} {ref.get('name') or ref.get('resolver')} is not available locally")
-        found = store.get(kind, str(ref.get("name") or ""))
-        if found is None:
-            raise ResolutionError(f'{kind.lower()} "{ref.get("name")}" not found in the {store.description}')
-        return found
-
-    def log_line(taskrun: str, container: str, line: str) -> None:
-        step = container.removeprefix("step-")
-        click.echo(f"[{taskrun}/{step}] {line.rstrip()}", err=True)
-
-    executor = LocalExecutor(
-        ctx.settings.data_dir / "local-runs",
-        step_action_resolver(lock, installed),
-        log_sink=log_line,
-        namespace=namespace,
-    )
+        chosen = KubernetesBackend(namespace, kubeconfig, kube_context)
+    else:
+        chosen = LocalBackend(ctx.settings.data_dir / "local-runs", store, namespace)
+    launcher = RunLauncher(RunRecords(engine), resolve_ref, chosen)
     cancel = threading.Event()
-    try:
-        result = executor.run(pinned, cancel)
-    except KeyboardInterrupt:
-        cancel.set()
-        raise
-    except InvalidRunObject as exc:
-        raise click.ClickException(str(exc)) from None
-    condition = result.condition
+    with _cancel_on_interrupt(cancel):
+        result = launcher.launch(
+            obj,
+            created_by=_user(),
+            cancel=cancel,
+            log=_print_log,
+            on_event=lambda line: click.echo(line, err=True),
+            on_started=lambda run_id, _pinned: click.echo(f"run {run_id}", err=True),
+        )
+    if result.object is None:
+        raise click.ClickException(result.message)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    name = result.object["metadata"].get("name")
     click.echo(
-        f"{pinned['kind'].lower()}/{result.object['metadata']['name']}: {condition.get('reason', 'Unknown')}"
-        + (f": {condition['message']}" if condition.get("message") else ""),
+        f"{result.object['kind'].lower()}/{name}: {result.reason or result.status}"
+        + (f": {result.message}" if result.message else ""),
         err=True,
     )
     click.echo(_render(result.object, output), nl=False)
     sys.exit(0 if result.succeeded else 1)
 
 
-def _run_on_kubernetes(
-    pinned: dict[str, Any], namespace: str, kubeconfig: str | None, kube_context: str | None, output: str
-) -> None:
-    """Create the pinned, self-contained run on the cluster with one call, follow it, exit as it ended."""
-    from runner.kube_backend import LogLine, RunEvent, run_on_kubernetes
+def _print_log(task_run: str, container: str, text: str) -> None:
+    click.echo(f"[{task_run}/{container.removeprefix('step-')}] {text.rstrip()}", err=True)
 
-    def on_event(event: RunEvent) -> None:
-        click.echo(f"{event.kind.lower()}/{event.name}: {event.reason or event.status}", err=True)
 
-    def on_log(line: LogLine) -> None:
-        click.echo(f"[{line.task_run}/{line.step}] {line.text}", err=True)
+@contextmanager
+def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C cancels the run (it is recorded Cancelled); a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
-    cancel = threading.Event()
-    try:
-        result = run_on_kubernetes(
-            pinned,
-            namespace=namespace,
-            kubeconfig=kubeconfig,
-            context=kube_context,
-            on_event=on_event,
-            on_log=on_log,
-            cancel=cancel,
-        )
-    except KeyboardInterrupt:
+    def interrupted(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
         cancel.set()
-        raise
-    except TaskhubError as exc:
-        raise click.ClickException(str(exc)) from None
-    for warning in result.warnings:
-        click.echo(f"warning: {warning}", err=True)
-    click.echo(_render(result.object, output), nl=False)
-    sys.exit(0 if result.succeeded else 1)
+        click.echo("cancelling the run (Ctrl-C again to stop at once)", err=True)
 
-
-def _read_run(text: str) -> dict[str, Any]:
+    previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        obj = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise click.ClickException(f"not YAML: {' '.join(str(exc).split())}") from None
-    if not isinstance(obj, dict) or obj.get("kind") not in ("TaskRun", "PipelineRun"):
-        raise click.ClickException("not a run: expected one TaskRun or PipelineRun document")
-    if not str(obj.get("apiVersion", "")).startswith("tekton.dev/"):
-        raise click.ClickException(f"{obj['kind']} has apiVersion {obj.get('apiVersion')!r}: expected tekton.dev")
-    return obj
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container, say)
+        return ""
 
 
 def _override_params(obj: dict[str, Any], overrides: tuple[str, ...]) -> None:
-    spec = obj.setdefault("spec", {})
-    if not isinstance(spec, dict):
-        raise click.ClickException(f"{obj['kind']} spec must be a mapping")
-    current = spec.setdefault("params", [])
+    current = obj["spec"].setdefault("params", [])
     for override in overrides:
         name, equals, value = override.partition("=")
         if not equals or not name:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 PREFIX = "TASKHUB_"
+RUN_BACKENDS = ("local", "kubernetes")
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,23 @@ class Settings:
     # The catalog that Artifact Hub's default repository names (tekton-catalog-tasks, tekton-catalog-pipelines)
     # stand for when no catalog has those names; empty turns the aliases off.
     artifact_hub_default_catalog: str = "tekton"
+    # Where runs started through the API (POST /v1/runs) run: "local" (steps as processes of the hub's host, as the
+    # hub's user; work directories in data_dir/local-runs) or "kubernetes" (PipelineRuns on the cluster of
+    # `kubeconfig`). Either way a runs:write token lets its holder run any command there.
+    run_backend: str = "local"
+    # The namespace of API runs: on Kubernetes where they are created (empty: the kubeconfig context's); locally
+    # the namespace of installed objects (`taskhub hub install --local`; empty: default).
+    run_namespace: str = ""
+    # The kubeconfig of the kubernetes run backend (empty: $KUBECONFIG, else ~/.kube/config).
+    kubeconfig: str = ""
+    # How many API runs one worker process runs at once; the others wait, recorded as Pending.
+    run_workers: int = 4
 
     def __post_init__(self) -> None:
+        if self.run_backend not in RUN_BACKENDS:
+            raise ValueError(
+                f"setting TASKHUB_RUN_BACKEND={self.run_backend!r}: expected one of {', '.join(RUN_BACKENDS)}"
+            )
         if not self.database_url:
             url = f"sqlite:///{(Path(self.data_dir) / 'taskhub.db').resolve()}"
             object.__setattr__(self, "database_url", url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from catalog.models import Base, UTCDateTime, utcnow
@@ -34,6 +34,8 @@ class Run(Base):
     object: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The child TaskRuns of a PipelineRun, with their statuses, as they ended.
     children: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    # Set by a cancel request (API or another process); the process running it polls this and cancels.
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

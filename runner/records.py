@@ -4,6 +4,7 @@ history outlives the cluster's garbage collection and the local executor's work 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,6 +17,16 @@ from runner.models import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, SUCCEED
 
 MAX_LOG_BYTES = 4 * 1024 * 1024  # kept per container; what follows is dropped, with a line that says so
 _CHUNK_BYTES = 64 * 1024  # a container's buffered output is written once it reaches this size
+_FLUSH_SECONDS = 1.0  # ... or once it is this old, so a run's logs can be read while it runs
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def status_of(obj: dict[str, Any]) -> tuple[str, str, str]:
@@ -58,6 +69,55 @@ class RunSummary:
             return None
         return ((self.completed_at or utcnow()) - self.started_at).total_seconds()
 
+    def to_json(self) -> dict[str, Any]:
+        """The summary as the API and `taskhub runs -o json` show it."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "backend": self.backend,
+            "status": self.status,
+            "reason": self.reason,
+            "createdBy": self.created_by,
+            "createdAt": _iso(self.created_at),
+            "startedAt": _iso(self.started_at),
+            "completedAt": _iso(self.completed_at),
+            "duration": self.duration,
+        }
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """One TaskRun of a run (for a PipelineRun: one per pipeline task, skipped tasks included)."""
+
+    task: str  # the pipeline task; for a TaskRun, the TaskRun's own name
+    task_run: str  # "" for a skipped task
+    status: str  # a record status (Succeeded, Failed, Cancelled, Running), or "Skipped"
+    reason: str
+    message: str
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; None when either is unknown."""
+        if self.started_at is None or self.completed_at is None:
+            return None
+        return (self.completed_at - self.started_at).total_seconds()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "taskRun": self.task_run,
+            "status": self.status,
+            "reason": self.reason,
+            "message": self.message,
+            "startedAt": _iso(self.started_at),
+            "completedAt": _iso(self.completed_at),
+            "duration": self.duration,
+        }
+
 
 @dataclass(frozen=True)
 class RunDetail(RunSummary):
@@ -68,6 +128,40 @@ class RunDetail(RunSummary):
     lock: list[Any] = field(default_factory=list)
     object: dict[str, Any] = field(default_factory=dict)
     children: list[Any] = field(default_factory=list)
+    cancel_requested: bool = False
+
+    @property
+    def tasks(self) -> list[TaskRow]:
+        """The run's TaskRuns as rows, in the order they were recorded, then the tasks that were skipped."""
+        rows = [_task_row(child, self.kind) for child in self.children if isinstance(child, dict)]
+        if not rows and self.kind == "TaskRun" and (self.object.get("status") or {}).get("conditions"):
+            rows = [_task_row(self.object, self.kind)]
+        status = self.object.get("status") or {}
+        for skipped in status.get("skippedTasks") or [] if isinstance(status, dict) else []:
+            if isinstance(skipped, dict):
+                reason = str(skipped.get("reason") or "")
+                rows.append(TaskRow(str(skipped.get("name") or ""), "", "Skipped", reason, "", None, None))
+        return rows
+
+    def task_run_named(self, name: str) -> str | None:
+        """The TaskRun of the pipeline task `name`, or `name` if it is one of the run's TaskRuns; else None."""
+        rows = [row for row in self.tasks if row.task_run]
+        return next((r.task_run for r in rows if r.task == name), None) or next(
+            (r.task_run for r in rows if r.task_run == name), None
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything stored about the run, as the API and `taskhub runs show -o json` show it."""
+        return {
+            **super().to_json(),
+            "message": self.message,
+            "cancelRequested": self.cancel_requested,
+            "params": self.params,
+            "tasks": [row.to_json() for row in self.tasks],
+            "lock": self.lock,
+            "object": self.object,
+            "children": self.children,
+        }
 
 
 @dataclass(frozen=True)
@@ -90,14 +184,14 @@ class RunRecords:
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         run = Run(
-            kind=str(obj.get("kind") or ""),
-            name=str(meta.get("name") or meta.get("generateName") or ""),
-            namespace=str(meta.get("namespace") or "default"),
+            kind=str(obj.get("kind") or "")[:16],
+            name=str(meta.get("name") or meta.get("generateName") or "")[:253],
+            namespace=str(meta.get("namespace") or "default")[:63],
             backend=backend,
             status=PENDING,
             params=list(spec.get("params") or []) if isinstance(spec, dict) else [],
             object=obj,
-            created_by=created_by,
+            created_by=created_by[:63],
         )
         with Session(self.engine) as session, session.begin():
             session.add(run)
@@ -106,18 +200,19 @@ class RunRecords:
 
     def started(self, run_id: int, obj: dict[str, Any], lock: list[Any]) -> None:
         """The run was pinned (obj, lock) and handed to its backend."""
-        meta = obj.get("metadata") or {}
         values: dict[str, Any] = {"status": RUNNING, "object": obj, "lock": lock, "started_at": utcnow()}
-        if meta.get("name"):
-            values["name"] = str(meta["name"])
-        self._update(run_id, **values)
+        self._update(run_id, **values, **_identity(obj))
 
-    def finished(self, run_id: int, obj: dict[str, Any], children: list[Any] | None = None) -> None:
-        """The run ended: its final object (with Tekton's status) and its child TaskRuns."""
+    def finished(
+        self, run_id: int, obj: dict[str, Any], children: list[Any] | None = None, *, cancelled: bool = False
+    ) -> None:
+        """The run ended: its final object (with Tekton's status) and its child TaskRuns. `cancelled`: it was
+        cancelled, so an end that is not a success counts as Cancelled (a step killed by the cancel fails)."""
         status, reason, message = status_of(obj)
         if status == RUNNING:  # the backend gave up on a run that had not ended
             status = FAILED
-        meta = obj.get("metadata") or {}
+        if cancelled and status == FAILED:
+            status = CANCELLED
         self._update(
             run_id,
             status=status,
@@ -126,12 +221,30 @@ class RunRecords:
             object=obj,
             children=list(children or []),
             completed_at=utcnow(),
-            **({"name": str(meta["name"])} if meta.get("name") else {}),
+            **_identity(obj),
         )
 
     def failed(self, run_id: int, reason: str, message: str) -> None:
         """The run could not be started or followed (resolution failed, the cluster refused it, ...)."""
-        self._update(run_id, status=FAILED, reason=reason, message=message, completed_at=utcnow())
+        self._update(run_id, status=FAILED, reason=reason[:255], message=message, completed_at=utcnow())
+
+    def cancelled(self, run_id: int, message: str) -> None:
+        """The run was cancelled before its backend ran it (or before it could report its end)."""
+        self._update(run_id, status=CANCELLED, reason="Cancelled", message=message, completed_at=utcnow())
+
+    def request_cancel(self, run_id: int) -> str | None:
+        """Asks whichever process runs it to cancel the run; returns its status (None: no such run). A finished
+        run is left as it is."""
+        with Session(self.engine) as session, session.begin():
+            status = session.scalar(select(Run.status).where(Run.id == run_id).with_for_update())
+            if status is not None and status not in FINISHED:
+                session.execute(update(Run).where(Run.id == run_id).values(cancel_requested=True))
+            return status
+
+    def cancel_requested(self, run_id: int) -> bool:
+        """Whether a cancel of the run was asked for."""
+        with Session(self.engine) as session:
+            return bool(session.scalar(select(Run.cancel_requested).where(Run.id == run_id)))
 
     def _update(self, run_id: int, **values: Any) -> None:
         with Session(self.engine) as session, session.begin():
@@ -164,6 +277,7 @@ class RunRecords:
                 lock=run.lock,
                 object=run.object,
                 children=run.children,
+                cancel_requested=run.cancel_requested,
             )
 
     def logs(self, run_id: int, task_run: str | None = None) -> list[ContainerLog]:
@@ -187,6 +301,7 @@ class LogWriter:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # chunks of one container reach the table in the order they were taken
         self._buffers: dict[tuple[str, str], list[str]] = {}
+        self._flushed_at = time.monotonic()
         self._sizes: dict[tuple[str, str], int] = {}  # bytes accepted per container, buffered or written
 
     def line(self, task_run: str, container: str, text: str) -> None:
@@ -204,7 +319,8 @@ class LogWriter:
             buffer = self._buffers.setdefault(key, [])
             buffer.append(text)
             full = sum(len(part) for part in buffer) >= _CHUNK_BYTES
-        if full:
+            stale = time.monotonic() - self._flushed_at >= _FLUSH_SECONDS
+        if full or stale:
             self.flush()
 
     def flush(self) -> None:
@@ -213,6 +329,7 @@ class LogWriter:
             with self._lock:
                 chunks = [(key, "".join(parts)) for key, parts in self._buffers.items() if parts]
                 self._buffers = {}
+                self._flushed_at = time.monotonic()
             if not chunks:
                 return
             with Session(self.engine) as session, session.begin():
@@ -232,4 +349,45 @@ def _summary(run: Run) -> RunSummary:
         created_at=run.created_at,
         started_at=run.started_at,
         completed_at=run.completed_at,
+    )
+
+
+def logs_as_text(detail: RunDetail, logs: list[ContainerLog]) -> str:
+    """Each container's lines prefixed `[task : step]` as `tkn pr logs` prints them, a blank line between."""
+    tasks = {row.task_run: row.task for row in detail.tasks if row.task_run}
+    blocks = []
+    for log in logs:
+        prefix = f"[{tasks.get(log.task_run, log.task_run)} : {log.container.removeprefix('step-')}]"
+        blocks.append("".join(f"{prefix} {line}\n" for line in log.text.splitlines()))
+    return "\n".join(blocks)
+
+
+def _identity(obj: dict[str, Any]) -> dict[str, str]:
+    """The name and namespace a backend gave the run (a generated name, the context's namespace)."""
+    meta = obj.get("metadata") or {}
+    found = {"name": str(meta.get("name") or "")[:253], "namespace": str(meta.get("namespace") or "")[:63]}
+    return {key: value for key, value in found.items() if value}
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def _task_row(child: dict[str, Any], kind: str) -> TaskRow:
+    meta = child.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    name = str(meta.get("name") or "")
+    task = str(labels.get("tekton.dev/pipelineTask") or name) if kind == "PipelineRun" else name
+    status, reason, message = status_of(child)
+    if status == RUNNING and not (child.get("status") or {}).get("conditions"):
+        status = PENDING
+    times = child.get("status") or {}
+    return TaskRow(
+        task,
+        name,
+        status,
+        reason,
+        message,
+        _parse_time(times.get("startTime")),
+        _parse_time(times.get("completionTime")),
     )

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("lock", sa.JSON(), nullable=False),
         sa.Column("object", sa.JSON(), nullable=False),
         sa.Column("children", sa.JSON(), nullable=False),
+        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=63), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),

@@ -1,0 +1,400 @@
+"""Launching a run, the one way the CLI and the API both use: record it, pin it, run it on a backend with its logs
+going to the caller and to the record, and record how it ended (Succeeded, Failed, Cancelled), errors included.
+
+`RunLauncher.launch` runs on the calling thread; `BackgroundRuns` runs launches on a few daemon threads of a
+server process. A cancel is a `threading.Event` set by the caller, or a request stored on the record
+(`RunRecords.request_cancel`) by any process, which the launching process sees within CANCEL_POLL_SECONDS.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from catalog.errors import InvalidRequest, TaskhubError
+from runner.local import InvalidRunObject, LocalExecutor, ResolutionError
+from runner.local_store import InstalledStore
+from runner.models import CANCELLED, FAILED, SUCCEEDED
+from runner.pinning import LockEntry, ReferenceResolver, pin_run, step_action_resolver
+from runner.records import LogWriter, RunRecords, status_of
+
+log = logging.getLogger(__name__)
+
+# (task_run, container, text): a line of a step's output; container is "step-<name>".
+LogSink = Callable[[str, str, str], None]
+CANCEL_POLL_SECONDS = 1.0
+RUN_KINDS = ("TaskRun", "PipelineRun")
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+_GENERATE_NAME = re.compile(r"^[a-z0-9][-a-z0-9.]{0,240}$")
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+class InvalidRun(InvalidRequest):
+    """A document that is not a TaskRun or PipelineRun taskhub can run."""
+
+    reason = "invalid-run"
+
+
+def parse_run(text: str, *, aliases: bool = True) -> dict[str, Any]:
+    """The run in a YAML (or JSON) document, checked with `check_run`. `aliases=False` refuses YAML anchors and
+    aliases, whose expansion can turn a small body into a huge object."""
+    loader = yaml.SafeLoader if aliases else _NoAliasLoader
+    try:
+        obj = yaml.load(text, Loader=loader)  # a SafeLoader
+    except yaml.YAMLError as exc:
+        raise InvalidRun(f"not YAML: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise InvalidRun("not YAML: nested too deeply") from None
+    return check_run(obj)
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+
+def check_run(obj: Any) -> dict[str, Any]:
+    """obj if it is one tekton.dev TaskRun or PipelineRun whose names a cluster would accept; else InvalidRun."""
+    if not isinstance(obj, dict) or obj.get("kind") not in RUN_KINDS:
+        raise InvalidRun("not a run: expected one TaskRun or PipelineRun document")
+    kind = obj["kind"]
+    if not str(obj.get("apiVersion", "")).startswith("tekton.dev/"):
+        raise InvalidRun(f"{kind} has apiVersion {obj.get('apiVersion')!r}: expected tekton.dev")
+    meta, spec = obj.get("metadata", {}), obj.get("spec")
+    if not isinstance(meta, dict):
+        raise InvalidRun(f"{kind} metadata must be a mapping")
+    if not isinstance(spec, dict):
+        raise InvalidRun(f"{kind} spec must be a mapping")
+    name, prefix, namespace = meta.get("name"), meta.get("generateName"), meta.get("namespace")
+    if name is None and prefix is None:
+        raise InvalidRun(f"{kind} needs metadata.name or metadata.generateName")
+    for value, pattern, what in ((name, _NAME, "name"), (prefix, _GENERATE_NAME, "generateName"),
+                                 (namespace, _NAMESPACE, "namespace")):  # fmt: skip
+        if value is not None and not (isinstance(value, str) and pattern.match(value)):
+            raise InvalidRun(f"{kind} metadata.{what} {str(value)[:80]!r} is not a valid Kubernetes name")
+    if not isinstance(spec.get("params", []), list):
+        raise InvalidRun(f"{kind} spec.params must be a list of {{name, value}}")
+    try:
+        encoded = json.dumps(obj, allow_nan=False)  # as the record will store it
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise InvalidRun(f"{kind} cannot be stored as JSON: {exc}") from None
+    if "\\u0000" in encoded:
+        raise InvalidRun(f"{kind} contains a NUL character")
+    return obj
+
+
+@dataclass
+class BackendRun:
+    """What a backend left: the run as it ended, its child TaskRuns, and what the caller should be told."""
+
+    object: dict[str, Any]
+    children: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+class RunBackend(Protocol):
+    """Where a pinned run runs.
+
+    `run` runs `pinned` (a self-contained tekton.dev/v1 run; `lock` holds the content of its StepAction refs) to
+    its end and returns it with Tekton's status. Each line a step prints goes to `log`; `on_event` hears the run's
+    and its TaskRuns' progress as a short line; once `cancel` is set the backend cancels the run and returns it as
+    it ended. Runs that cannot be started raise a TaskhubError (or InvalidRunObject) saying why.
+    """
+
+    name: str
+
+    def run(
+        self,
+        pinned: dict[str, Any],
+        lock: list[LockEntry],
+        *,
+        log: LogSink,
+        cancel: threading.Event,
+        on_event: Callable[[str], None] | None = None,
+    ) -> BackendRun: ...
+
+
+class LocalBackend:
+    """The embedded executor: steps run as processes on this host, in a directory under `work_root`."""
+
+    name = "local"
+
+    def __init__(self, work_root: Path, store: InstalledStore, namespace: str = "default") -> None:
+        self.work_root, self.store, self.namespace = Path(work_root), store, namespace
+
+    def run(
+        self,
+        pinned: dict[str, Any],
+        lock: list[LockEntry],
+        *,
+        log: LogSink,
+        cancel: threading.Event,
+        on_event: Callable[[str], None] | None = None,
+    ) -> BackendRun:
+        executor = LocalExecutor(
+            self.work_root, step_action_resolver(lock, self._installed), log_sink=log, namespace=self.namespace
+        )
+        result = executor.run(pinned, cancel)
+        return BackendRun(result.object, list(result.children))
+
+    def _installed(self, ref: dict[str, Any], kind: str) -> dict[str, Any]:
+        if ref.get("resolver") or kind not in ("Task", "Pipeline", "StepAction"):
+            raise ResolutionError(f"{kind} {ref.get('name') or ref.get('resolver')} is not available locally")
+        found = self.store.get(kind, str(ref.get("name") or ""))
+        if found is None:
+            raise ResolutionError(f'{kind.lower()} "{ref.get("name")}" not found in the {self.store.description}')
+        return found
+
+
+class KubernetesBackend:
+    """Real PipelineRun and TaskRun objects on a cluster with Tekton Pipelines (runner.kube_backend)."""
+
+    name = "kubernetes"
+
+    def __init__(self, namespace: str | None = None, kubeconfig: str | None = None, context: str | None = None) -> None:
+        self.namespace, self.kubeconfig, self.context = namespace or None, kubeconfig or None, context or None
+
+    def run(
+        self,
+        pinned: dict[str, Any],
+        lock: list[LockEntry],
+        *,
+        log: LogSink,
+        cancel: threading.Event,
+        on_event: Callable[[str], None] | None = None,
+    ) -> BackendRun:
+        from runner.kube_backend import LogLine, RunEvent, run_on_kubernetes
+
+        def event(seen: RunEvent) -> None:
+            if on_event is not None:
+                on_event(f"{seen.kind.lower()}/{seen.name}: {seen.reason or seen.status}")
+
+        def line(seen: LogLine) -> None:
+            log(seen.task_run, f"step-{seen.step}", seen.text)
+
+        result = run_on_kubernetes(
+            pinned, namespace=self.namespace, kubeconfig=self.kubeconfig, context=self.context,
+            on_event=event, on_log=line, cancel=cancel,
+        )  # fmt: skip
+        children, warnings = [], list(result.warnings)
+        if result.object.get("kind") == "PipelineRun":
+            try:
+                children = self._task_runs(result.object)
+            except TaskhubError as exc:
+                warnings.append(f"could not read the TaskRuns of {result.name}: {exc}")
+                children = _children_of_events(result.events)
+        return BackendRun(result.object, children, warnings)
+
+    def _task_runs(self, run: dict[str, Any]) -> list[dict[str, Any]]:
+        """The PipelineRun's TaskRuns as the cluster holds them now (one list call), oldest first."""
+        from kubernetes import client
+
+        from runner.kube import GROUP, Cluster
+
+        meta = run["metadata"]
+        cluster = Cluster.from_kubeconfig(self.kubeconfig, self.context, meta.get("namespace") or self.namespace)
+        try:
+            listing: Any = cluster.call(
+                f"list the TaskRuns of PipelineRun {meta['name']}",
+                client.CustomObjectsApi(cluster.api).list_namespaced_custom_object,
+                GROUP, "v1", cluster.namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={meta['name']}",
+            )  # fmt: skip
+        finally:
+            cluster.close()
+        items = [item for item in (listing or {}).get("items") or [] if isinstance(item, dict)]
+        return sorted(items, key=lambda item: str(item["metadata"].get("creationTimestamp") or ""))
+
+
+def _children_of_events(events: list[Any]) -> list[dict[str, Any]]:
+    """Child TaskRuns as far as the watch saw them: name and last condition, when they cannot be read again."""
+    last: dict[str, Any] = {}
+    for event in events:
+        if event.kind == "TaskRun":
+            last[event.name] = event
+    return [
+        {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": name},
+         "status": {"conditions": [{"type": "Succeeded", "status": e.status, "reason": e.reason,
+                                    "message": e.message}]}}
+        for name, e in last.items()
+    ]  # fmt: skip
+
+
+@dataclass
+class LaunchResult:
+    """How a launched run ended; `object` is None when it never reached its backend (see `message`)."""
+
+    run_id: int
+    status: str
+    reason: str
+    message: str
+    object: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == SUCCEEDED
+
+
+class RunLauncher:
+    """Records, pins and runs runs on one backend; see the module."""
+
+    def __init__(self, records: RunRecords, resolve_ref: ReferenceResolver, backend: RunBackend) -> None:
+        self.records, self.resolve_ref, self.backend = records, resolve_ref, backend
+
+    def create(self, obj: dict[str, Any], *, created_by: str = "") -> int:
+        """Records the run as Pending; `execute` runs it."""
+        return self.records.create(obj, backend=self.backend.name, created_by=created_by)
+
+    def launch(self, obj: dict[str, Any], *, created_by: str = "", **options: Any) -> LaunchResult:
+        """`create` and `execute` in one."""
+        return self.execute(self.create(obj, created_by=created_by), obj, **options)
+
+    def execute(
+        self,
+        run_id: int,
+        obj: dict[str, Any],
+        *,
+        cancel: threading.Event | None = None,
+        log: LogSink | None = None,
+        on_event: Callable[[str], None] | None = None,
+        on_started: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> LaunchResult:
+        """Pins and runs the recorded run `run_id`, recording each step; returns how it ended. Errors are recorded
+        and returned (status Failed, `object` None); only an interrupt or an unexpected error is raised."""
+        cancel = cancel or threading.Event()
+        ended = threading.Event()
+        writer = self.records.log_writer(run_id)
+        threading.Thread(target=self._follow, args=(run_id, cancel, ended, writer), daemon=True).start()
+
+        def both(task_run: str, container: str, text: str) -> None:
+            writer.line(task_run, container, text)
+            if log is not None:
+                log(task_run, container, text)
+
+        try:
+            if cancel.is_set() or self.records.cancel_requested(run_id):
+                return self._cancelled(run_id, "cancelled before it started")
+            try:
+                pinned, lock = pin_run(obj, self.resolve_ref)
+            except TaskhubError as exc:
+                return self._failed(run_id, "ResolutionFailed", str(exc))
+            self.records.started(run_id, pinned, [entry.to_json() for entry in lock])
+            if on_started is not None:
+                on_started(run_id, pinned)
+            try:
+                done = self.backend.run(pinned, lock, log=both, cancel=cancel, on_event=on_event)
+            except InvalidRunObject as exc:
+                return self._failed(run_id, "InvalidRun", str(exc))
+            except TaskhubError as exc:
+                if cancel.is_set():
+                    return self._cancelled(run_id, f"cancelled; then the backend failed: {exc}")
+                return self._failed(run_id, "BackendFailed", str(exc))
+            writer.flush()
+            self.records.finished(run_id, done.object, done.children, cancelled=cancel.is_set())
+            status, reason, message = status_of(done.object)
+            if cancel.is_set() and status == FAILED:
+                status = CANCELLED
+            return LaunchResult(run_id, status, reason, message, done.object, done.warnings)
+        except BaseException as exc:  # an interrupt, or a bug: the record must not stay Running
+            writer.flush()
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                self.records.cancelled(run_id, "interrupted")
+            else:
+                self.records.failed(run_id, "InternalError", f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            ended.set()
+            writer.flush()
+
+    def _failed(self, run_id: int, reason: str, message: str) -> LaunchResult:
+        self.records.failed(run_id, reason, message)
+        return LaunchResult(run_id, FAILED, reason, message)
+
+    def _cancelled(self, run_id: int, message: str) -> LaunchResult:
+        self.records.cancelled(run_id, message)
+        return LaunchResult(run_id, CANCELLED, "Cancelled", message)
+
+    def _follow(self, run_id: int, cancel: threading.Event, ended: threading.Event, writer: LogWriter) -> None:
+        """Every CANCEL_POLL_SECONDS while the run goes: store its new output, so it can be read while the run
+        goes, and set `cancel` once a cancel is requested on its record (by the API, from any process)."""
+        while not ended.wait(CANCEL_POLL_SECONDS):
+            try:
+                writer.flush()
+                if not cancel.is_set() and self.records.cancel_requested(run_id):
+                    cancel.set()
+            except Exception:  # the database is away for a moment: try again later
+                log.warning("could not store the logs or read the cancel request of run %s", run_id, exc_info=True)
+
+
+class BackgroundRuns:
+    """Launches runs on at most `workers` daemon threads of this process; the rest wait as Pending records.
+
+    At interpreter exit every run still going is cancelled and given `stop_seconds` to record how it ended."""
+
+    def __init__(self, workers: int = 4, stop_seconds: float = 10.0) -> None:
+        self.workers, self.stop_seconds = max(1, workers), stop_seconds
+        self._queue: queue.Queue[tuple[RunLauncher, int, dict[str, Any]]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._cancels: dict[int, threading.Event] = {}
+        self._idle = threading.Condition(self._lock)
+
+    def submit(self, launcher: RunLauncher, obj: dict[str, Any], *, created_by: str = "") -> int:
+        """Records the run (Pending) and queues it; returns its id at once."""
+        run_id = launcher.create(obj, created_by=created_by)
+        with self._lock:
+            self._cancels[run_id] = threading.Event()
+            if not self._threads:
+                atexit.register(self.stop)
+            if len(self._threads) < self.workers:
+                thread = threading.Thread(target=self._work, name=f"taskhub-run-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        self._queue.put((launcher, run_id, obj))
+        return run_id
+
+    def cancel(self, run_id: int) -> None:
+        """Cancels the run at once if this process runs it (others see the request on the record)."""
+        with self._lock:
+            event = self._cancels.get(run_id)
+        if event is not None:
+            event.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Waits until no run is queued or going; False if some still are after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: not self._cancels, timeout)
+
+    def stop(self) -> None:
+        """Cancels every run of this process and waits up to `stop_seconds` for them to be recorded."""
+        with self._lock:
+            events = list(self._cancels.values())
+        for event in events:
+            event.set()
+        self.wait(self.stop_seconds)
+
+    def _work(self) -> None:
+        while True:
+            launcher, run_id, obj = self._queue.get()
+            with self._lock:
+                cancel = self._cancels[run_id]
+            try:
+                launcher.execute(run_id, obj, cancel=cancel)
+            except Exception:
+                log.exception("run %s failed unexpectedly", run_id)
+            finally:
+                with self._idle:
+                    del self._cancels[run_id]
+                    self._idle.notify_all()
