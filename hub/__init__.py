@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     )
     from hub.http_cache import ResponseCache
     from hub.registries import Resolvers
+    from runner.launch import BackgroundRuns
     from runner.records import RunRecords
 
     if isinstance(config, Settings):
@@ -66,6 +67,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web.bp)
     app.extensions["taskhub.runs"] = RunRecords(engine)
+    app.extensions["taskhub.run_backend"] = runs_api.run_backend(settings)
+    app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
     errors.register(app)

@@ -83,6 +83,15 @@ def _wants_api_error() -> bool:
     return request.path.startswith((*TEKTON_API_PREFIXES, ARTIFACT_HUB_API_PREFIX))
 
 
+# The error names of the API families' JSON bodies for HTTP errors Flask raises itself.
+HTTP_ERROR_NAMES = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "request-too-large",
+    415: "unsupported-media-type",
+}
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def refuse_nul() -> None:
@@ -103,7 +112,7 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException) -> Response | tuple[str, int]:
         status = error.code or 500
         if _wants_api_error():
-            name = {404: "not-found", 405: "method-not-allowed", 413: "request-too-large"}.get(status, "bad-request")
+            name = HTTP_ERROR_NAMES.get(status, "bad-request")
             return api_error(status, name, error.description or error.name)
         return render_template("error.html", status=status, message=error.description), status
 

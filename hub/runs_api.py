@@ -13,7 +13,6 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import UnsupportedMediaType
 
 from catalog.errors import Conflict, InvalidRequest, NotFound
@@ -49,14 +48,6 @@ def run_backend(settings: Settings) -> RunBackend:
     namespace = settings.run_namespace or "default"
     store = InstalledStore(default_root(settings.data_dir), namespace)
     return LocalBackend(settings.data_dir / "local-runs", store, namespace)
-
-
-@bp.record_once
-def _compose(state: BlueprintSetupState) -> None:
-    # Part of create_app's composition: registering the blueprint builds the backend and the run threads.
-    settings: Settings = state.app.config["TASKHUB"]
-    state.app.extensions["taskhub.run_backend"] = run_backend(settings)
-    state.app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
 
 
 def records() -> RunRecords:

@@ -207,6 +207,13 @@ def test_an_oversized_body_is_413(http: FlaskClient, writer: dict[str, str]) -> 
     assert http.get("/v1/runs").headers["Pagination-Total-Count"] == "0"
 
 
+def test_a_body_of_another_media_type_is_415(http: FlaskClient, writer: dict[str, str]) -> None:
+    answer = http.post("/v1/runs", data="kind: TaskRun", headers={**writer, "Content-Type": "text/plain"})
+    assert answer.status_code == 415
+    assert answer.get_json(force=True)["name"] == "unsupported-media-type"
+    assert http.get("/v1/runs").headers["Pagination-Total-Count"] == "0"
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "offset=-1", "status=Bogus"])
 def test_list_parameters_out_of_bounds_are_400(http: FlaskClient, query: str) -> None:
     assert http.get(f"/v1/runs?{query}").status_code == 400
