@@ -18,7 +18,8 @@ import yaml
 from catalog.errors import TaskhubError
 from hub.cli import Context, main, pass_context
 from hub.registries import Resolvers
-from runner.launch import InvalidRun, KubernetesBackend, LocalBackend, RunBackend, RunLauncher, parse_run
+from runner.backends import KubernetesBackend, LocalBackend, RunBackend
+from runner.launch import InvalidRun, RunLauncher, parse_run
 from runner.local_store import InstalledStore, default_root
 from runner.pinning import CatalogReferenceResolver, pin_references_only
 from runner.records import RunRecords

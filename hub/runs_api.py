@@ -18,16 +18,8 @@ from werkzeug.exceptions import UnsupportedMediaType
 from catalog.errors import Conflict, InvalidRequest, NotFound
 from hub.auth import current_identity, require_scope
 from hub.config import Settings
-from runner.launch import (
-    BackgroundRuns,
-    InvalidRun,
-    KubernetesBackend,
-    LocalBackend,
-    RunBackend,
-    RunLauncher,
-    check_run,
-    parse_run,
-)
+from runner.backends import KubernetesBackend, LocalBackend, RunBackend
+from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
 from runner.local_store import InstalledStore, default_root
 from runner.models import FINISHED, STATUSES
 from runner.pinning import CatalogReferenceResolver

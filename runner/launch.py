@@ -16,22 +16,19 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import yaml
 
 from catalog.errors import InvalidRequest, TaskhubError
-from runner.local import InvalidRunObject, LocalExecutor, ResolutionError
-from runner.local_store import InstalledStore
+from runner.backends import LogSink, RunBackend
+from runner.local import InvalidRunObject
 from runner.models import CANCELLED, FAILED, SUCCEEDED
-from runner.pinning import LockEntry, ReferenceResolver, pin_run, step_action_resolver
+from runner.pinning import ReferenceResolver, pin_run
 from runner.records import LogWriter, RunRecords, status_of
 
 log = logging.getLogger(__name__)
 
-# (task_run, container, text): a line of a step's output; container is "step-<name>".
-LogSink = Callable[[str, str, str], None]
 CANCEL_POLL_SECONDS = 1.0
 RUN_KINDS = ("TaskRun", "PipelineRun")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -96,142 +93,6 @@ def check_run(obj: Any) -> dict[str, Any]:
 
 
 @dataclass
-class BackendRun:
-    """What a backend left: the run as it ended, its child TaskRuns, and what the caller should be told."""
-
-    object: dict[str, Any]
-    children: list[dict[str, Any]] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-
-class RunBackend(Protocol):
-    """Where a pinned run runs.
-
-    `run` runs `pinned` (a self-contained tekton.dev/v1 run; `lock` holds the content of its StepAction refs) to
-    its end and returns it with Tekton's status. Each line a step prints goes to `log`; `on_event` hears the run's
-    and its TaskRuns' progress as a short line; once `cancel` is set the backend cancels the run and returns it as
-    it ended. Runs that cannot be started raise a TaskhubError (or InvalidRunObject) saying why.
-    """
-
-    name: str
-
-    def run(
-        self,
-        pinned: dict[str, Any],
-        lock: list[LockEntry],
-        *,
-        log: LogSink,
-        cancel: threading.Event,
-        on_event: Callable[[str], None] | None = None,
-    ) -> BackendRun: ...
-
-
-class LocalBackend:
-    """The embedded executor: steps run as processes on this host, in a directory under `work_root`."""
-
-    name = "local"
-
-    def __init__(self, work_root: Path, store: InstalledStore, namespace: str = "default") -> None:
-        self.work_root, self.store, self.namespace = Path(work_root), store, namespace
-
-    def run(
-        self,
-        pinned: dict[str, Any],
-        lock: list[LockEntry],
-        *,
-        log: LogSink,
-        cancel: threading.Event,
-        on_event: Callable[[str], None] | None = None,
-    ) -> BackendRun:
-        executor = LocalExecutor(
-            self.work_root, step_action_resolver(lock, self._installed), log_sink=log, namespace=self.namespace
-        )
-        result = executor.run(pinned, cancel)
-        return BackendRun(result.object, list(result.children))
-
-    def _installed(self, ref: dict[str, Any], kind: str) -> dict[str, Any]:
-        if ref.get("resolver") or kind not in ("Task", "Pipeline", "StepAction"):
-            raise ResolutionError(f"{kind} {ref.get('name') or ref.get('resolver')} is not available locally")
-        found = self.store.get(kind, str(ref.get("name") or ""))
-        if found is None:
-            raise ResolutionError(f'{kind.lower()} "{ref.get("name")}" not found in the {self.store.description}')
-        return found
-
-
-class KubernetesBackend:
-    """Real PipelineRun and TaskRun objects on a cluster with Tekton Pipelines (runner.kube_backend)."""
-
-    name = "kubernetes"
-
-    def __init__(self, namespace: str | None = None, kubeconfig: str | None = None, context: str | None = None) -> None:
-        self.namespace, self.kubeconfig, self.context = namespace or None, kubeconfig or None, context or None
-
-    def run(
-        self,
-        pinned: dict[str, Any],
-        lock: list[LockEntry],
-        *,
-        log: LogSink,
-        cancel: threading.Event,
-        on_event: Callable[[str], None] | None = None,
-    ) -> BackendRun:
-        from runner.kube_backend import LogLine, RunEvent, run_on_kubernetes
-
-        def event(seen: RunEvent) -> None:
-            if on_event is not None:
-                on_event(f"{seen.kind.lower()}/{seen.name}: {seen.reason or seen.status}")
-
-        def line(seen: LogLine) -> None:
-            log(seen.task_run, f"step-{seen.step}", seen.text)
-
-        result = run_on_kubernetes(
-            pinned, namespace=self.namespace, kubeconfig=self.kubeconfig, context=self.context,
-            on_event=event, on_log=line, cancel=cancel,
-        )  # fmt: skip
-        children, warnings = [], list(result.warnings)
-        if result.object.get("kind") == "PipelineRun":
-            try:
-                children = self._task_runs(result.object)
-            except TaskhubError as exc:
-                warnings.append(f"could not read the TaskRuns of {result.name}: {exc}")
-                children = _children_of_events(result.events)
-        return BackendRun(result.object, children, warnings)
-
-    def _task_runs(self, run: dict[str, Any]) -> list[dict[str, Any]]:
-        """The PipelineRun's TaskRuns as the cluster holds them now (one list call), oldest first."""
-        from kubernetes import client
-
-        from runner.kube import GROUP, Cluster
-
-        meta = run["metadata"]
-        cluster = Cluster.from_kubeconfig(self.kubeconfig, self.context, meta.get("namespace") or self.namespace)
-        try:
-            listing: Any = cluster.call(
-                f"list the TaskRuns of PipelineRun {meta['name']}",
-                client.CustomObjectsApi(cluster.api).list_namespaced_custom_object,
-                GROUP, "v1", cluster.namespace, "taskruns", label_selector=f"tekton.dev/pipelineRun={meta['name']}",
-            )  # fmt: skip
-        finally:
-            cluster.close()
-        items = [item for item in (listing or {}).get("items") or [] if isinstance(item, dict)]
-        return sorted(items, key=lambda item: str(item["metadata"].get("creationTimestamp") or ""))
-
-
-def _children_of_events(events: list[Any]) -> list[dict[str, Any]]:
-    """Child TaskRuns as far as the watch saw them: name and last condition, when they cannot be read again."""
-    last: dict[str, Any] = {}
-    for event in events:
-        if event.kind == "TaskRun":
-            last[event.name] = event
-    return [
-        {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": name},
-         "status": {"conditions": [{"type": "Succeeded", "status": e.status, "reason": e.reason,
-                                    "message": e.message}]}}
-        for name, e in last.items()
-    ]  # fmt: skip
-
-
-@dataclass
 class LaunchResult:
     """How a launched run ended; `object` is None when it never reached its backend (see `message`)."""
 
@@ -276,7 +137,8 @@ class RunLauncher:
         cancel = cancel or threading.Event()
         ended = threading.Event()
         writer = self.records.log_writer(run_id)
-        threading.Thread(target=self._follow, args=(run_id, cancel, ended, writer), daemon=True).start()
+        children = _Latest()
+        threading.Thread(target=self._follow, args=(run_id, cancel, ended, writer, children), daemon=True).start()
 
         def both(task_run: str, container: str, text: str) -> None:
             writer.line(task_run, container, text)
@@ -294,7 +156,7 @@ class RunLauncher:
             if on_started is not None:
                 on_started(run_id, pinned)
             try:
-                done = self.backend.run(pinned, lock, log=both, cancel=cancel, on_event=on_event)
+                done = self.backend.run(pinned, lock, log=both, cancel=cancel, on_event=on_event, progress=children.set)
             except InvalidRunObject as exc:
                 return self._failed(run_id, "InvalidRun", str(exc))
             except TaskhubError as exc:
@@ -326,16 +188,39 @@ class RunLauncher:
         self.records.cancelled(run_id, message)
         return LaunchResult(run_id, CANCELLED, "Cancelled", message)
 
-    def _follow(self, run_id: int, cancel: threading.Event, ended: threading.Event, writer: LogWriter) -> None:
-        """Every CANCEL_POLL_SECONDS while the run goes: store its new output, so it can be read while the run
-        goes, and set `cancel` once a cancel is requested on its record (by the API, from any process)."""
+    def _follow(
+        self, run_id: int, cancel: threading.Event, ended: threading.Event, writer: LogWriter, children: _Latest
+    ) -> None:
+        """Every CANCEL_POLL_SECONDS while the run goes: store its new output and its child TaskRuns as they stand,
+        so both can be read while the run goes, and set `cancel` once a cancel is requested on its record (by the
+        API, from any process)."""
         while not ended.wait(CANCEL_POLL_SECONDS):
             try:
                 writer.flush()
+                changed = children.take()
+                if changed is not None:
+                    self.records.progress(run_id, changed)
                 if not cancel.is_set() and self.records.cancel_requested(run_id):
                     cancel.set()
             except Exception:  # the database is away for a moment: try again later
                 log.warning("could not store the logs or read the cancel request of run %s", run_id, exc_info=True)
+
+
+class _Latest:
+    """The newest list of child runs a backend reported, until it is taken."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value: list[dict[str, Any]] | None = None
+
+    def set(self, value: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self._value = value
+
+    def take(self) -> list[dict[str, Any]] | None:
+        with self._lock:
+            value, self._value = self._value, None
+            return value
 
 
 class BackgroundRuns:

@@ -203,6 +203,11 @@ class RunRecords:
         values: dict[str, Any] = {"status": RUNNING, "object": obj, "lock": lock, "started_at": utcnow()}
         self._update(run_id, **values, **_identity(obj))
 
+    def progress(self, run_id: int, children: list[Any]) -> None:
+        """The child TaskRuns of a run that still goes, as they stand (running ones with an Unknown condition)."""
+        with Session(self.engine) as session, session.begin():
+            session.execute(update(Run).where(Run.id == run_id, Run.status == RUNNING).values(children=children))
+
     def finished(
         self, run_id: int, obj: dict[str, Any], children: list[Any] | None = None, *, cancelled: bool = False
     ) -> None:

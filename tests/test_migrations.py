@@ -3,10 +3,9 @@
 import subprocess
 import sys
 
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 from sqlalchemy.orm import Session
-
-from alembic.script import ScriptDirectory
 
 from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.models import Catalog

@@ -15,7 +15,7 @@ from typing import Any
 from runner.local.pipelinerun import cancel_message, run_pipelinerun
 from runner.local.pod import LogSink, Services, StepLog
 from runner.local.process import Interrupt
-from runner.local.runenv import Resolver, RunEnv
+from runner.local.runenv import ProgressSink, Resolver, RunEnv
 from runner.local.status import TR_CANCELLED, condition_of
 from runner.local.taskrun import run_taskrun
 
@@ -57,6 +57,7 @@ class LocalExecutor:
         resolve: Resolver | None = None,
         *,
         log_sink: LogSink | None = None,
+        progress: ProgressSink | None = None,
         namespace: str = "default",
         default_timeout: float | None = 3600.0,
         max_result_size: int = 4096,
@@ -64,6 +65,7 @@ class LocalExecutor:
         self.work_root = Path(work_root)
         self.resolve = resolve
         self.log_sink = log_sink
+        self.progress = progress
         self.namespace = namespace
         self.default_timeout = default_timeout
         self.max_result_size = max_result_size
@@ -82,6 +84,7 @@ class LocalExecutor:
             namespace=self.namespace,
             default_timeout=self.default_timeout,
             claims_root=self.work_root / "claims",
+            progress=self.progress,
         )
 
         def claim_dir(claim: str) -> Path:

@@ -328,6 +328,7 @@ class _Scheduler:
             thread.start()
 
     def _run_child(self, task: str, index: int, child: ChildRun, interrupt: Interrupt) -> None:
+        self.env.child_started(child.obj, timestamp())
         try:
             if child.obj["kind"] == "TaskRun":
                 result = run_taskrun(child.obj, self.env, interrupt, child.origin)

@@ -13,6 +13,8 @@ from runner.local.errors import ResolutionError
 from runner.local.pod import Services
 
 Resolver = Callable[[dict[str, Any], str], dict[str, Any]]
+# Told the child runs as they stand whenever one starts or ends: the finished ones, then the running ones.
+ProgressSink = Callable[[list[dict[str, Any]]], None]
 
 
 def describe_ref(ref: dict[str, Any]) -> str:
@@ -36,6 +38,8 @@ class RunEnv:
     claims_root: Path | None = None
     # Claims made from a PipelineRun's volumeClaimTemplate: private to the run, under its directory.
     private_claims: dict[str, Path] = field(default_factory=dict)
+    progress: ProgressSink | None = None
+    running: dict[str, dict[str, Any]] = field(default_factory=dict)  # child runs started, not yet ended, by name
 
     def resolve(self, ref: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
         """The spec a reference points at, and the referenced object's name; ResolutionError if it cannot."""
@@ -86,7 +90,21 @@ class RunEnv:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    def child_started(self, obj: dict[str, Any], start_time: str) -> None:
+        """A child run was started: the caller hears of it, Running since start_time, until it ends."""
+        running = {**obj, "status": {"conditions": [{"type": "Succeeded", "status": "Unknown", "reason": "Running"}],
+                                     "startTime": start_time}}  # fmt: skip
+        with self.lock:
+            self.running[str(obj["metadata"]["name"])] = running
+            self._tell()
+
     def add_child(self, obj: dict[str, Any]) -> None:
         """Records a finished child run (TaskRun or PipelineRun) for the caller."""
         with self.lock:
             self.children.append(obj)
+            self.running.pop(str(obj["metadata"].get("name")), None)
+            self._tell()
+
+    def _tell(self) -> None:
+        if self.progress is not None:
+            self.progress([*self.children, *self.running.values()])

@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from hub.config import Settings
 from hub.registries import Resolvers
-from runner.launch import KubernetesBackend, LocalBackend, RunLauncher
+from runner.backends import KubernetesBackend, LocalBackend
+from runner.launch import RunLauncher
 from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver
 from runner.records import RunRecords, logs_as_text
@@ -136,7 +137,7 @@ def test_a_reference_that_cannot_be_resolved_is_recorded_failed_with_the_message
     assert detail.started_at is None and detail.completed_at is not None
 
 
-def test_a_cancel_requested_on_the_record_stops_a_sleeping_run_which_ends_cancelled(
+def test_a_running_run_shows_its_tasks_as_they_stand_and_a_cancel_on_the_record_ends_it_cancelled(
     launcher: RunLauncher, records: RunRecords
 ) -> None:
     started = threading.Event()
@@ -148,6 +149,12 @@ def test_a_cancel_requested_on_the_record_stops_a_sleeping_run_which_ends_cancel
         while not records.logs(run_id, "greetings-check"):  # stored within a second, while the run goes
             assert time.monotonic() < deadline, "the check step's output was not stored while it ran"
             time.sleep(0.1)
+        while (live := records.get(run_id)) is not None and len(live.tasks) < 2:  # the tasks, as they stand
+            assert time.monotonic() < deadline, "the running task was not stored while it ran"
+            time.sleep(0.1)
+        assert live is not None and live.status == "Running"
+        assert [(t.task, t.status) for t in live.tasks][:2] == [("greet", "Succeeded"), ("check", "Running")]
+        assert {t.task: t for t in live.tasks}["check"].started_at is not None
         began = time.monotonic()
         assert records.request_cancel(run_id) == "Running"  # as `POST /v1/runs/ID/cancel` in any process does
         result = running.result(timeout=30)
