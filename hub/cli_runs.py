@@ -11,7 +11,8 @@ import yaml
 
 from hub.cli import Context, main, pass_context
 from runner.models import STATUSES
-from runner.records import RunDetail, RunRecords, logs_as_text
+from runner.records import RunRecords
+from runner.run_details import RunDetail, logs_as_text
 
 
 @main.group()

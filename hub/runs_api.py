@@ -23,7 +23,8 @@ from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, pa
 from runner.local_store import InstalledStore, default_root
 from runner.models import FINISHED, STATUSES
 from runner.pinning import CatalogReferenceResolver
-from runner.records import RunDetail, RunRecords, logs_as_text
+from runner.records import RunRecords
+from runner.run_details import RunDetail, logs_as_text
 
 bp = Blueprint("runs_api", __name__)
 

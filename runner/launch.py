@@ -25,7 +25,8 @@ from runner.backends import LogSink, RunBackend
 from runner.local import InvalidRunObject
 from runner.models import CANCELLED, FAILED, SUCCEEDED
 from runner.pinning import ReferenceResolver, pin_run
-from runner.records import LogWriter, RunRecords, status_of
+from runner.records import LogWriter, RunRecords
+from runner.run_details import status_of
 
 log = logging.getLogger(__name__)
 

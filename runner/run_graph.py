@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 from runner.models import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
-from runner.records import ContainerLog, status_of
+from runner.run_details import ContainerLog, status_of
 
 SKIPPED = "Skipped"
 NOT_RUN = "not run: the run ended first"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runner.records import ContainerLog
+from runner.run_details import ContainerLog
 from runner.run_graph import SKIPPED, GraphEdge, RunGraph, draw, logs_by_node, run_graph
 
 T0, T1, T2 = "2026-11-22T07:00:00Z", "2026-11-22T07:00:04Z", "2026-11-22T07:00:10Z"

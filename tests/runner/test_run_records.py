@@ -19,7 +19,8 @@ from runner.backends import KubernetesBackend, LocalBackend
 from runner.launch import RunLauncher
 from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver
-from runner.records import RunRecords, logs_as_text
+from runner.records import RunRecords
+from runner.run_details import logs_as_text
 from tests.kube_fixture import KubeCluster
 from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton, fake_node, tekton  # noqa: F401
 
@@ -199,3 +200,36 @@ def test_a_kubernetes_run_is_recorded_with_its_task_runs_and_logs(
     text = logs_as_text(detail, records.logs(result.run_id))
     assert "[greet : hello] hello from the cluster" in text
     assert "[greet : count] one\n[greet : count] two\n[greet : count] three\n" in text
+
+
+def test_a_run_whose_process_ended_is_shown_abandoned_and_runs_of_live_processes_are_not(
+    records: RunRecords, engine: Engine
+) -> None:
+    import socket
+    import subprocess
+
+    from sqlalchemy import update
+
+    from runner.models import Run
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    local = records.create(pipeline(), backend="local")
+    cluster = records.create(pipeline(), backend="kubernetes")
+    mine = records.create(pipeline(), backend="local")
+    elsewhere = records.create(pipeline(), backend="local")
+    host = socket.gethostname()
+    with engine.begin() as conn:
+        for run_id, owner in ((local, f"{host}:{dead.pid}:1"), (cluster, f"{host}:{dead.pid}:1"),
+                              (elsewhere, f"not-{host}:{dead.pid}:1")):  # fmt: skip
+            conn.execute(update(Run).where(Run.id == run_id).values(owner=owner))
+    records.started(mine, pipeline(), [])
+
+    summaries, _ = records.recent()
+    statuses = {s.id: (s.status, s.reason) for s in summaries}
+    assert statuses[local] == statuses[cluster] == ("Failed", "Abandoned")
+    assert statuses[mine] == ("Running", "") and statuses[elsewhere] == ("Pending", "")
+    detail = records.get(cluster)
+    assert detail is not None and f"(pid {dead.pid}) ended before the run did" in detail.message
+    assert "kubectl get pipelinerun greetings -n default" in detail.message
+    assert detail.completed_at is not None
