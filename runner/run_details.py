@@ -11,7 +11,8 @@ from catalog.models import utcnow
 from runner.models import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, SUCCEEDED, Run
 
 
-def _parse_time(value: Any) -> datetime | None:
+def parse_time(value: Any) -> datetime | None:
+    """A Kubernetes timestamp (RFC 3339) as a datetime; None when absent or unreadable."""
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -209,6 +210,6 @@ def _task_row(child: dict[str, Any], kind: str) -> TaskRow:
         status,
         reason,
         message,
-        _parse_time(times.get("startTime")),
-        _parse_time(times.get("completionTime")),
+        parse_time(times.get("startTime")),
+        parse_time(times.get("completionTime")),
     )

@@ -16,7 +16,7 @@ from itertools import pairwise
 from typing import Any
 
 from runner.models import CANCELLED, FAILED, PENDING, RUNNING, SUCCEEDED
-from runner.run_details import ContainerLog, status_of
+from runner.run_details import ContainerLog, parse_time, status_of
 
 SKIPPED = "Skipped"
 NOT_RUN = "not run: the run ended first"
@@ -139,8 +139,8 @@ def _task_node(name: str, runs: list[str], objs: list[Json], final: bool, ended:
     failed = next((s for s in states if s[0] in (FAILED, CANCELLED)), None)
     unfinished = next((s for s in states if s[0] in (RUNNING, PENDING)), None)
     status, reason = failed or unfinished or (SUCCEEDED, states[0][1])
-    starts = [t for t in (_time(_dict(o.get("status")).get("startTime")) for o in objs) if t]
-    ends = [_time(_dict(o.get("status")).get("completionTime")) for o in objs]
+    starts = [t for t in (parse_time(_dict(o.get("status")).get("startTime")) for o in objs) if t]
+    ends = [parse_time(_dict(o.get("status")).get("completionTime")) for o in objs]
     done = len(ends) == len(runs) and all(ends)
     return GraphNode(
         name,
@@ -208,10 +208,10 @@ def _step_node(step: str, state: Json | None, task_run: str, ended: bool) -> Gra
             status = SUCCEEDED
         else:
             status, reason = FAILED, f"{reason} (exit code {code})" if reason else f"exit code {code}"
-        started, finished = _time(terminated.get("startedAt")), _time(terminated.get("finishedAt"))
+        started, finished = parse_time(terminated.get("startedAt")), parse_time(terminated.get("finishedAt"))
         return GraphNode(step, status, reason, (task_run,), container, started, finished)
     if running := _dict(state.get("running")):
-        return GraphNode(step, RUNNING, "", (task_run,), container, _time(running.get("startedAt")))
+        return GraphNode(step, RUNNING, "", (task_run,), container, parse_time(running.get("startedAt")))
     waiting = _dict(state.get("waiting"))
     return GraphNode(step, PENDING, str(waiting.get("reason") or ""), (task_run,), container)
 
@@ -340,15 +340,6 @@ def logs_by_node(
 
 
 # -- reading Tekton objects -------------------------------------------------------------------------------
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def _dict(value: Any) -> Json:
