@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.test_migrations import HEAD
 
 TASKHUB = str(Path(sys.executable).parent / "taskhub")
 
@@ -34,7 +35,7 @@ def run(tmp_path, empty_database_url):
 
 
 def test_add_sync_errors(run, sample_catalog):
-    assert "database at revision 0003" in run("db", "upgrade").stdout
+    assert f"database at revision {HEAD}" in run("db", "upgrade").stdout
     assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(sample_catalog)).stdout
     synced = run("catalog", "sync")
     assert "tekton: 24 resources, 69 versions" in synced.stdout
