@@ -12,7 +12,7 @@ import yaml
 from hub.cli import Context, main, pass_context
 from runner.models import STATUSES
 from runner.records import RunRecords
-from runner.run_details import RunDetail, logs_as_text
+from runner.run_details import RunDetail, format_duration, logs_as_text
 
 
 @main.group()
@@ -135,12 +135,7 @@ def _time(moment: datetime | None) -> str:
 
 
 def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}m{rest:02d}s" if minutes < 60 else f"{minutes // 60}h{minutes % 60:02d}m"
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def _value(value: Any) -> str:

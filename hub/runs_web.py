@@ -11,6 +11,7 @@ from flask import Blueprint, current_app, render_template, request
 from catalog.errors import NotFound
 from runner.models import STATUSES
 from runner.records import RunRecords
+from runner.run_details import format_duration
 from runner.run_graph import draw, logs_by_node, run_graph
 
 bp = Blueprint("runs_web", __name__)
@@ -75,16 +76,8 @@ def run(run_id: int) -> str:
 
 @bp.app_template_filter("run_duration")
 def run_duration(seconds: float | None) -> str:
-    """4.2s, 1m 05s, 2h 03m; a dash when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m {secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    """<1s, 42s, 1m 05s, 2h 03m; a dash when unknown."""
+    return "—" if seconds is None else format_duration(seconds)
 
 
 @bp.app_template_filter("run_time")

@@ -21,6 +21,19 @@ def parse_time(value: Any) -> datetime | None:
         return None
 
 
+def format_duration(seconds: float) -> str:
+    """`<1s`, `42s`, `1m 05s`, `2h 03m`: whole seconds, as Tekton's timestamps have no finer resolution."""
+    if seconds < 1:
+        return "<1s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes == 0:
+        return f"{secs}s"
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
 def status_of(obj: dict[str, Any]) -> tuple[str, str, str]:
     """The record status, reason and message of a run object, from its `Succeeded` condition."""
     conditions = (obj.get("status") or {}).get("conditions") or []
