@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 from catalog.errors import BlobDigestMismatch, BlobTooLarge
@@ -61,8 +61,14 @@ class BlobCache:
         """Store `data` under `digest` (which it must match); readers never see a partly written file."""
         check_content(data, digest, None, "blob to cache")
         path = self.path(digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:16]}.", suffix=".part")
+        # A name of this thread's own (nothing else writes it at the same time) saves mkstemp's retries; the
+        # directory is made on the first write into it only, not checked on every write.
+        temporary = path.parent / f".{path.name[:16]}.{os.getpid()}.{threading.get_ident()}.part"
+        try:
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(fd, "wb") as file:
                 file.write(data)

@@ -2,12 +2,14 @@
 
 Each version goes to ``<prefix>/<kind>/<name>:<version>``. The bundle is built deterministically, so when the
 registry already answers the tag with the same digest nothing is uploaded; otherwise only the blobs the
-registry lacks are. The pinned reference is recorded on the version in the caller's transaction.
+registry lacks are. A few bundles go up at once, each over a connection of its own. The pinned reference is
+recorded on the version in the caller's transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, update
@@ -19,6 +21,8 @@ from catalog.models import Catalog, IndexState, Resource, ResourceVersion
 from catalog.queries import version_key
 from catalog.references import parse_reference
 from catalog.registry import Registry
+
+PARALLEL_UPLOADS = 4  # bundles pushed at once
 
 
 @dataclass
@@ -41,6 +45,18 @@ class PublishSummary:
         if self.stopped:
             lines.append(f"  stopped early: {self.stopped}; run the same command again to continue")
         return lines
+
+
+def _push_version(registry: Registry, repo: str, ref: str, manifest: str) -> tuple[str, str]:
+    """Push one version's bundle unless the tag already holds it: ("pushed" or "already there", its digest)."""
+    bundle = build_bundle([manifest])
+    if registry.head_manifest(ref) == bundle.digest:
+        return "already there", bundle.digest
+    # The manifest changed, so its blobs are almost always new: upload without asking first.
+    for blob in bundle.blobs().values():
+        registry.push_blob(repo, blob, check=False)
+    registry.push_manifest(ref, bundle.manifest, DOCKER_MANIFEST)
+    return "pushed", bundle.digest
 
 
 def bundle_target(text: str) -> tuple[str, str]:
@@ -68,34 +84,38 @@ def publish_catalog(
         .order_by(Resource.kind, Resource.name)
     ).all()
     rows = sorted(rows, key=lambda r: (r.resource.kind, r.resource.name, version_key(r)))
+    repos = [f"{host}/{prefix}/{row.resource.kind.lower()}/{row.resource.name}" for row in rows]
     recorded = 0
-    for number, row in enumerate(rows, 1):
-        repo = f"{host}/{prefix}/{row.resource.kind.lower()}/{row.resource.name}"
-        ref = f"{repo}:{row.version}"
-        try:
-            bundle = build_bundle([row.manifest])
-            if registry.head_manifest(ref) == bundle.digest:
-                summary.unchanged += 1
-                state = "already there"
-            else:
-                # The manifest changed, so its blobs are almost always new: upload without asking first.
-                for blob in bundle.blobs().values():
-                    registry.push_blob(repo, blob, check=False)
-                registry.push_manifest(ref, bundle.manifest, DOCKER_MANIFEST)
+    # Bundles go up over a few connections at once (a registry stores uploads faster in parallel); the index
+    # is only touched here, in the caller's thread, in the catalog's order.
+    pool = ThreadPoolExecutor(max_workers=PARALLEL_UPLOADS)
+    try:
+        pushes = [
+            pool.submit(_push_version, registry, repo, f"{repo}:{row.version}", row.manifest)
+            for repo, row in zip(repos, rows, strict=True)
+        ]
+        for number, (repo, row, push) in enumerate(zip(repos, rows, pushes, strict=True), 1):
+            ref = f"{repo}:{row.version}"
+            try:
+                state, digest = push.result()
+            except (RegistryUnreachable, RegistryAuthError) as exc:
+                summary.stopped = str(exc)
+                break
+            except TaskhubError as exc:
+                summary.failed.append((ref, str(exc)))
+                progress(f"[{number}/{len(rows)}] {ref}: failed: {exc}")
+                continue
+            if state == "pushed":
                 summary.pushed += 1
-                state = "pushed"
-        except (RegistryUnreachable, RegistryAuthError) as exc:
-            summary.stopped = str(exc)
-            break
-        except TaskhubError as exc:
-            summary.failed.append((ref, str(exc)))
-            progress(f"[{number}/{len(rows)}] {ref}: failed: {exc}")
-            continue
-        progress(f"[{number}/{len(rows)}] {ref}: {state}")
-        pinned = f"{repo}@{bundle.digest}"
-        if row.bundle_ref != pinned:
-            row.bundle_ref = pinned
-            recorded += 1
+            else:
+                summary.unchanged += 1
+            progress(f"[{number}/{len(rows)}] {ref}: {state}")
+            pinned = f"{repo}@{digest}"
+            if row.bundle_ref != pinned:
+                row.bundle_ref = pinned
+                recorded += 1
+    finally:
+        pool.shutdown(cancel_futures=True)  # after a registry-wide failure, start no more uploads
     if recorded:
         session.execute(update(IndexState).values(generation=IndexState.generation + 1))
     return summary

@@ -158,14 +158,10 @@ class BundleResolver:
                 "(TASKHUB_RESOLVE_REGISTRIES); no request was made to it"
             )
         caching = mode == "always" or (mode in ("auto", "") and "@sha256:" in values["bundle"])
-        digest = ref.digest or self._tag_digest(ref, fresh=mode == "never")
-        key = f"{ref.name}@{digest}|{kind.lower()}|{name}"
-        answer = self.answers.get(key)
-        operation = "retrieve"
-        if answer is None:
-            answer = self.flights.run(key, lambda: self._fetch(ref, digest, kind, name, values["bundle"]))
-            self.answers.put(key, answer, len(answer.data) + 512)
-            operation = "store"
+        if ref.digest:
+            answer, operation = self._pinned(ref, ref.digest, kind, name, values["bundle"])
+        else:
+            answer, operation = self._tagged(ref, kind, name, values["bundle"], fresh=mode == "never")
         if not caching:
             return answer
         return answer.with_annotations(
@@ -177,23 +173,41 @@ class BundleResolver:
             }
         )
 
-    def _tag_digest(self, ref: Reference, *, fresh: bool) -> str:
-        """The manifest digest a tag points at: asked for at most once per TTL, unless fresh."""
-        text = str(ref)
-        if not fresh:
-            known = self.tags.get(text)
-            if known is not None:
-                return known
+    def _pinned(self, ref: Reference, digest: str, kind: str, name: str, bundle: str) -> tuple[Resolved, str]:
+        """The object of the image `digest` names, and whether it was in memory ("retrieve") or not ("store")."""
+        key = _answer_key(ref, digest, kind, name)
+        answer = self.answers.get(key)
+        if answer is not None:
+            return answer, "retrieve"
+        answer = self.flights.run(key, lambda: self._fetch(ref, digest, kind, name, bundle))
+        self.answers.put(key, answer, len(answer.data) + 512)
+        return answer, "store"
 
-        def ask() -> str:
+    def _tagged(self, ref: Reference, kind: str, name: str, bundle: str, *, fresh: bool) -> tuple[Resolved, str]:
+        """The object of the image a tag points at: the registry is asked at most once per TTL, unless fresh."""
+        text = str(ref)
+        digest = None if fresh else self.tags.remembered(text)
+        if digest is not None:
+            return self._pinned(ref, digest, kind, name, bundle)
+
+        def ask() -> tuple[str, Resolved | None]:
+            # Under the tag's lock; another worker may have asked the registry while this one waited for it.
+            known = None if fresh else self.tags.get(text)
+            if known is not None:
+                return known, None
             manifest = self.registries(ref.registry).get_manifest(ref)
             self.store.put(manifest.digest, manifest.raw)
+            # Read while the tag's lock is held, and the tag recorded only then: whoever learns the digest from
+            # the tag cache finds the content stored. The manifest is used as read, not read back from the store.
+            answer = self._fetch(ref, manifest.digest, kind, name, bundle, manifest.raw)
+            self.answers.put(_answer_key(ref, manifest.digest, kind, name), answer, len(answer.data) + 512)
             self.tags.put(text, manifest.digest)
-            return manifest.digest
+            return manifest.digest, answer
 
-        if fresh:
-            return ask()
-        return self.flights.run(f"tag {text}", ask, lambda: self.tags.get(text))
+        digest, answer = ask() if fresh else self.flights.run(f"tag {text}|{kind.lower()}|{name}", ask)
+        if answer is None:  # no lock is held here: locks are never nested
+            return self._pinned(ref, digest, kind, name, bundle)
+        return answer, "store"
 
     def _manifest(self, ref: Reference, digest: str) -> tuple[bytes, str]:
         raw = self.store.get(digest)
@@ -202,8 +216,12 @@ class BundleResolver:
             self.store.put(digest, raw)
         return raw, digest
 
-    def _fetch(self, ref: Reference, digest: str, kind: str, name: str, bundle: str) -> Resolved:
-        raw, digest = self._manifest(ref, digest)
+    def _fetch(
+        self, ref: Reference, digest: str, kind: str, name: str, bundle: str, raw: bytes | None = None
+    ) -> Resolved:
+        """Read the object from the image manifest `digest` (`raw`, when the caller has just read it)."""
+        if raw is None:
+            raw, digest = self._manifest(ref, digest)
         parsed = parse_manifest(raw, None)
         if isinstance(parsed, Descriptor):  # an index: its linux/amd64 image is the bundle, and what is pinned
             raw, digest = self._manifest(ref, parsed.digest)
@@ -232,6 +250,10 @@ class BundleResolver:
             },
             entry_point=name,
         )
+
+
+def _answer_key(ref: Reference, digest: str, kind: str, name: str) -> str:
+    return f"{ref.name}@{digest}|{kind.lower()}|{name}"
 
 
 def _version_label(data: bytes, kind: str) -> str | None:

@@ -2,8 +2,8 @@
 
 Content named by a digest never changes, so it is kept until the memory bound pushes it out. What a tag points
 at may change, so a tag's digest is trusted for a TTL only. Tag answers also go to disk, beside the blob cache,
-so the workers of one hub share them; a file lock per key makes concurrent identical misses, in one process or
-several, cost one upstream fetch.
+so the workers of one hub share them; a file lock for each key (one of a fixed set of lock files) makes concurrent
+identical misses, in one process or several, cost one upstream fetch.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+LOCK_FILES = 128  # lock files a SingleFlight's keys share
 
 
 class BoundedCache(Generic[T]):
@@ -64,15 +65,22 @@ class TagCache:
         self.directory, self.ttl, self.clock = directory, ttl, clock
         self._memory: dict[str, tuple[str, float]] = {}
 
+    def remembered(self, ref: str) -> str | None:
+        """The digest ref pointed at less than ttl seconds ago, if this process knows it (no disk read)."""
+        known = self._memory.get(ref)
+        if known is not None and self.clock() - known[1] < self.ttl:
+            return known[0]
+        return None
+
     def _path(self, ref: str) -> Path:
         return self.directory / hashlib.sha256(ref.encode()).hexdigest()
 
     def get(self, ref: str) -> str | None:
         """The digest ref pointed at less than ttl seconds ago, or None."""
+        known = self.remembered(ref)
+        if known is not None:
+            return known
         now = self.clock()
-        known = self._memory.get(ref)
-        if known is not None and now - known[1] < self.ttl:
-            return known[0]
         try:
             path = self._path(ref)
             stored, digest = path.read_text().split("\n", 1)
@@ -86,10 +94,13 @@ class TagCache:
 
     def put(self, ref: str, digest: str) -> None:
         self._memory[ref] = (digest, self.clock())
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(ref)
         partial = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}")
-        partial.write_text(f"{ref}\n{digest}")
+        try:
+            partial.write_text(f"{ref}\n{digest}")
+        except FileNotFoundError:  # the first write, or the directory was removed: made only then
+            self.directory.mkdir(parents=True, exist_ok=True)
+            partial.write_text(f"{ref}\n{digest}")
         os.replace(partial, path)
 
     def forget(self, ref: str) -> None:
@@ -100,8 +111,10 @@ class TagCache:
 class SingleFlight:
     """Concurrent calls with one key share one execution: the first caller runs it, the others wait for it.
 
-    With a lock directory, the runs are also serialized across processes, and a caller that waited re-checks
-    its caches (through `check`) before running the work itself.
+    With a lock directory, the runs are also serialized across processes; `work` re-checks what another
+    process may have done while this one waited (the blob store, the tag cache) before asking the registry.
+    Across processes, a key locks one of LOCK_FILES files (flock), made once: unrelated keys rarely share one,
+    and a cold resolve creates no lock file. Because keys share them, a run must never start another run.
     """
 
     def __init__(self, lock_directory: Path | None = None) -> None:
@@ -109,7 +122,7 @@ class SingleFlight:
         self._running: dict[str, Future[object]] = {}
         self._lock = threading.Lock()
 
-    def run(self, key: str, work: Callable[[], T], check: Callable[[], T | None] = lambda: None) -> T:
+    def run(self, key: str, work: Callable[[], T]) -> T:
         with self._lock:
             running = self._running.get(key)
             if running is None:
@@ -119,9 +132,7 @@ class SingleFlight:
             return running.result()  # type: ignore[return-value]
         try:
             with self._across_processes(key):
-                result = check()
-                if result is None:
-                    result = work()
+                result = work()
         except BaseException as exc:
             mine.set_exception(exc)
             raise
@@ -137,9 +148,13 @@ class SingleFlight:
         if self.lock_directory is None:
             yield
             return
-        self.lock_directory.mkdir(parents=True, exist_ok=True)
-        path = self.lock_directory / hashlib.sha256(key.encode()).hexdigest()
-        with open(path, "a") as handle:
+        path = self.lock_directory / f"{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % LOCK_FILES:03d}"
+        try:
+            handle = open(path, "a")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # the first lock, or the directory was removed: made only then
+            self.lock_directory.mkdir(parents=True, exist_ok=True)
+            handle = open(path, "a")  # noqa: SIM115
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

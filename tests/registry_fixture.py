@@ -11,6 +11,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -23,7 +24,15 @@ from typing import Any
 
 import pytest
 
-__all__ = ["FakeRegistry", "FakeRequest", "RegistryProcess", "auth_registry", "fake_registry", "registry"]
+__all__ = [
+    "FakeRegistry",
+    "FakeRequest",
+    "RegistryProcess",
+    "auth_registry",
+    "fake_registry",
+    "registry",
+    "self_signed_certificate",
+]
 
 REGISTRY_BIN = Path(os.environ.get("TASKHUB_TEST_REGISTRY_BIN", "/usr/bin/docker-registry"))
 USERNAME, PASSWORD = "alice", "s3cret"
@@ -160,9 +169,10 @@ class _QuietServer(ThreadingHTTPServer):
 
 class FakeRegistry:
     """A scripted HTTP server on a free loopback port: every request goes to `handler`, and is kept in
-    `requests`. For unit tests of protocol details the real registry cannot show here."""
+    `requests`. For unit tests of protocol details the real registry cannot show here. With `tls` (certificate
+    and key files), it serves https."""
 
-    def __init__(self, handler: Callable[[FakeRequest], FakeAnswer]) -> None:
+    def __init__(self, handler: Callable[[FakeRequest], FakeAnswer], tls: tuple[Path, Path] | None = None) -> None:
         self.requests: list[FakeRequest] = []
         fake = self
 
@@ -190,8 +200,12 @@ class FakeRegistry:
             do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _answer
 
         self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        if tls is not None:  # (certificate, key): serve https
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self.host = f"127.0.0.1:{self._server.server_address[1]}"
-        self.url = f"http://{self.host}"
+        self.url = f"{'https' if tls else 'http'}://{self.host}"
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
@@ -201,14 +215,28 @@ class FakeRegistry:
 
 
 @pytest.fixture
-def fake_registry() -> Iterator[Callable[[Callable[[FakeRequest], FakeAnswer]], FakeRegistry]]:
-    """Make scripted fake registries (`fake_registry(handler)`); all are shut down after the test."""
+def fake_registry() -> Iterator[Callable[..., FakeRegistry]]:
+    """Make scripted fake registries (`fake_registry(handler, tls=None)`); all are shut down after the test."""
     made: list[FakeRegistry] = []
 
-    def make(handler: Callable[[FakeRequest], FakeAnswer]) -> FakeRegistry:
-        made.append(FakeRegistry(handler))
+    def make(handler: Callable[[FakeRequest], FakeAnswer], tls: tuple[Path, Path] | None = None) -> FakeRegistry:
+        made.append(FakeRegistry(handler, tls))
         return made[-1]
 
     yield make
     for fake in made:
         fake.close()
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 signed by itself, and its key, made with openssl: (certificate, key)."""
+    if shutil.which("openssl") is None:
+        pytest.fail("openssl is not installed (apt-get install openssl)")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key

@@ -15,12 +15,12 @@ from catalog.queries import CatalogIndex
 from catalog.registry import OciRegistry
 from catalog.sync import add_catalog, apply_tree, fetch, get_catalog
 from tests.catalog.factories import task_yaml
-from tests.catalog.test_registry import CountingSession
+from tests.catalog.test_registry import CountingTransport
 from tests.catalog.test_sync import snapshot
 
 
-def client(registry, tmp_path, session=None, **kwargs):
-    return CachedRegistry(OciRegistry(registry.host, session=session, **kwargs), BlobCache(tmp_path / "blobs"))
+def client(registry, tmp_path, transport=None, **kwargs):
+    return CachedRegistry(OciRegistry(registry.host, transport=transport, **kwargs), BlobCache(tmp_path / "blobs"))
 
 
 def publish(engine, reg, target, name="tekton"):
@@ -41,7 +41,7 @@ def sync_registry(engine, settings, name, reg, full=False):
 
 
 def test_publish_index_round_trip(engine, settings, indexed, registry, tmp_path):
-    counting = CountingSession()
+    counting = CountingTransport()
     reg = client(registry, tmp_path, counting)
     first = publish(engine, reg, f"{registry.host}/catalog")
     assert (first.pushed, first.unchanged, first.failed) == (69, 0, [])
@@ -381,3 +381,13 @@ def test_a_version_that_comes_back_keeps_its_published_bundle(engine, settings, 
     with Session(engine) as s:
         back = CatalogIndex(s).version("mine", "Task", "hello", "0.1")
         assert back.removed_at is None and back.bundle_ref == published
+
+
+def test_publish_stops_at_an_unreachable_registry_and_records_nothing(engine, indexed, registry, tmp_path):
+    registry.stop()
+    summary = publish(engine, client(registry, tmp_path, attempts=1), f"{registry.host}/catalog")
+    assert (summary.pushed, summary.unchanged, summary.failed) == (0, 0, [])
+    assert summary.stopped and "connection refused" in summary.stopped
+    assert "run the same command again to continue" in "\n".join(summary.lines())
+    with Session(engine) as s:
+        assert s.scalars(select(ResourceVersion.bundle_ref).where(ResourceVersion.bundle_ref.is_not(None))).all() == []

@@ -8,7 +8,6 @@ import re
 import time
 
 import pytest
-import requests
 
 from catalog.blobcache import BlobCache, CachedRegistry
 from catalog.errors import (
@@ -23,21 +22,22 @@ from catalog.errors import (
 )
 from catalog.references import Reference, parse_reference
 from catalog.registry import MANIFEST_MEDIA_TYPES, OciRegistry
+from catalog.registry_transport import HttpTransport
 
 OCI_MANIFEST, _, DOCKER_MANIFEST, _ = MANIFEST_MEDIA_TYPES
 TASK_YAML = b"apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: git-clone\n"
 
 
-class CountingSession(requests.Session):
-    """A requests session that records every request it sends, including ones that never connect."""
+class CountingTransport(HttpTransport):
+    """A transport that records every request it sends, including ones that never connect."""
 
     def __init__(self) -> None:
         super().__init__()
         self.sent: list[str] = []
 
-    def send(self, request, **kwargs):
-        self.sent.append(f"{request.method} {request.url}")
-        return super().send(request, **kwargs)
+    def send(self, method, url, headers, body=None, **kwargs):
+        self.sent.append(f"{method} {url}")
+        return super().send(method, url, headers, body, **kwargs)
 
 
 def sha256(data: bytes) -> str:
@@ -87,15 +87,15 @@ def test_docker_schema2_manifest_keeps_its_media_type(registry):
 
 
 def test_push_blob_skips_the_upload_when_the_registry_has_it(registry):
-    session = CountingSession()
-    reg = client(registry, session=session)
+    transport = CountingTransport()
+    reg = client(registry, transport=transport)
     repo = f"{registry.host}/tekton/tasks/git-clone"
     assert not reg.blob_exists(repo, sha256(TASK_YAML))
     assert reg.push_blob(repo, TASK_YAML) == sha256(TASK_YAML)
     assert reg.blob_exists(repo, sha256(TASK_YAML))
-    session.sent.clear()
+    transport.sent.clear()
     assert reg.push_blob(repo, TASK_YAML) == sha256(TASK_YAML)
-    assert [line.split()[0] for line in session.sent] == ["HEAD"]
+    assert [line.split()[0] for line in transport.sent] == ["HEAD"]
 
 
 def test_tags_and_repositories_are_listed(registry):
@@ -123,15 +123,15 @@ def test_what_does_not_exist_is_not_found(registry):
 
 
 def test_stopped_registry_is_unreachable_after_the_configured_attempts(registry):
-    session = CountingSession()
-    reg = client(registry, session=session, attempts=3)
+    transport = CountingTransport()
+    reg = client(registry, transport=transport, attempts=3)
     repo = f"{registry.host}/tekton/task"
     reg.push_blob(repo, TASK_YAML)
     registry.stop()
-    session.sent.clear()
+    transport.sent.clear()
     with pytest.raises(RegistryUnreachable, match=r"connection refused \(gave up after 3 attempts\)"):
         reg.get_blob(repo, sha256(TASK_YAML), len(TASK_YAML))
-    assert len(session.sent) == 3
+    assert len(transport.sent) == 3
     registry.start()
     assert reg.get_blob(repo, sha256(TASK_YAML), len(TASK_YAML)) == TASK_YAML
 
@@ -165,14 +165,14 @@ def test_tampered_manifest_fetched_by_digest_is_refused(registry):
 
 
 def test_oversized_blob_is_refused_before_download(registry):
-    session = CountingSession()
-    reg = client(registry, session=session)
+    transport = CountingTransport()
+    reg = client(registry, transport=transport)
     repo = f"{registry.host}/tekton/task"
     digest = reg.push_blob(repo, TASK_YAML)
-    session.sent.clear()
+    transport.sent.clear()
     with pytest.raises(BlobTooLarge, match=f"descriptor says {len(TASK_YAML)} bytes, over the 10 allowed"):
         reg.get_blob(repo, digest, len(TASK_YAML), max_bytes=10)
-    assert session.sent == []
+    assert transport.sent == []
     with pytest.raises(BlobTooLarge, match=f": {len(TASK_YAML)} bytes, over the 10 allowed"):  # from Content-Length
         reg.get_blob(repo, digest, None, max_bytes=10)
 
@@ -218,32 +218,32 @@ def test_deadline_ends_the_retries(fake_registry):
 
 
 def test_cache_serves_the_second_get_without_any_request(registry, tmp_path):
-    session = CountingSession()
-    reg = client(registry, session=session)
+    transport = CountingTransport()
+    reg = client(registry, transport=transport)
     repo = f"{registry.host}/tekton/task"
     digest = reg.push_blob(repo, TASK_YAML)
     cached = CachedRegistry(reg, BlobCache(tmp_path / "blobs"))
-    session.sent.clear()
+    transport.sent.clear()
     assert cached.get_blob(repo, digest, len(TASK_YAML)) == TASK_YAML
-    assert len(session.sent) == 1
+    assert len(transport.sent) == 1
     registry.stop()
     assert cached.get_blob(repo, digest, len(TASK_YAML)) == TASK_YAML
-    assert len(session.sent) == 1
+    assert len(transport.sent) == 1
     assert (tmp_path / "blobs" / "sha256" / digest.split(":")[1]).read_bytes() == TASK_YAML
 
 
 def test_corrupted_cache_file_is_detected_and_fetched_again(registry, tmp_path):
-    session = CountingSession()
-    reg = client(registry, session=session)
+    transport = CountingTransport()
+    reg = client(registry, transport=transport)
     repo = f"{registry.host}/tekton/task"
     digest = reg.push_blob(repo, TASK_YAML)
     cache = BlobCache(tmp_path / "blobs")
     cached = CachedRegistry(reg, cache)
     cached.get_blob(repo, digest, len(TASK_YAML))
     cache.path(digest).write_bytes(b"bit rot")
-    session.sent.clear()
+    transport.sent.clear()
     assert cached.get_blob(repo, digest, len(TASK_YAML)) == TASK_YAML
-    assert [line.split()[0] for line in session.sent] == ["GET"]
+    assert [line.split()[0] for line in transport.sent] == ["GET"]
     assert cache.path(digest).read_bytes() == TASK_YAML
     assert [p.name for p in cache.path(digest).parent.iterdir()] == [digest.split(":")[1]]  # no temp files left
 
@@ -281,11 +281,11 @@ def test_basic_auth_pushes_and_lists(auth_registry):
 
 
 def test_wrong_password_is_refused_without_retrying(auth_registry):
-    session = CountingSession()
-    reg = client(auth_registry, password="wrong", session=session)
+    transport = CountingTransport()
+    reg = client(auth_registry, password="wrong", transport=transport)
     with pytest.raises(RegistryAuthError, match=r"denied access \(HTTP 401\): UNAUTHORIZED: authentication required"):
         reg.list_tags(f"{auth_registry.host}/tekton/task")
-    assert len(session.sent) == 2  # the challenge, then the credentials once
+    assert len(transport.sent) == 2  # the challenge, then the credentials once
 
 
 def test_no_credentials_is_an_auth_error_and_the_catalog_is_refused(auth_registry):
@@ -336,20 +336,20 @@ def test_bearer_token_service_refusing_the_password_is_an_auth_error(fake_regist
 def test_token_realm_over_plain_http_elsewhere_is_refused(fake_registry):
     realm = 'Bearer realm="http://auth.example.com/token",service="x"'
     fake = fake_registry(lambda request: (401, {"WWW-Authenticate": realm}, b""))
-    session = CountingSession()
+    transport = CountingTransport()
     with pytest.raises(InsecureRegistry, match=re.escape("auth.example.com")):
-        client(fake, username="alice", password="s3cret", session=session).list_tags(f"{fake.host}/tekton/task")
-    assert session.sent == [f"GET {fake.url}/v2/tekton/task/tags/list"]
+        client(fake, username="alice", password="s3cret", transport=transport).list_tags(f"{fake.host}/tekton/task")
+    assert transport.sent == [f"GET {fake.url}/v2/tekton/task/tags/list"]
 
 
 # -- addresses and references -------------------------------------------------------------------------------------
 
 
 def test_plain_http_is_only_for_loopback_unless_insecure():
-    session = CountingSession()
+    transport = CountingTransport()
     with pytest.raises(InsecureRegistry, match=re.escape("registry.example.com")):
-        OciRegistry("http://registry.example.com:5000", session=session)
-    assert session.sent == []
+        OciRegistry("http://registry.example.com:5000", transport=transport)
+    assert transport.sent == []
     assert OciRegistry("http://registry.example.com:5000", insecure=True).base_url == "http://registry.example.com:5000"
     assert OciRegistry("registry.example.com").base_url == "https://registry.example.com"
     for loopback in ("127.0.0.1:5000", "127.1.2.3:5000", "localhost:5000", "[::1]:5000"):
@@ -392,7 +392,7 @@ def test_malformed_references_are_refused(text, reason):
 
 
 def test_references_must_name_this_registry_and_a_manifest():
-    reg = OciRegistry("127.0.0.1:5000", session=CountingSession())
+    reg = OciRegistry("127.0.0.1:5000", transport=CountingTransport())
     with pytest.raises(InvalidReference, match=re.escape("this client talks to 127.0.0.1:5000")):
         reg.get_manifest("ghcr.io/tekton/task:1")
     with pytest.raises(InvalidReference, match="add a :tag or an @digest"):

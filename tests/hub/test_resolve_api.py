@@ -179,12 +179,12 @@ def test_a_tampered_blob_is_refused(settings, bundles, registry):
 
 
 def test_concurrent_identical_misses_fetch_once(settings, bundles, registry):
-    from tests.catalog.test_registry import CountingSession
+    from tests.catalog.test_registry import CountingTransport
 
     app = create_app(settings)
-    counting = CountingSession()
+    counting = CountingTransport()
     resolvers = app.extensions["taskhub.resolvers"]
-    resolvers.bundles.registries = lambda host: OciRegistry(host, session=counting)
+    resolvers.bundles.registries = lambda host: OciRegistry(host, transport=counting)
     ref = f"{registry.host}/catalog/task/git-clone:0.9"
     barrier = threading.Barrier(20)
     answers = []
