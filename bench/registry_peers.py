@@ -24,10 +24,6 @@ from urllib.parse import urlsplit
 
 from api import fetch, free_port, stop, temp_dir, wait_until_up
 
-# A benchmark runs with bench/ first on sys.path, where runner.py (the run benchmark) would stand in for the runner
-# package that the migrations and the hub import: the repository goes first (bench/ stays on the path).
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from catalog.bundles import DOCKER_MANIFEST
 from catalog.registry import MANIFEST_MEDIA_TYPES
 

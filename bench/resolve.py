@@ -553,10 +553,10 @@ def print_table(
         lines.append((r.what, r.hub, r.peer, r.ratio, r.target, result))
     print_aligned(lines)
     print("peers: cold: http.client over one keep-alive connection to the registry, GET of the manifest by tag, then")
-    print("of the object's layer blob (the hub's side: gunicorn closes each connection, so each of its requests")
-    print("includes a TCP connect); cached: nginx serving the hub's exact answer as a static file. Registry GETs are")
-    print("counted from its access log. Registry rows are informational: hung = SIGSTOP, down = killed; the tag is")
-    print("one never resolved before, the digest-pinned bundle the cached one. The tag errors said:")
+    print("of the object's layer blob; the hub's side: one keep-alive connection to the hub, which resolves over its")
+    print("own keep-alive connections to the registry; cached: nginx serving the hub's exact answer as a static file.")
+    print("Registry GETs are counted from its access log. Registry rows are informational: hung = SIGSTOP, down =")
+    print("killed; the tag is one never resolved before, the digest-pinned bundle the cached one. The tag errors said:")
     for outage in outages:
         print(f"  {outage.state}: {error_text(outage.tag)}")
     missed = [r.what for r in rows[: len(rows) - informational] if r.met is False]

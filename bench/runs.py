@@ -13,7 +13,7 @@
 
 Runs in temp dirs removed at exit. Progress goes to stderr; the table goes to stdout.
 
-Run it with ``.venv/bin/python bench/runner.py`` (``--help`` for the knobs).
+Run it with ``.venv/bin/python bench/runs.py`` (``--help`` for the knobs).
 """
 
 from __future__ import annotations
