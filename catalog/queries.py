@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import InvalidKind, InvalidRequest, InvalidVersion, NotFound
@@ -26,6 +26,18 @@ from catalog.models import (
 from catalog.versions import Version
 
 SORTS = ("relevance", "name", "updated")
+# Built once: the resolver asks it on every hub resolve, and building a statement costs more than running it.
+_MANIFESTS = (
+    select(ResourceVersion.version, ResourceVersion.manifest, ResourceVersion.bundle_ref)
+    .join(Resource, ResourceVersion.resource_id == Resource.id)
+    .join(Catalog, Resource.catalog_id == Catalog.id)
+    .where(
+        func.lower(Catalog.name) == bindparam("catalog"),
+        Resource.kind == bindparam("kind"),
+        Resource.name == bindparam("name"),
+        ResourceVersion.removed_at.is_(None),
+    )
+)
 
 
 def parse_kind(kind: str, *, path: bool = False) -> str:
@@ -179,6 +191,15 @@ class CatalogIndex:
         if not views:
             raise NotFound("resource not found")
         return views[0]
+
+    def manifests(self, catalog: str, kind: str, name: str) -> list[tuple[str, str, str | None]]:
+        """(version, manifest, bundle_ref) of each live version of a resource, in one query and without the rest
+        of the resource; NotFound when it has none."""
+        params = {"catalog": catalog.lower(), "kind": kind, "name": name}
+        rows = [(str(v), str(m), b) for v, m, b in self.session.execute(_MANIFESTS, params)]
+        if not rows:
+            raise NotFound("resource not found")
+        return rows
 
     def compatible(self, view: ResourceView, pipelines_version: str) -> ResourceView:
         """The view restricted to versions whose minimum Pipelines version is at most pipelines_version."""

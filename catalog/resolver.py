@@ -297,16 +297,16 @@ class HubResolver:
             else f"{base}/v1/resource/{catalog}/{kind}/{name}"
         )
         try:
-            view = index.resource(catalog, KINDS[kind], name)
+            rows = index.manifests(catalog, KINDS[kind], name)
         except NotFound:
             raise NotFound(f"requested resource '{list_url}' not found on hub") from None
         constraint = Constraint.parse(wanted)
-        by_version = {Version.parse(v.version): v for v in view.versions}
+        by_version = {Version.parse(row[0]): row for row in rows}
         best = constraint.best(by_version)
         if best is None:
             raise NotFound(f"no version found for constraint {wanted}")
-        row = by_version[best]
-        data = row.manifest.encode()
+        version, manifest, bundle_ref = by_version[best]
+        data = manifest.encode()
         uri = f"{list_url}/{best.full}" if hub_type == "artifact" else f"{list_url}/{best.short}/yaml"
         return Resolved(
             resolver="hub",
@@ -315,8 +315,8 @@ class HubResolver:
             data=data,
             uri=uri,
             digest=hashlib.sha256(data).hexdigest(),
-            version=row.version,
-            bundle=row.bundle_ref,
+            version=version,
+            bundle=bundle_ref,
         )
 
     def _catalog(self, index: CatalogIndex, hub_type: str, kind: str, given: str) -> str:

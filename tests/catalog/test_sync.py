@@ -160,3 +160,28 @@ def test_unreachable_git_source_is_a_clear_error(engine, settings, tmp_path):
 def test_context_dir_cannot_escape(engine, tmp_path, context_dir):
     with pytest.raises(CatalogSourceError, match="relative path inside the catalog"):
         register(engine, "esc", tmp_path, context_dir=context_dir)
+
+
+def test_hub_resolves_skip_removed_versions_and_see_new_ones(engine, settings, tmp_path):
+    from catalog.errors import NotFound
+    from catalog.resolver import HubResolver
+
+    root = tmp_path / "cat"
+    for version in ("0.9", "0.10"):
+        write_version(root, "hello", version)
+    register(engine, "mine", root)
+    sync(engine, settings, "mine")
+    resolver = HubResolver(default_catalog="mine")
+
+    def resolve(wanted: str) -> str | None:
+        with Session(engine) as s:
+            return resolver.resolve(CatalogIndex(s), {"name": "hello", "version": wanted}, "http://hub").version
+
+    assert resolve(">=0.9") == "0.10"
+    shutil.rmtree(root / "task" / "hello" / "0.10")
+    write_version(root, "hello", "0.11")
+    sync(engine, settings, "mine")
+    assert resolve("<0.11") == "0.9"  # 0.10 is gone from the catalog
+    assert resolve(">=0.9") == "0.11"
+    with pytest.raises(NotFound, match=r"no version found for constraint =0\.10"):
+        resolve("=0.10")
