@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import time
 from typing import Any
@@ -43,7 +44,25 @@ def _fail(error: TaskhubError) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-class _Commands(click.Group):
+class LazyGroup(click.Group):
+    """A group whose commands in `lazy` (command name → module) live in modules imported only when the command is
+    used: such a module registers its commands on the group as it is imported, so `taskhub catalog sync` does not
+    pay for the Kubernetes client, Flask and the local executor that other commands import."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            importlib.import_module(self.lazy[cmd_name])
+        return super().get_command(ctx, cmd_name)
+
+
+class _Commands(LazyGroup):
     """The top-level group: a database that cannot be reached is a one-line error, not a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -53,7 +72,20 @@ class _Commands(click.Group):
             raise click.ClickException(f"the database is unavailable: {' '.join(str(exc.orig).split())}") from None
 
 
-@click.group(cls=_Commands)
+@click.group(
+    cls=_Commands,
+    lazy={
+        "bundle": "hub.cli_registry",
+        "cancel": "hub.cli_kube_run",
+        "hub": "hub.cli_hub",
+        "registry": "hub.cli_registry",
+        "resolve": "hub.cli_resolve",
+        "resolver": "hub.cli_resolver",
+        "run": "hub.cli_run",
+        "runs": "hub.cli_runs",
+        "token": "hub.cli_tokens",
+    },
+)
 def main() -> None:
     """taskhub: a self-hosted hub for Tekton Tasks, Pipelines and StepActions."""
 
@@ -71,7 +103,7 @@ def db_upgrade(ctx: Context) -> None:
     click.echo(f"database at revision {current_revision(ctx.engine)}")
 
 
-@main.group()
+@main.group(cls=LazyGroup, lazy={"publish": "hub.cli_registry"})
 def catalog() -> None:
     """Catalogs in the tektoncd/catalog layout."""
 
@@ -206,7 +238,3 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
     click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
     HubServer().run()
     sys.exit(0)
-
-
-# The bundle and registry commands register themselves on the groups above.
-from hub import cli_hub, cli_kube_run, cli_registry, cli_resolve, cli_resolver, cli_run, cli_runs, cli_tokens  # noqa: E402, F401

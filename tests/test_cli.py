@@ -184,3 +184,22 @@ def test_resolve_on_the_command_line(run, sample_catalog, registry):
     bundle = json.loads(run("resolve", "bundles", ref, "name=yq", "-o", "json").stdout)
     assert bundle["version"] == "0.4" and bundle["refSource"]["uri"] == f"{registry.host}/cat/task/yq"
     assert run("resolve", "hub", "nonsense", check=False).returncode == 2  # a usage error
+
+
+def test_a_catalog_command_does_not_load_what_only_other_commands_need(tmp_path):
+    """Start-up is most of a short command's time: `catalog list` must not import the Kubernetes client, Flask or
+    the local executor, which only the cluster, server and run commands use."""
+    probe = (
+        "import sys\n"
+        "from hub.cli import main\n"
+        "main(['catalog', 'list'], standalone_mode=False)\n"
+        "print(sorted(m for m in ('kubernetes', 'flask', 'runner.local', 'celpy') if m in sys.modules))\n"
+    )
+    env = {**os.environ, "TASKHUB_DATA_DIR": str(tmp_path)}
+    env.pop("TASKHUB_DATABASE_URL", None)
+    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    listed = subprocess.run([TASKHUB, "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert all(f"  {name} " in listed.stdout for name in ("hub", "run", "runs", "resolver", "registry", "token"))
