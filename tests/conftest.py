@@ -8,7 +8,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,24 @@ def sample_catalog() -> Path:
     if not (path / "task").is_dir():
         pytest.fail(f"sample catalog not found at {path}; set TASKHUB_SAMPLE_CATALOG")
     return path
+
+
+@contextmanager
+def served(app: Flask) -> Iterator[str]:
+    """The app served by a real threaded HTTP server on a free loopback port; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="taskhub-test-server", daemon=True
+    )
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        server.server_close()
 
 
 def free_port() -> int:

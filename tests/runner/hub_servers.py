@@ -12,10 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
 from hub import create_app
 from hub.config import Settings
+from tests.conftest import served
 
 __all__ = ["StubHub", "served_hub", "stub_hub"]
 
@@ -29,15 +29,8 @@ def served_hub(sqlite_templates: dict[str, Path], tmp_path_factory: pytest.TempP
     base = tmp_path_factory.mktemp("served-hub")
     shutil.copy(sqlite_templates["indexed"], base / "taskhub.db")
     settings = Settings(data_dir=base, database_url=f"sqlite:///{base / 'taskhub.db'}", generation_check_interval=0)
-    server = make_server("127.0.0.1", 0, create_app(settings), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
-        server.server_close()
+    with served(create_app(settings)) as url:
+        yield url
 
 
 @dataclass

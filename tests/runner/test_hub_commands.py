@@ -103,22 +103,17 @@ def test_artifact_install_from_a_verified_organization(run, stub_hub: StubHub, o
 def test_a_private_hub_needs_the_token_and_takes_it(sqlite_templates, tmp_path):
     import dataclasses
     import shutil
-    import threading
-
-    from werkzeug.serving import make_server
 
     from hub import create_app
     from hub.config import Settings
+    from tests.conftest import served
     from tests.hub.test_auth import issue
 
     shutil.copy(sqlite_templates["indexed"], tmp_path / "taskhub.db")
     settings = Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'taskhub.db'}", private=True)
     app = create_app(dataclasses.replace(settings, generation_check_interval=0))
     token = issue(app, "cli", "read")
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
+    with served(app) as url:
         refused = hub_cmd("--api-server", url, "search", "yq")
         assert refused.exit_code != 0 and "--token or TASKHUB_API_TOKEN" in refused.output
         assert "yq" in ok(hub_cmd("--api-server", url, "--token", token, "search", "yq"))
@@ -126,5 +121,3 @@ def test_a_private_hub_needs_the_token_and_takes_it(sqlite_templates, tmp_path):
             main, ["hub", "search", "yq", "--api-server", url], env={"TASKHUB_API_TOKEN": token}
         )
         assert with_env.exit_code == 0 and "yq" in with_env.output
-    finally:
-        server.shutdown()
