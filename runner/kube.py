@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,7 @@ import urllib3
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from kubernetes.watch.watch import iter_resp_lines
 
 from catalog.errors import TaskhubError
 
@@ -269,3 +271,22 @@ def _reason(exc: BaseException) -> str:
     if "CERTIFICATE_VERIFY_FAILED" in text:
         return "the server's TLS certificate is not trusted by the kubeconfig's certificate-authority"
     return text.split("] ")[-1] if "] " in text else text
+
+
+def watch_events(response: Any) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(type, object) of each event a watch response carries, ERROR and BOOKMARK events included."""
+    for line in iter_resp_lines(response):
+        if line:
+            event = json.loads(line)
+            yield str(event.get("type")), event.get("object") or {}
+
+
+def shut_socket(response: Any) -> None:
+    """Wake a thread blocked reading a streaming response: close() alone does not interrupt a blocked recv(). Only
+    the socket is shut, so this is safe in a signal handler on the reading thread; the reader closes the response."""
+    sock = getattr(getattr(response, "connection", None), "sock", None)
+    try:
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

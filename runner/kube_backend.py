@@ -6,7 +6,6 @@ Cancelling is one merge patch of `spec.status`. Every API write is counted, so a
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
-from kubernetes.watch.watch import iter_resp_lines
 
-from runner.kube import GROUP, REQUEST_TIMEOUT, Cluster, ClusterError, api_client_from_kubeconfig
+from runner.kube import (
+    GROUP,
+    REQUEST_TIMEOUT,
+    Cluster,
+    ClusterError,
+    api_client_from_kubeconfig,
+    shut_socket,
+    watch_events,
+)
 
 PLURALS = {"PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
 # pipelines-semantics §5.5: the spec.status value that cancels each kind.
@@ -303,19 +309,15 @@ class _RunFollower:
                 allow_watch_bookmarks=True, _preload_content=False, **selectors,
             )  # fmt: skip
             with self._reading(response):
-                for line in iter_resp_lines(response):
-                    if not line:
-                        continue
-                    event = json.loads(line)
-                    obj = event.get("object") or {}
-                    if event.get("type") == "ERROR":
+                for kind, obj in watch_events(response):
+                    if kind == "ERROR":
                         if obj.get("code") != 410:
                             raise ClusterError(f"watching {what} failed: {obj.get('message')}")
                         version = None  # history compacted: list again
                         break
                     version = str(obj["metadata"]["resourceVersion"])
-                    if event.get("type") != "BOOKMARK":
-                        yield str(event.get("type")), obj
+                    if kind != "BOOKMARK":
+                        yield kind, obj
 
     def _saw(self, kind: str, obj: dict[str, Any]) -> None:
         name = str(obj["metadata"]["name"])
@@ -379,13 +381,8 @@ class _Reading:
 
 
 def _shut(response: Any) -> None:
-    """Wake a thread blocked reading `response`: close() alone does not interrupt a blocked recv()."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
+    """Wake a thread blocked reading `response` and close it."""
+    shut_socket(response)
     response.close()
 
 

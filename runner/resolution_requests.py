@@ -18,7 +18,6 @@ Kubernetes.
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -29,9 +28,8 @@ from typing import Any
 
 import urllib3
 from kubernetes import client
-from kubernetes.watch.watch import iter_resp_lines
 
-from runner.kube import Cluster, ClusterError
+from runner.kube import Cluster, ClusterError, shut_socket, watch_events
 from runner.resolution_answers import Answer, ReferenceResolver, answer_request, is_pending
 
 GROUP, VERSION, PLURAL = "resolution.tekton.dev", "v1beta1", "resolutionrequests"
@@ -132,7 +130,7 @@ class ResolutionRequestWatcher:
         self._stop.set()
         response = self._response
         if response is not None:
-            _interrupt(response)
+            shut_socket(response)
 
     def check_access(self) -> None:
         """Fail early, with what to grant, when the account may not patch resolutionrequests/status."""
@@ -182,17 +180,13 @@ class ResolutionRequestWatcher:
         try:
             if self._stop.is_set():
                 return
-            for line in iter_resp_lines(response):
-                if not line:
-                    continue
-                event = json.loads(line)
-                obj = event.get("object") or {}
-                if event.get("type") == "ERROR":
+            for kind, obj in watch_events(response):
+                if kind == "ERROR":
                     if obj.get("code") == 410:
                         self._gone = True
                         return
                     raise ApiServerUnavailable(f"watching {PLURAL} in {self.where} failed: {obj.get('message')}")
-                if event.get("type") == "BOOKMARK":
+                if kind == "BOOKMARK":
                     continue  # only its resourceVersion matters; the caller records it
                 yield obj
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -305,14 +299,3 @@ class _Conflict(ClusterError):
 
 class _Gone(ClusterError):
     """404 on one request: it was deleted."""
-
-
-def _interrupt(response: Any) -> None:
-    """Wake the thread blocked reading `response`. Only the socket is shut: this may run in a signal handler on
-    that very thread, where closing the response would re-enter its buffered reader; the reader closes it."""
-    sock = getattr(getattr(response, "connection", None), "sock", None)
-    try:
-        if sock is not None:
-            sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
