@@ -17,8 +17,8 @@ from runner.hub_client import (
     SearchHit,
     _HttpHub,
     _kind,
+    choose_version,
     compatible,
-    pick_version,
     sorted_versions,
 )
 
@@ -99,10 +99,7 @@ class ArtifactHubClient(_HttpHub):
         versions = sorted_versions([*listed, str(package["version"])])
         if not versions:
             raise self._garbage(path, "no versions")
-        target = versions[-1] if version is None else pick_version(version, versions)
-        if target is None:
-            raise HubNotFound(f"{KINDS[kind_path]} {name}({version}) from {catalog} catalog not found in the hub "
-                              f"at {self.base_url}; it has versions {', '.join(versions)}")  # fmt: skip
+        target = choose_version(versions, version, (KINDS[kind_path], name, catalog), self.base_url)
         if str(package["version"]) != target:
             package = self._package(catalog, kind, name, target)
         data = package["data"]

@@ -140,6 +140,17 @@ def pick_version(wanted: str, available: list[str]) -> str | None:
     return next((v for v in reversed(available) if Version.parse(v) == want), None)
 
 
+def choose_version(versions: list[str], wanted: str | None, what: tuple[str, str, str], base_url: str) -> str:
+    """The hub's spelling of `wanted` among `versions` (ascending), the latest when None; HubNotFound, naming the
+    versions there are, when it has no such version. `what` is (kind, name, catalog)."""
+    target = versions[-1] if wanted is None else pick_version(wanted, versions)
+    if target is None:
+        kind, name, catalog = what
+        raise HubNotFound(f"{kind} {name}({wanted}) from {catalog} catalog not found in the hub at {base_url}; "
+                          f"it has versions {', '.join(versions)}")  # fmt: skip
+    return target
+
+
 def compatible(min_version: str, pipelines_version: str) -> bool:
     """Whether a resource needing `min_version` runs on `pipelines_version` (compared as versions)."""
     if not min_version or pipelines_version == "devel":
@@ -261,10 +272,7 @@ class TektonHubClient(_HttpHub):
         versions = sorted_versions(listed)
         if not versions:
             raise self._garbage(base, "no versions")
-        target = versions[-1] if version is None else pick_version(version, versions)
-        if target is None:
-            raise HubNotFound(f"{KINDS[kind_path]} {name}({version}) from {catalog} catalog not found in the hub "
-                              f"at {self.base_url}; it has versions {', '.join(versions)}")  # fmt: skip
+        target = choose_version(versions, version, (KINDS[kind_path], name, catalog), self.base_url)
         latest = self._dig(data, base, "latestVersion")
         if str(latest.get("version")) != target:
             path = f"{base}/{quote(target)}"
