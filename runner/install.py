@@ -144,20 +144,7 @@ class Installer:
         """Replace an installed resource with a newer version (the latest unless `to` is given)."""
         existing, current, catalog = self._installed(kind, name, catalog)
         info = self.hub.resource(catalog, kind, name, to)
-        newer = Version.parse(info.version)
-        if newer == current:
-            raise InstallError(
-                f"cannot upgrade {kind.lower()} {name} to v{info.version}: it is already at that version; "
-                "use reinstall to overwrite it"
-            )
-        if newer < current:
-            raise InstallError(
-                f"cannot upgrade {kind.lower()} {name} to v{info.version}: the installed version v{current} is "
-                "higher; use downgrade"
-            )
-        _, obj, warnings = self._fetch(kind, name, catalog, info.version, info)
-        stored = self._replace(existing, self._labelled(obj, catalog, info))
-        return Outcome(stored, f"{kind} {name} upgraded to v{info.version} in {self.target.description}", warnings)
+        return self._move("upgrade", existing, current, kind, name, catalog, info)
 
     def downgrade(self, kind: str, name: str, to: str | None = None, catalog: str | None = None) -> Outcome:
         """Replace an installed resource with an older version (the one just below it unless `to` is given)."""
@@ -169,20 +156,31 @@ class Installer:
                 raise InstallError(f"cannot downgrade {kind.lower()} {name}: v{current} is its lowest version")
             to = lower[-1]
         info = self.hub.resource(catalog, kind, name, to)
-        older = Version.parse(info.version)
-        if older == current:
-            raise InstallError(
-                f"cannot downgrade {kind.lower()} {name} to v{info.version}: it is already at that version; "
-                "use reinstall to overwrite it"
-            )
-        if older > current:
-            raise InstallError(
-                f"cannot downgrade {kind.lower()} {name} to v{info.version}: the installed version v{current} is "
-                "lower; use upgrade"
-            )
+        return self._move("downgrade", existing, current, kind, name, catalog, info)
+
+    def _move(
+        self,
+        verb: str,
+        existing: dict[str, Any],
+        current: Version,
+        kind: str,
+        name: str,
+        catalog: str,
+        info: HubResource,
+    ) -> Outcome:
+        """Replace an installed resource (at `current`) with `info`'s version, which must be above it for
+        "upgrade" and below it for "downgrade"."""
+        wanted = Version.parse(info.version)
+        refused = f"cannot {verb} {kind.lower()} {name} to v{info.version}"
+        if wanted == current:
+            raise InstallError(f"{refused}: it is already at that version; use reinstall to overwrite it")
+        if verb == "upgrade" and wanted < current:
+            raise InstallError(f"{refused}: the installed version v{current} is higher; use downgrade")
+        if verb == "downgrade" and wanted > current:
+            raise InstallError(f"{refused}: the installed version v{current} is lower; use upgrade")
         _, obj, warnings = self._fetch(kind, name, catalog, info.version, info)
         stored = self._replace(existing, self._labelled(obj, catalog, info))
-        return Outcome(stored, f"{kind} {name} downgraded to v{info.version} in {self.target.description}", warnings)
+        return Outcome(stored, f"{kind} {name} {verb}d to v{info.version} in {self.target.description}", warnings)
 
     def check_upgrade(self, kind: str) -> UpgradeReport:
         """Installed `kind` resources from a hub with a newer (compatible, when the Pipelines version is known)
