@@ -170,14 +170,7 @@ class _Prepared:
         self.actions = self._resolve_actions(steps)
         sidecars = task_spec.get("sidecars") or []
         for index, sidecar in enumerate(sidecars):
-            if not isinstance(sidecar, dict):
-                raise RunFailure(
-                    TR_TASK_VALIDATION_FAILED, f"invalid value: sidecar must be a mapping: spec.sidecars[{index}]"
-                )
-            if sidecar.get("script") and sidecar.get("command"):
-                raise RunFailure(
-                    TR_TASK_VALIDATION_FAILED, f"script cannot be used with command: spec.sidecars[{index}].script"
-                )
+            _check_container(sidecar, "sidecar", index)
         try:
             self.values = resolve_params(
                 task_spec.get("params"), given_values(tr["spec"].get("params")), propagate=inline
@@ -194,14 +187,7 @@ class _Prepared:
     def _resolve_actions(self, steps: list[Any]) -> dict[int, dict[str, Any]]:
         actions = {}
         for index, step in enumerate(steps):
-            if not isinstance(step, dict):
-                raise RunFailure(
-                    TR_TASK_VALIDATION_FAILED, f"invalid value: step must be a mapping: spec.steps[{index}]"
-                )
-            if step.get("script") and step.get("command"):
-                raise RunFailure(
-                    TR_TASK_VALIDATION_FAILED, f"script cannot be used with command: spec.steps[{index}].script"
-                )
+            _check_container(step, "step", index)
             ref = step.get("ref")
             if ref is None:
                 if step.get("params"):
@@ -349,3 +335,12 @@ def _substitute_spec(spec: dict[str, Any], reps: Replacements) -> dict[str, Any]
 def spec_step_params(step: dict[str, Any]) -> list[dict[str, Any]]:
     """The `params` of a StepAction step as a list of mappings."""
     return [p for p in step.get("params") or [] if isinstance(p, dict)]
+
+
+def _check_container(container: Any, what: str, index: int) -> None:
+    """A step or sidecar (`what`) is a mapping that does not give both `script` and `command`."""
+    where = f"spec.{what}s[{index}]"
+    if not isinstance(container, dict):
+        raise RunFailure(TR_TASK_VALIDATION_FAILED, f"invalid value: {what} must be a mapping: {where}")
+    if container.get("script") and container.get("command"):
+        raise RunFailure(TR_TASK_VALIDATION_FAILED, f"script cannot be used with command: {where}.script")
