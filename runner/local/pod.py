@@ -36,7 +36,7 @@ from runner.local.steps import (
     when_passes,
 )
 from runner.local.substitution import ParamValue, Replacements, add_value, substitute, substitute_param_value
-from runner.local.workspaces import Lookup, VolumeMaker, make_writable
+from runner.local.workspaces import Lookup, VolumeMaker
 
 LogSink = Callable[[str, str, str], None]
 
@@ -135,7 +135,7 @@ class Pod:
             failure = (exc.reason, exc.message)
         finally:
             sidecar_failure = sidecars.stop()
-            make_writable(self.tekton / "run")
+            readonly.make_writable(self.tekton / "run")
             self.volumes.release()
             for view in mounts.views() if mounts is not None else []:
                 readonly.release_snapshot(view)

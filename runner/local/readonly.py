@@ -21,6 +21,7 @@ import ctypes.util
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -63,12 +64,29 @@ def snapshot(views: list[tuple[Path, Path]]) -> None:
     for source, view in views:
         release_snapshot(view)
         shutil.copytree(source, view, symlinks=True, dirs_exist_ok=True)
-        for dirpath, _dirs, names in os.walk(view):
-            for name in names:
-                full = os.path.join(dirpath, name)
-                if not os.path.islink(full):
-                    os.chmod(full, 0o444)
-            os.chmod(dirpath, 0o555)
+        make_read_only(view)
+
+
+def make_read_only(root: Path, file_mode: int = 0o444) -> None:
+    """Removes write permission below `root` (steps of a root executor run without DAC override, so it holds)."""
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                os.chmod(full, file_mode)
+        os.chmod(dirpath, 0o555)
+
+
+def make_writable(root: Path) -> None:
+    """Gives write permission back below `root`, so the run directory can be removed later."""
+    if not root.exists():
+        return
+    for dirpath, _dirs, names in os.walk(root):
+        os.chmod(dirpath, 0o755)
+        for name in names:
+            full = os.path.join(dirpath, name)
+            if not os.path.islink(full):
+                os.chmod(full, stat.S_IMODE(os.lstat(full).st_mode) | 0o200)
 
 
 def release_snapshot(view: Path) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
-import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from runner.local.errors import ResolutionError, RunFailure
+from runner.local.readonly import make_read_only, make_writable
 from runner.local.status import TR_CONFIG_ERROR, TR_VALIDATION_FAILED
 
 Lookup = Callable[[str, str], dict[str, Any]]
@@ -77,28 +76,6 @@ def _write_files(dest: Path, files: dict[str, bytes], items: list[dict[str, Any]
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-
-
-def make_read_only(root: Path, file_mode: int = 0o444) -> None:
-    """Removes write permission below `root` (steps of a root executor run without DAC override, so it holds)."""
-    for dirpath, _dirs, names in os.walk(root):
-        for name in names:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, file_mode)
-        os.chmod(dirpath, 0o555)
-
-
-def make_writable(root: Path) -> None:
-    """Gives write permission back below `root`, so the run directory can be removed later."""
-    if not root.exists():
-        return
-    for dirpath, _dirs, names in os.walk(root):
-        os.chmod(dirpath, 0o755)
-        for name in names:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, stat.S_IMODE(os.lstat(full).st_mode) | 0o200)
 
 
 class VolumeMaker:
