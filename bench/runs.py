@@ -171,7 +171,7 @@ def _audited_writes(audit_log: Path, namespace: str) -> int:
 
 def measure_kubernetes_writes(runs: int) -> tuple[str, str]:
     """API writes per PipelineRun on Kubernetes: (the backend's count, the verdict with the apiserver's count)."""
-    from tests.kube_fixture import ETCD_BIN, KubeCluster, kube_apiserver_bin
+    from tests.kube_fixture import ETCD_BIN, kube_apiserver_bin, running_cluster
 
     missing = [str(path) for path in (kube_apiserver_bin(), ETCD_BIN) if not path.exists()]
     if missing:
@@ -180,11 +180,8 @@ def measure_kubernetes_writes(runs: int) -> tuple[str, str]:
         return "skipped", f"skipped: {why}"
     from runner.kube_backend import run_on_kubernetes
 
-    base = Path(tempfile.mkdtemp(prefix="taskhub-bench-kube-"))
-    cluster = KubeCluster(base, audit=True)
-    try:
-        log("kubernetes: starting etcd and kube-apiserver")
-        cluster.start()
+    log("kubernetes: starting etcd and kube-apiserver")
+    with running_cluster("taskhub-bench-kube-", audit=True) as cluster:
         namespace = cluster.create_namespace()
         failures: list[str] = []
         with cluster.api_client() as api:
@@ -203,9 +200,6 @@ def measure_kubernetes_writes(runs: int) -> tuple[str, str]:
             raise SystemExit(failures[0])
         assert cluster.audit_log is not None
         audited = _audited_writes(cluster.audit_log, namespace)
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
     ours, seen = writes / runs, audited / runs
     verdict = "ok" if max(ours, seen) <= KUBE_WRITES_TARGET else "over"
     return f"{ours:.2f}", f"{verdict} target {KUBE_WRITES_TARGET} (apiserver audit log: {seen:.2f})"

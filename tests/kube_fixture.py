@@ -19,6 +19,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -313,17 +314,24 @@ class KubeCluster:
             client.CoreV1Api(api).delete_namespace(name)
 
 
-@pytest.fixture(scope="session")
-def kube_cluster() -> Iterator[KubeCluster]:
-    """One real kube-apiserver (with etcd) for the whole session; Tekton CRDs applied, admin kubeconfig written."""
-    base = Path(tempfile.mkdtemp(prefix="taskhub-kube-"))
-    cluster = KubeCluster(base)
+@contextmanager
+def running_cluster(prefix: str = "taskhub-kube-", **options: Any) -> Iterator[KubeCluster]:
+    """etcd and kube-apiserver (KubeCluster options) in a temporary directory, stopped and removed at the end."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = KubeCluster(base, **options)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kube_cluster() -> Iterator[KubeCluster]:
+    """One real kube-apiserver (with etcd) for the whole session; Tekton CRDs applied, admin kubeconfig written."""
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

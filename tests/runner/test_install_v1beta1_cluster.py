@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from kubernetes import client
 
 from hub.cli import main
-from tests.kube_fixture import KubeCluster
+from tests.kube_fixture import KubeCluster, running_cluster
 from tests.runner.hub_servers import served_hub  # noqa: F401
 
 V1BETA1_ONLY = {
@@ -25,14 +22,8 @@ V1BETA1_ONLY = {
 
 @pytest.fixture(scope="module")
 def old_cluster() -> Iterator[KubeCluster]:
-    base = Path(tempfile.mkdtemp(prefix="taskhub-kube-v1beta1-"))
-    cluster = KubeCluster(base, crds=V1BETA1_ONLY)
-    try:
-        cluster.start()
+    with running_cluster("taskhub-kube-v1beta1-", crds=V1BETA1_ONLY) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_v1_manifests_are_converted_down_for_a_v1beta1_cluster(old_cluster, served_hub, tmp_path):  # noqa: F811
