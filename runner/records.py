@@ -54,16 +54,22 @@ class RunRecords:
     def abandon_ended(self) -> int:
         """Records Failed, reason Abandoned, the unfinished runs whose process on this host has ended (killed, or
         a server restarted); returns how many. Runs of live processes and of other hosts are left alone."""
+        # Every list and every read of a run asks this, so it reads the few columns it needs, not whole runs.
+        query = select(Run.id, Run.owner, Run.backend, Run.kind, Run.name, Run.namespace).where(
+            Run.status.in_((PENDING, RUNNING)), Run.owner != ""
+        )
         with Session(self.engine) as session, session.begin():
-            unfinished = session.scalars(select(Run).where(Run.status.in_((PENDING, RUNNING)), Run.owner != ""))
-            ended = [run for run in unfinished if owner_ended(run.owner)]
-            for run in ended:
-                pid = run.owner.split(":")[1]
-                message = f"the taskhub process that ran it (pid {pid}) ended before the run did"
-                if run.backend == "kubernetes":
-                    message += f"; on the cluster it may still run: kubectl get {run.kind.lower()} {run.name} -n "
-                    message += run.namespace
-                run.status, run.reason, run.message, run.completed_at = FAILED, "Abandoned", message, utcnow()
+            ended = [row for row in session.execute(query) if owner_ended(row.owner)]
+            for row in ended:
+                message = f"the taskhub process that ran it (pid {row.owner.split(':')[1]}) ended before the run did"
+                if row.backend == "kubernetes":
+                    message += f"; on the cluster it may still run: kubectl get {row.kind.lower()} {row.name} -n "
+                    message += row.namespace
+                session.execute(
+                    update(Run)
+                    .where(Run.id == row.id, Run.status.in_((PENDING, RUNNING)))
+                    .values(status=FAILED, reason="Abandoned", message=message, completed_at=utcnow())
+                )
             return len(ended)
 
     def progress(self, run_id: int, children: list[Any]) -> None:
