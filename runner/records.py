@@ -4,7 +4,6 @@ history outlives the cluster's garbage collection and the local executor's work 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from sqlalchemy import Engine, func, select, update
@@ -16,8 +15,7 @@ from runner.run_details import ContainerLog, RunDetail, RunSummary, status_of, s
 from runner.run_owner import current_owner, owner_ended
 
 MAX_LOG_BYTES = 4 * 1024 * 1024  # kept per container; what follows is dropped, with a line that says so
-_CHUNK_BYTES = 64 * 1024  # a container's buffered output is written once it reaches this size
-_FLUSH_SECONDS = 1.0  # ... or once it is this old, so a run's logs can be read while it runs
+_CHUNK_BYTES = 64 * 1024  # buffered output is written once it reaches this size
 
 
 class RunRecords:
@@ -169,7 +167,8 @@ class RunRecords:
 
 
 class LogWriter:
-    """Buffers container output per container and writes it in chunks, keeping at most MAX_LOG_BYTES of each."""
+    """Buffers container output per container and writes it in chunks, keeping at most MAX_LOG_BYTES of each.
+    Whoever runs the run calls `flush` every second (runner.launch), so its logs can be read while it runs."""
 
     def __init__(self, engine: Engine, run_id: int) -> None:
         self.engine = engine
@@ -177,8 +176,8 @@ class LogWriter:
         self._lock = threading.Lock()
         self._flushing = threading.Lock()  # chunks of one container reach the table in the order they were taken
         self._buffers: dict[tuple[str, str], list[str]] = {}
-        self._flushed_at = time.monotonic()
         self._sizes: dict[tuple[str, str], int] = {}  # bytes accepted per container, buffered or written
+        self._buffered = 0  # bytes in _buffers
 
     def line(self, task_run: str, container: str, text: str) -> None:
         """Adds one line of a container's output (a newline is added when it has none)."""
@@ -192,11 +191,10 @@ class LogWriter:
             if size + encoded > MAX_LOG_BYTES:
                 text, encoded = f"[taskhub: log truncated at {MAX_LOG_BYTES} bytes]\n", MAX_LOG_BYTES - size
             self._sizes[key] = size + encoded
-            buffer = self._buffers.setdefault(key, [])
-            buffer.append(text)
-            full = sum(len(part) for part in buffer) >= _CHUNK_BYTES
-            stale = time.monotonic() - self._flushed_at >= _FLUSH_SECONDS
-        if full or stale:
+            self._buffers.setdefault(key, []).append(text)
+            self._buffered += encoded
+            full = self._buffered >= _CHUNK_BYTES
+        if full:
             self.flush()
 
     def flush(self) -> None:
@@ -204,8 +202,7 @@ class LogWriter:
         with self._flushing:
             with self._lock:
                 chunks = [(key, "".join(parts)) for key, parts in self._buffers.items() if parts]
-                self._buffers = {}
-                self._flushed_at = time.monotonic()
+                self._buffers, self._buffered = {}, 0
             if not chunks:
                 return
             with Session(self.engine) as session, session.begin():
