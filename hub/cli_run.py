@@ -18,7 +18,7 @@ import yaml
 from catalog.errors import TaskhubError
 from hub.cli import Context, main, pass_context
 from hub.registries import Resolvers
-from runner.backends import KubernetesBackend, LocalBackend, RunBackend
+from runner.backends import backend_named
 from runner.launch import InvalidRun, RunLauncher, parse_run
 from runner.local_store import InstalledStore, default_root
 from runner.pinning import CatalogReferenceResolver, pin_references_only
@@ -68,11 +68,7 @@ def run(
             raise click.ClickException(str(exc)) from None
         click.echo(_render(pinned, output), nl=False)
         return
-    chosen: RunBackend
-    if backend == "kubernetes":
-        chosen = KubernetesBackend(namespace, kubeconfig, kube_context)
-    else:
-        chosen = LocalBackend(ctx.settings.data_dir / "local-runs", store, namespace)
+    chosen = backend_named(backend, ctx.settings.data_dir, namespace, kubeconfig=kubeconfig, context=kube_context)
     launcher = RunLauncher(RunRecords(engine), resolve_ref, chosen)
     cancel = threading.Event()
     with _cancel_on_interrupt(cancel):

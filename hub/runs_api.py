@@ -18,7 +18,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 from catalog.errors import Conflict, InvalidRequest, NotFound
 from hub.auth import current_identity, require_scope
 from hub.config import Settings
-from runner.backends import KubernetesBackend, LocalBackend, RunBackend
+from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
 from runner.local_store import InstalledStore, default_root
 from runner.models import FINISHED, STATUSES
@@ -36,11 +36,9 @@ MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
 
 def run_backend(settings: Settings) -> RunBackend:
     """The backend API runs go to, as the settings choose it."""
-    if settings.run_backend == "kubernetes":
-        return KubernetesBackend(settings.run_namespace, settings.kubeconfig)
-    namespace = settings.run_namespace or "default"
-    store = InstalledStore(default_root(settings.data_dir), namespace)
-    return LocalBackend(settings.data_dir / "local-runs", store, namespace)
+    return backend_named(
+        settings.run_backend, settings.data_dir, settings.run_namespace or None, kubeconfig=settings.kubeconfig
+    )
 
 
 def records() -> RunRecords:

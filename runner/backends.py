@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from catalog.errors import TaskhubError
 from runner.local import LocalExecutor, ResolutionError
-from runner.local_store import InstalledStore
+from runner.local_store import InstalledStore, default_root
 from runner.pinning import LockEntry, step_action_resolver
 
 # (task_run, container, text): a line of a step's output; container is "step-<name>".
@@ -166,3 +166,14 @@ def _children_of_events(events: list[Any]) -> list[dict[str, Any]]:
                                     "message": e.message}]}}
         for name, e in last.items()
     ]  # fmt: skip
+
+
+def backend_named(
+    name: str, data_dir: Path, namespace: str | None, *, kubeconfig: str | None = None, context: str | None = None
+) -> RunBackend:
+    """The backend called `name`, "local" or "kubernetes". `namespace` is, on a cluster, where runs are created
+    (None: the kubeconfig context's) and, locally, that of the installed objects runs may name (None: default)."""
+    if name == "kubernetes":
+        return KubernetesBackend(namespace, kubeconfig, context)
+    store = InstalledStore(default_root(data_dir), namespace or "default")
+    return LocalBackend(data_dir / "local-runs", store, namespace or "default")
