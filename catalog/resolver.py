@@ -37,6 +37,20 @@ CACHE_MODES = ("always", "never", "auto")
 _ANNOTATION = "resolution.tekton.dev/"
 
 
+def params_mapping(params: Any) -> Mapping[str, Any]:
+    """Resolver params as a mapping: given as one, or in Tekton's own shape, a list of {name, value}."""
+    if isinstance(params, list):
+        pairs = {}
+        for item in params:
+            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "value" not in item:
+                raise InvalidRequest("each param must be an object with a name and a value", reason="invalid-payload")
+            pairs[item["name"]] = item["value"]
+        return pairs
+    if not isinstance(params, dict):
+        raise InvalidRequest("params must be an object or a list of {name, value}", reason="invalid-payload")
+    return params
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A resolved resource: its bytes as stored, Tekton's annotations and refSource, and what it resolved to."""

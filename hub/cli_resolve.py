@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import click
-from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
-from catalog.queries import CatalogIndex
 from hub.cli import Context, main, pass_context
 from hub.registries import Resolvers
 
@@ -32,11 +30,7 @@ def resolve(ctx: Context, resolver: str, params: tuple[str, ...], output: str) -
     resolvers = Resolvers(ctx.settings, engine)
     base = ctx.settings.public_url or "http://127.0.0.1:8000/"
     try:
-        if resolver == "bundles":
-            resolved = resolvers.bundles.resolve(values)
-        else:
-            with Session(engine) as session:
-                resolved = resolvers.hub.resolve(CatalogIndex(session), values, base)
+        resolved = resolvers.resolve(resolver, values, base)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
     if output == "data":

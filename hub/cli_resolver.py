@@ -12,15 +12,12 @@ from typing import Any
 
 import click
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
-from catalog.queries import CatalogIndex
-from catalog.resolver import Resolved
+from catalog.resolver import Resolved, params_mapping
 from hub.cli import Context, main, pass_context
 from hub.config import Settings
 from hub.registries import Resolvers
-from hub.resolve_api import _params_of
 from runner.kube import api_client_from_kubeconfig
 from runner.resolution_answers import Answer
 from runner.resolution_requests import RESOLVER_TYPE, TYPE_LABEL, ResolutionRequestWatcher
@@ -31,15 +28,10 @@ class IndexResolvers:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.resolvers = Resolvers(settings, engine)
-        self.engine = engine
         self.base_url = settings.public_url or "http://127.0.0.1:8000/"
 
     def resolve(self, resolver: str, params: Any) -> Resolved:
-        _, values = _params_of({"resolver": resolver, "params": params})
-        if resolver == "bundles":
-            return self.resolvers.bundles.resolve(values)
-        with Session(self.engine) as session:
-            return self.resolvers.hub.resolve(CatalogIndex(session), values, self.base_url)
+        return self.resolvers.resolve(resolver, params_mapping(params), self.base_url)
 
 
 @main.group()

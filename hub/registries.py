@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -12,12 +12,16 @@ from sqlalchemy.orm import Session
 
 from catalog.blobcache import BlobCache, CachedRegistry
 from catalog.credentials import CredentialStore
+from catalog.errors import InvalidRequest
 from catalog.models import Catalog
 from catalog.publish import bundle_target
+from catalog.queries import CatalogIndex
 from catalog.registry import OciRegistry, Registry
-from catalog.resolver import BundleResolver, HubResolver
+from catalog.resolver import BundleResolver, HubResolver, Resolved
 from catalog.sync import OCI
 from hub.config import Settings
+
+RESOLVERS = ("bundles", "hub")
 
 
 def credential_store(settings: Settings) -> CredentialStore:
@@ -102,3 +106,14 @@ class Resolvers:
             default_catalog=settings.default_catalog,
             artifact_default_catalog=settings.artifact_hub_default_catalog,
         )
+        self.engine = engine
+
+    def resolve(self, resolver: Any, params: Mapping[str, Any], base_url: str) -> Resolved:
+        """Run the named resolver ("bundles" or "hub") on the params; the hub resolver reads this hub's index and
+        names it by base_url."""
+        if resolver not in RESOLVERS:
+            raise InvalidRequest(f"resolver must be one of: {', '.join(RESOLVERS)}", reason="invalid-params")
+        if resolver == "bundles":
+            return self.bundles.resolve(params)
+        with Session(self.engine) as session:
+            return self.hub.resolve(CatalogIndex(session), params, base_url)

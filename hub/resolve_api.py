@@ -15,14 +15,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from catalog.errors import InvalidRequest, PayloadTooLarge
-from catalog.resolver import Resolved
-from hub import db
+from catalog.resolver import Resolved, params_mapping
 from hub.registries import Resolvers
 
 bp = Blueprint("resolve_api", __name__)
 
 MAX_BODY_BYTES = 64 * 1024
-RESOLVERS = ("bundles", "hub")
 
 
 def resolvers() -> Resolvers:
@@ -32,16 +30,7 @@ def resolvers() -> Resolvers:
 def _params_of(body: Any) -> tuple[Any, Mapping[str, Any]]:
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object: {resolver, params}", reason="invalid-payload")
-    params = body.get("params", {})
-    if isinstance(params, list):  # Tekton's own shape: [{name, value}]
-        pairs = {}
-        for item in params:
-            if not isinstance(item, dict) or not isinstance(item.get("name"), str) or "value" not in item:
-                raise InvalidRequest("each param must be an object with a name and a value", reason="invalid-payload")
-            pairs[item["name"]] = item["value"]
-        params = pairs
-    if not isinstance(params, dict):
-        raise InvalidRequest("params must be an object or a list of {name, value}", reason="invalid-payload")
+    params = params_mapping(body.get("params", {}))
     unknown = set(body) - {"resolver", "params"}
     if unknown:
         raise InvalidRequest(f"unknown field(s): {', '.join(sorted(unknown))}", reason="invalid-payload")
@@ -50,12 +39,7 @@ def _params_of(body: Any) -> tuple[Any, Mapping[str, Any]]:
 
 def resolve(resolver: Any, params: Mapping[str, Any]) -> Resolved:
     """Run the named resolver on the params."""
-    if resolver not in RESOLVERS:
-        raise InvalidRequest(f"resolver must be one of: {', '.join(RESOLVERS)}", reason="invalid-params")
-    if resolver == "bundles":
-        return resolvers().bundles.resolve(params)
-    base = current_app.config["TASKHUB"].public_url or request.host_url
-    return resolvers().hub.resolve(db.index(), params, base)
+    return resolvers().resolve(resolver, params, current_app.config["TASKHUB"].public_url or request.host_url)
 
 
 @bp.get("/v1/resolve")
