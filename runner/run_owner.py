@@ -28,4 +28,5 @@ def owner_ended(owner: str) -> bool:
     pid, _, start = rest.partition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
-    return _start_ticks(int(pid)) != (start or _start_ticks(int(pid)))
+    ticks = _start_ticks(int(pid))
+    return ticks is None or (bool(start) and ticks != start)
