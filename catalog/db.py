@@ -11,6 +11,8 @@ from sqlalchemy.engine import make_url
 if TYPE_CHECKING:  # Alembic is imported only when migrating: it is a tenth of the command line's start-up.
     from alembic.config import Config
 
+VERSION_TABLE = "alembic_version"  # Alembic's default, where it records the revision a database is at
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for a SQLite or PostgreSQL URL; SQLite gets WAL, foreign keys and a busy timeout."""
@@ -52,10 +54,19 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 
 def current_revision(engine: Engine) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+    """The revision the schema was migrated to, None for an empty database.
 
+    Read from Alembic's version table with a plain query, so that the commands that only check the schema exists do
+    not import Alembic."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not conn.dialect.has_table(conn, VERSION_TABLE):
+            return None
+        heads = conn.scalars(text(f"SELECT version_num FROM {VERSION_TABLE}")).all()
+        if len(heads) > 1:  # unmerged branches: Alembic raises its own error for them
+            from alembic.runtime.migration import MigrationContext
+
+            return MigrationContext.configure(conn).get_current_revision()
+    return heads[0] if heads else None
 
 
 def database_error(engine: Engine) -> str | None:

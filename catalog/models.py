@@ -70,6 +70,10 @@ version_platforms = Table(
 )
 
 
+CATALOG_TYPES = ("official", "community", "verified", "enterprise", "private")
+OCI = "oci"  # the provider of catalogs read from a registry
+
+
 class Catalog(Base):
     __tablename__ = "catalogs"
 

@@ -149,7 +149,7 @@ def read_registry(
         for level, message in result.problems:
             tree.report(level, result.ref, message)
         for entry in result.entries:
-            key = (entry.kind, entry.name, Version.parse(entry.version).full)
+            key = (entry.kind, entry.name, entry.meta.version.full)
             if key in seen:
                 tree.report(
                     "info", result.ref, f"{entry.kind} {entry.name} {entry.version} is indexed from another tag"

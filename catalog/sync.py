@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Table, delete, distinct, func, insert, select, update
+from sqlalchemy import Engine, Table, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import CatalogSourceError, Conflict, NotFound
 from catalog.manifests import is_dns1123_label
 from catalog.models import (
+    CATALOG_TYPES,
+    OCI,
     Catalog,
     CatalogError,
     Category,
@@ -39,9 +41,6 @@ from catalog.registry import Registry
 from catalog.registry_sync import is_release_tag, known_entries, read_registry
 from catalog.sources import Checkout, check_context_dir, checkout, detect_provider, web_urls
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
-
-CATALOG_TYPES = ("official", "community", "verified", "enterprise", "private")
-OCI = "oci"  # the provider of catalogs read from a registry
 
 
 @dataclass
@@ -259,12 +258,8 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
     summary.added, summary.updated, summary.removed = len(inserts), len(updates) + len(revived), len(removed)
     summary.problems_changed = _replace_problems(session, catalog, tree)
     summary.problems.update(p.level for p in tree.problems)
-    live = session.execute(
-        select(func.count(ResourceVersion.id), func.count(distinct(ResourceVersion.resource_id)))
-        .join(Resource)
-        .where(Resource.catalog_id == catalog.id, ResourceVersion.removed_at.is_(None))
-    ).one()
-    summary.versions, summary.resources = live
+    # Every version of the tree is now live, and nothing else of this catalog is.
+    summary.versions, summary.resources = len(tree.versions), len({(e.meta.kind, e.name) for e in tree.versions})
     catalog.synced_revision = files.revision
     catalog.synced_at = now
     catalog.last_error = None

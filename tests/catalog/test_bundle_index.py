@@ -139,6 +139,21 @@ def test_release_tags_are_read_once_other_tags_every_time(engine, settings, regi
         assert not [e for e in CatalogIndex(s).catalog_errors("r") if e.level == "error"]
 
 
+def test_a_version_under_two_tags_is_indexed_once(engine, settings, registry, tmp_path):
+    reg = client(registry, tmp_path)
+    repo = f"{registry.host}/r/task/hello"
+    digest = move_tag(reg, f"{repo}:0.1", task_yaml("hello", "0.1"))
+    assert move_tag(reg, f"{repo}:latest", task_yaml("hello", "0.1")) == digest
+    add_registry(engine, "r", f"{registry.host}/r")
+    for _ in range(2):  # read from the registry, then from the index
+        summary = sync_registry(engine, settings, "r", reg)
+        assert (summary.resources, summary.versions) == (1, 1)
+        with Session(engine) as s:
+            infos = [(e.path, e.message) for e in CatalogIndex(s).catalog_errors("r") if e.level == "info"]
+        assert (f"{repo}:latest", "Task hello 0.1 is indexed from another tag") in infos
+    assert not summary.changed
+
+
 def test_registry_with_basic_auth(engine, settings, indexed, auth_registry, tmp_path):
     good = client(auth_registry, tmp_path, username="alice", password="s3cret")
     assert publish(engine, good, f"{auth_registry.host}/cat").pushed == 69

@@ -53,15 +53,17 @@ def test_changed_removed_and_returning_versions(engine, settings, tmp_path):
     root = tmp_path / "cat"
     write_version(root, "hello", "0.1")
     write_version(root, "hello", "0.2")
+    write_version(root, "bye", "0.1")
     register(engine, "mine", root)
     first = sync(engine, settings, "mine")
-    assert (first.added, first.versions) == (2, 2)
+    assert (first.added, first.resources, first.versions) == (3, 2, 3)
     _, _, generation = snapshot(engine)
 
     write_version(root, "hello", "0.2", task_yaml("hello", "0.2", description="Says hello, louder."))
     shutil.rmtree(root / "task" / "hello" / "0.1")
+    shutil.rmtree(root / "task" / "bye")
     second = sync(engine, settings, "mine")
-    assert (second.updated, second.removed, second.versions) == (1, 1, 1)
+    assert (second.updated, second.removed, second.resources, second.versions) == (1, 2, 1, 1)
     with Session(engine) as s:
         index = CatalogIndex(s)
         view = index.resource("mine", "Task", "hello")
