@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import click
 from sqlalchemy import Engine
@@ -14,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from catalog.db import current_revision, make_engine, upgrade
 from catalog.errors import TaskhubError
-from catalog.models import Catalog
-from catalog.sync import CATALOG_TYPES, add_catalog, get_catalog, record_failure, sync_by_name
+from catalog.models import CATALOG_TYPES, Catalog
 from hub.config import Settings
+
+# catalog.sync (git checkouts, registry reads, bundles) is imported inside the commands that add or sync catalogs,
+# so that `catalog list`, `db upgrade` and `--help` start without it.
 
 
 class Context:
@@ -44,12 +48,18 @@ def _fail(error: TaskhubError) -> click.ClickException:
     return click.ClickException(str(error))
 
 
-class LazyGroup(click.Group):
-    """A group whose commands in `lazy` (command name → module) live in modules imported only when the command is
-    used: such a module registers its commands on the group as it is imported, so `taskhub catalog sync` does not
-    pay for the Kubernetes client, Flask and the local executor that other commands import."""
+class LazyCommand(NamedTuple):
+    module: str  # imported when the command is used; it registers the command on its group
+    summary: str  # the first sentence of the command's help, which `--help` lists without importing the module
 
-    def __init__(self, *args: Any, lazy: dict[str, str] | None = None, **kwargs: Any) -> None:
+
+class LazyGroup(click.Group):
+    """A group whose commands in `lazy` (command name → LazyCommand) live in modules imported only when the command
+    is used: such a module registers its commands on the group as it is imported, so `taskhub catalog sync` does not
+    pay for the Kubernetes client, Flask and the local executor that other commands import, and `taskhub --help`
+    pays for none of them."""
+
+    def __init__(self, *args: Any, lazy: dict[str, LazyCommand] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = dict(lazy or {})
 
@@ -58,12 +68,24 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
-            importlib.import_module(self.lazy[cmd_name])
+            importlib.import_module(self.lazy[cmd_name].module)
         return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # A command whose module is not imported yet is listed by its summary: the help imports no module.
+        stand_ins = {name: click.Command(name, help=lazy.summary) for name, lazy in self.lazy.items()}
+        click.Group(commands={**stand_ins, **self.commands}).format_commands(ctx, formatter)
 
 
 class _Commands(LazyGroup):
     """The top-level group: a database that cannot be reached is a one-line error, not a traceback."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        if args is None:  # the taskhub process itself (arguments from sys.argv), not a caller running it in-process
+            # What is imported by now lives as long as the process: spare the garbage collector walking it at every
+            # collection and once more at exit, where that walk took a sixth of a short command's time.
+            gc.freeze()
+        return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -75,15 +97,33 @@ class _Commands(LazyGroup):
 @click.group(
     cls=_Commands,
     lazy={
-        "bundle": "hub.cli_registry",
-        "cancel": "hub.cli_kube_run",
-        "hub": "hub.cli_hub",
-        "registry": "hub.cli_registry",
-        "resolve": "hub.cli_resolve",
-        "resolver": "hub.cli_resolver",
-        "run": "hub.cli_run",
-        "runs": "hub.cli_runs",
-        "token": "hub.cli_tokens",
+        "bundle": LazyCommand(
+            "hub.cli_registry", "Tekton bundles in OCI registries, in the format `tkn bundle` writes."
+        ),
+        "cancel": LazyCommand(
+            "hub.cli_kube_run",
+            "Cancel the run NAME on the cluster (PipelineRun: spec.status Cancelled; TaskRun: TaskRunCancelled).",
+        ),
+        "hub": LazyCommand(
+            "hub.cli_hub",
+            "Search catalogs and install their resources, like `tkn hub`, against a Tekton Hub or Artifact Hub API.",
+        ),
+        "registry": LazyCommand("hub.cli_registry", "Registries of Tekton bundles, indexed like catalogs."),
+        "resolve": LazyCommand("hub.cli_resolve", "Resolve a reference with Tekton's resolver params, e.g."),
+        "resolver": LazyCommand(
+            "hub.cli_resolver", "taskhub as a cluster's Tekton resolver (`resolver: taskhub` in a PipelineRun)."
+        ),
+        "run": LazyCommand(
+            "hub.cli_run",
+            "Resolve every reference of a TaskRun or PipelineRun, record a lock of versions and digests in its "
+            "`taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded.",
+        ),
+        "runs": LazyCommand(
+            "hub.cli_runs", "Recorded runs (`taskhub run`, POST /v1/runs): status, timings, lock and step logs."
+        ),
+        "token": LazyCommand(
+            "hub.cli_tokens", "API tokens for writes and admin operations (and for reading a private hub)."
+        ),
     },
 )
 def main() -> None:
@@ -103,7 +143,15 @@ def db_upgrade(ctx: Context) -> None:
     click.echo(f"database at revision {current_revision(ctx.engine)}")
 
 
-@main.group(cls=LazyGroup, lazy={"publish": "hub.cli_registry"})
+@main.group(
+    cls=LazyGroup,
+    lazy={
+        "publish": LazyCommand(
+            "hub.cli_registry",
+            "Push every indexed version of NAME as a bundle PREFIX/<kind>/<name>:<version>, skipping what is there.",
+        )
+    },
+)
 def catalog() -> None:
     """Catalogs in the tektoncd/catalog layout."""
 
@@ -119,6 +167,8 @@ def catalog_add(
     ctx: Context, name: str, source: str, revision: str | None, context_dir: str | None, catalog_type: str
 ) -> None:
     """Register catalog NAME read from SOURCE (a directory or a git URL); index it with `catalog sync`."""
+    from catalog.sync import add_catalog
+
     try:
         with Session(ctx.migrated_engine()) as session, session.begin():
             added = add_catalog(session, name, source, revision=revision, context_dir=context_dir, type=catalog_type)
@@ -144,6 +194,8 @@ def catalog_list(ctx: Context) -> None:
 @pass_context
 def catalog_sync(ctx: Context, name: str | None) -> None:
     """Index one catalog, or all of them; prints what changed and what was rejected."""
+    from catalog.sync import get_catalog
+
     engine = ctx.migrated_engine()
     with Session(engine) as session:
         try:
@@ -157,6 +209,8 @@ def catalog_sync(ctx: Context, name: str | None) -> None:
 
 def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None:
     """Sync each catalog in its own transaction; a failed one keeps its previous index and is reported."""
+    from catalog.sync import record_failure
+
     engine = ctx.migrated_engine()
     failed = []
     for number, catalog_name in enumerate(sorted(names), 1):
@@ -175,6 +229,7 @@ def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None
 
 
 def _sync_one(engine: Engine, settings: Settings, name: str, *, full: bool = False) -> None:
+    from catalog.sync import sync_by_name
     from hub.registries import registry_client
 
     def progress(line: str) -> None:
@@ -192,6 +247,8 @@ def _sync_one(engine: Engine, settings: Settings, name: str, *, full: bool = Fal
 @pass_context
 def catalog_errors(ctx: Context, name: str, level: str | None) -> None:
     """The problems recorded by the last sync of NAME: level, file and reason, one per line."""
+    from catalog.sync import get_catalog
+
     with Session(ctx.migrated_engine()) as session:
         try:
             catalog = get_catalog(session, name)
@@ -207,34 +264,16 @@ def catalog_errors(ctx: Context, name: str, level: str | None) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn worker processes")
+@click.option("--workers", default=2, show_default=True, type=int, help="worker processes")
 @click.option("--threads", default=4, show_default=True, type=int,
               help="threads per worker: a resolve waiting on a registry holds a thread, not a worker")  # fmt: skip
 @click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request")
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
-    """Serve the hub (web UI and APIs) with gunicorn."""
-    from gunicorn.app.base import BaseApplication
-
-    from hub import create_app
+    """Serve the hub (web UI and APIs) with granian; each worker builds the hub from the environment's settings."""
+    from hub.server import serve as serve_wsgi
 
     ctx.migrated_engine().dispose()
-    settings = ctx.settings
-
-    class HubServer(BaseApplication):
-        def load_config(self) -> None:
-            self.cfg.set("bind", f"{host}:{port}")
-            self.cfg.set("workers", workers)
-            if threads > 1:  # threaded workers also keep client connections alive
-                self.cfg.set("worker_class", "gthread")
-                self.cfg.set("threads", threads)
-            if access_log:
-                self.cfg.set("accesslog", "-")
-            self.cfg.set("timeout", 60)
-
-        def load(self) -> Any:
-            return create_app(settings)
-
     click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
-    HubServer().run()
+    serve_wsgi("hub:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log)
     sys.exit(0)

@@ -30,7 +30,6 @@ from runner.hub_client import (
     make_hub_client,
 )
 from runner.install import DEFAULT_TEKTON_CATALOG, Installer, Outcome, Target, UpgradeReport
-from runner.kube import Cluster
 from runner.local_store import InstalledStore, default_root
 
 DEFAULT_API_SERVER = "http://127.0.0.1:8000"
@@ -125,6 +124,8 @@ def _target(
         if kubeconfig or kube_context:
             raise click.UsageError("--local does not use a cluster: drop -k/--kubeconfig and -c/--context")
         return InstalledStore(default_root(ctx.settings.data_dir), namespace or "default")
+    from runner.kube import Cluster  # the Kubernetes client: search, info, get and --local do without it
+
     return Cluster.from_kubeconfig(kubeconfig, kube_context, namespace)
 
 

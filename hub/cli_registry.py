@@ -19,11 +19,11 @@ from catalog.bundles import (
 )
 from catalog.errors import TaskhubError
 from catalog.manifests import KINDS, MAX_FILE_BYTES
-from catalog.models import Catalog
+from catalog.models import CATALOG_TYPES, OCI, Catalog
 from catalog.publish import bundle_target, publish_catalog
 from catalog.references import parse_reference
 from catalog.registry_sync import bundle_manifest
-from catalog.sync import CATALOG_TYPES, OCI, add_catalog, get_catalog
+from catalog.sync import add_catalog, get_catalog
 from hub.cli import Context, catalog, main, pass_context, sync_catalogs
 from hub.registries import credential_store, registry_client
 
