@@ -1,7 +1,7 @@
 """Benchmark of the hub's read API and of a catalog sync, each against a peer measured in the same run.
 
-1. Requests/s of two Tekton Hub API URLs on the gunicorn-served hub, as a ratio to nginx serving the very same
-   response bytes as static files, with the same load generator and concurrency (target: at least 1/20).
+1. Requests/s of two Tekton Hub API URLs on the hub served by `taskhub serve`, as a ratio to nginx serving the
+   very same response bytes as static files, with the same load generator and concurrency (target: at least 1/20).
 2. The time of a sync of the sample catalog (cold into a fresh database, and an unchanged re-sync), as a ratio
    to reading and YAML-parsing the same files (target: at most 2x).
 
@@ -126,7 +126,7 @@ def taskhub_command() -> str:
 
 
 def start_hub(stack: contextlib.ExitStack, catalog: Path, workers: int) -> str:
-    """A hub with the sample catalog synced, served by gunicorn; returns its base URL."""
+    """A hub with the sample catalog synced, served by `taskhub serve`; returns its base URL."""
     data_dir = temp_dir(stack, "taskhub-bench-hub-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHUB_")}
     env["TASKHUB_DATA_DIR"] = str(data_dir)
@@ -371,7 +371,7 @@ def _ms_list(times: list[float]) -> str:
 
 def print_table(rows: list[Row], args: argparse.Namespace) -> None:
     print(
-        f"\ntaskhub bench/api.py on {os.cpu_count()} CPUs: {args.workers} gunicorn and nginx workers; load by "
+        f"\ntaskhub bench/api.py on {os.cpu_count()} CPUs: {args.workers} hub and nginx workers; load by "
         f"{args.loadgen}, {args.connections} connections, median of {args.rounds} rounds of {args.duration} s "
         f"after {args.warmup} s warm-up; sync figures are medians of {args.repeats}"
     )
@@ -394,7 +394,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--catalog", type=Path, default=REPO.parent / "shared" / "catalog-sample", help="sample catalog")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="gunicorn and nginx workers")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="hub (taskhub serve) and nginx workers")
     p.add_argument("--duration", type=int, default=4, help="seconds of load per measurement")
     p.add_argument("--rounds", type=int, default=2, help="alternating hub/nginx measurements per URL (median)")
     p.add_argument("--warmup", type=int, default=2, help="seconds of load on each target before measuring")
@@ -449,7 +449,7 @@ def main() -> None:
     args = parse_args()
     try:
         with interruptible() as stack:
-            log(f"hub: syncing {args.catalog} and starting gunicorn with {args.workers} workers")
+            log(f"hub: syncing {args.catalog} and serving it with {args.workers} workers")
             hub = start_hub(stack, args.catalog, args.workers)
             bodies = {url: fetch(hub + url) for url in URLS}
             log("nginx: serving " + ", ".join(f"{url} ({len(b):,} bytes)" for url, b in bodies.items()))

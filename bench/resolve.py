@@ -3,10 +3,12 @@ in the same run.
 
 1. A cold resolve of a tag (nothing about it cached: a bundle never resolved before), as a ratio to a plain
    http.client GET of the same manifest and layer blob from the registry over one keep-alive connection
-   (target: at most 1.3x, on the median of --cold rounds).
+   (target: at most 1.3x, on the median of --cold rounds). Beside it, for information, the floor of any Flask
+   hub: a bare Flask view doing the same two GETs (bench/proxy_floor.py), served as `taskhub serve` serves the
+   hub. The three go in an order that turns round by round.
 2. A cached resolve of a digest-pinned bundle under wrk: p50 and p99 latency and requests/s, as ratios to nginx
    serving the very same response bytes as a static file, with the same load generator and connections.
-3. --concurrent identical cold requests started together (threads and a barrier) against the hub's gunicorn
+3. --concurrent identical cold requests started together (threads and a barrier) against the hub's
    workers: the manifest and blob GETs the registry served, counted from its access log (target: 1 of each),
    and whether every answer was a 200 and all were identical.
 
@@ -38,8 +40,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from api import (
@@ -130,7 +134,7 @@ def publish_sample(publisher: Path, catalog: Path, registry: RegistryServer) -> 
 
 
 def start_hub(stack: contextlib.ExitStack, registry: RegistryServer, workers: int) -> tuple[str, Path]:
-    """A hub knowing only the registry (`registry add`), served by gunicorn; (base URL, data dir)."""
+    """A hub knowing only the registry (`registry add`), served by `taskhub serve`; (base URL, data dir)."""
     data_dir = temp_dir(stack, "taskhub-bench-resolve-hub-")
     cli(data_dir, "db", "upgrade")
     cli(data_dir, "registry", "add", "bundles", f"{registry.host}/{PREFIX}")
@@ -144,6 +148,18 @@ def start_hub(stack: contextlib.ExitStack, registry: RegistryServer, workers: in
     base = f"http://127.0.0.1:{port}"
     wait_until_up(proc, base + "/", log_path)
     return base, data_dir
+
+
+def start_floor(stack: contextlib.ExitStack, registry: RegistryServer, workers: int) -> str:
+    """bench/proxy_floor.py, served as `taskhub serve` serves the hub; its base URL."""
+    port = free_port()
+    log_path = temp_dir(stack, "taskhub-bench-resolve-floor-") / "serve.log"
+    floor = Path(__file__).resolve().parent / "proxy_floor.py"
+    cmd = [sys.executable, str(floor), registry.host, "--port", str(port), "--workers", str(workers)]
+    proc = start_server(stack, cmd, log_path, dict(os.environ), signal.SIGTERM)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, base + "/", log_path)
+    return base
 
 
 def resolve_path(registry: RegistryServer, bundle: Bundle, digest: str | None = None) -> str:
@@ -214,35 +230,48 @@ def raw_pull(conn: http.client.HTTPConnection, bundle: Bundle) -> float:
 class Cold:
     hub: list[float]
     raw: list[float]
+    floor: list[float]
 
 
-def measure_cold(hub: str, registry: RegistryServer, bundles: list[Bundle], warmup: int) -> Cold:
-    """Per bundle, never resolved before: the hub's cold resolve and the raw pull, in alternating order."""
-    hub_conn, raw_conn = connect(hub), connect(f"http://{registry.host}")
-    hub_times, raw_times = [], []
+def floor_pull(conn: http.client.HTTPConnection, bundle: Bundle) -> Answer:
+    """The floor's side: the same two GETs through a bare Flask view (bench/proxy_floor.py)."""
+    query = urlencode({"repository": bundle.repository, "tag": bundle.tag, "name": bundle.name})
+    return request(conn, f"/pull?{query}")
+
+
+def measure_cold(hub: str, floor: str, registry: RegistryServer, bundles: list[Bundle], warmup: int) -> Cold:
+    """Per bundle, never resolved before: the hub's cold resolve, the floor's pull and the raw pull, the order
+    turning round by round."""
+    hub_conn, floor_conn, raw_conn = connect(hub), connect(floor), connect(f"http://{registry.host}")
+    cold = Cold([], [], [])
     try:
+        sides: list[tuple[str, Callable[[Bundle], Any]]] = [
+            ("hub", lambda bundle: request(hub_conn, resolve_path(registry, bundle))),
+            ("floor", lambda bundle: floor_pull(floor_conn, bundle)),
+            ("raw", lambda bundle: raw_pull(raw_conn, bundle)),
+        ]
         for i, bundle in enumerate(bundles):
-            path = resolve_path(registry, bundle)
-            if i % 2:
-                raw = raw_pull(raw_conn, bundle)
-                result = request(hub_conn, path)
-            else:
-                result = request(hub_conn, path)
-                raw = raw_pull(raw_conn, bundle)
-            expect_ok(f"cold resolve of {bundle}", result)
+            took = {}
+            for who, call in sides[i % 3 :] + sides[: i % 3]:
+                took[who] = call(bundle)
+            expect_ok(f"cold resolve of {bundle}", took["hub"])
+            if took["floor"].status != 200:
+                sys.exit(f"floor pull of {bundle}: HTTP {took['floor'].status}")
             if i >= warmup:  # the first ones open each worker's connection to the registry, and warm its code
-                hub_times.append(result.seconds)
-                raw_times.append(raw)
+                cold.hub.append(took["hub"].seconds)
+                cold.floor.append(took["floor"].seconds)
+                cold.raw.append(took["raw"])
     finally:
-        hub_conn.close()
-        raw_conn.close()
+        for conn in (hub_conn, floor_conn, raw_conn):
+            conn.close()
     served = registry.requests_since_last()
-    wanted = 2 * len(bundles)  # the hub's and the peer's
+    wanted = 3 * len(bundles)  # the hub's, the floor's and the peer's
     if served["GET manifest"] != wanted or served["GET blob"] != wanted:
         sys.exit(f"cold resolves: the registry served {describe(served)}; expected {wanted} of each GET")
-    log(f"  hub {log_ms(hub_times)}")
-    log(f"  raw {log_ms(raw_times)}")
-    return Cold(hub_times, raw_times)
+    log(f"  hub {log_ms(cold.hub)}")
+    log(f"  floor {log_ms(cold.floor)}")
+    log(f"  raw {log_ms(cold.raw)}")
+    return cold
 
 
 # -- 2. cached resolves under wrk ----------------------------------------------------------------------------
@@ -467,6 +496,27 @@ def build_rows(cold: Cold, cached: Cached, burst: Burst, outages: list[Outage]) 
             ratio <= COLD_TARGET,
         )
     ]
+    floor = median(cold.floor)
+    rows.append(
+        Row(
+            "cold: bare Flask proxy, same server (ms)",
+            f"{floor * 1000:.2f}",
+            f"{raw_cold * 1000:.2f}",
+            f"{floor / raw_cold:.2f}",
+            "-",
+            None,
+        )
+    )
+    rows.append(
+        Row(
+            "cold: hub over the bare proxy (ms)",
+            f"{hub_cold * 1000:.2f}",
+            f"{floor * 1000:.2f}",
+            f"{hub_cold / floor:.2f}",
+            "-",
+            None,
+        )
+    )
     h, n = median(cached.single["hub"]), median(cached.single["nginx"])
     rows.append(
         Row("cached resolve, one client (ms, median)", f"{h * 1000:.2f}", f"{n * 1000:.2f}", f"{h / n:.1f}", "-", None)
@@ -539,7 +589,7 @@ def print_table(
 ) -> None:
     print(
         f"\ntaskhub bench/resolve.py on {os.cpu_count()} CPUs: {count} bundles of the sample catalog in "
-        f"docker-registry on 127.0.0.1; the hub on gunicorn with {args.workers} workers, nginx with as many.\n"
+        f"docker-registry on 127.0.0.1; the hub on `taskhub serve` with {args.workers} workers, nginx with as many.\n"
         f"cold: median of {len(cold.hub)} tags (after {args.cold_warmup} warm-up ones); cached: a {body:,}-byte "
         f"answer, one client {args.sequential} requests, then wrk --latency with {args.connections} connections, "
         f"median of {args.rounds} rounds of {args.duration} s after {args.warmup} s warm-up"
@@ -554,7 +604,8 @@ def print_table(
     print_aligned(lines)
     print("peers: cold: http.client over one keep-alive connection to the registry, GET of the manifest by tag, then")
     print("of the object's layer blob; the hub's side: one keep-alive connection to the hub, which resolves over its")
-    print("own keep-alive connections to the registry; cached: nginx serving the hub's exact answer as a static file.")
+    print("own keep-alive connections to the registry; floor: a bare Flask view doing the peer's two GETs, served as")
+    print("the hub is (bench/proxy_floor.py); cached: nginx serving the hub's exact answer as a static file.")
     print("Registry GETs are counted from its access log. Registry rows are informational: hung = SIGSTOP, down =")
     print("killed; the tag is one never resolved before, the digest-pinned bundle the cached one. The tag errors said:")
     for outage in outages:
@@ -573,7 +624,7 @@ def parse_args() -> argparse.Namespace:
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
     p.add_argument("--catalog", type=Path, default=REPO.parent / "shared" / "catalog-sample", help="sample catalog")
-    p.add_argument("--workers", type=int, default=2, help="gunicorn and nginx workers")
+    p.add_argument("--workers", type=int, default=2, help="hub (taskhub serve) and nginx workers")
     p.add_argument("--cold", type=int, default=40, help="cold resolves measured (median), one fresh tag each")
     p.add_argument("--cold-warmup", type=int, default=4, help="cold resolves before those, not counted")
     p.add_argument("--concurrent", type=int, default=20, help="identical cold requests sent at once")
@@ -621,8 +672,9 @@ def main() -> None:
                 sys.exit(f"{len(bundles)} bundles published; {sum(sizes)} fresh tags are needed (lower --cold)")
             cold_set, burst_set, profile_set, outage_set = split(bundles, sizes)
             hub, data_dir = start_hub(stack, registry, args.workers)
-            log(f"hub at {hub}, {args.workers} gunicorn workers; {args.cold_warmup}+{args.cold} cold resolves")
-            cold = measure_cold(hub, registry, cold_set, args.cold_warmup)
+            log(f"hub at {hub}, {args.workers} workers; {args.cold_warmup}+{args.cold} cold resolves")
+            floor = start_floor(stack, registry, args.workers)
+            cold = measure_cold(hub, floor, registry, cold_set, args.cold_warmup)
 
             pinned_path = resolve_path(registry, cold_set[-1], cold_digest(hub, registry, cold_set[-1]))
             conn = connect(hub)

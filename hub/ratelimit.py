@@ -1,7 +1,7 @@
 """Per-client rate limits on search and resolve: a token bucket per client, kept in each worker process.
 
 The limits are enforced by a WSGI layer in front of the response cache, so a cached answer counts like any
-other. Buckets live in the worker's memory: with N gunicorn workers a client gets up to N times the limit, and
+other. Buckets live in the worker's memory: with N server workers a client gets up to N times the limit, and
 a restart forgets them. That is the price of costing no database write per request.
 """
 
