@@ -5,8 +5,9 @@
    repository's tags, each manifest and each layer blob (target: at most 1.5x).
 2. An unchanged re-sync as a fraction of the cold one (target: at most 5%), and the blob GETs the registry
    served during re-syncs, counted from its access log (target: none). Release tags (tags that read as
-   versions) are read once, so this re-sync lists tags and asks for no manifest; a full re-sync (`--full`,
-   every tag asked for again) is shown beside the raw listings plus one HEAD per tag.
+   versions) are read once, so this re-sync lists tags and asks for no manifest. Beside it, its floors: the raw
+   listings over one connection, and over 4 at once (the registry's own limit). A full re-sync (`--full`, every
+   tag asked for again) is shown beside the raw listings plus one HEAD per tag.
 3. `catalog publish` of those bundles into a fresh prefix, as a ratio to uploading their exact bytes with
    http.client over one keep-alive connection (POST and PUT per blob, PUT per manifest) into another fresh
    prefix (target: at most 1.5x).
@@ -44,6 +45,7 @@ from registry_peers import (
     describe,
     raw_check,
     raw_fetch,
+    raw_list_parallel,
     raw_upload,
     start_registry,
 )
@@ -61,6 +63,7 @@ from hub.registries import registry_client
 SYNC_TARGET = 1.5  # cold sync time over the raw fetch time, at most
 RESYNC_TARGET = 0.05  # unchanged re-sync time over cold sync time, at most
 PUBLISH_TARGET = 1.5  # publish time over the raw upload time, at most
+PARALLEL = 4  # connections of the parallel raw listings (what the sync uses: catalog.registry_sync)
 CATALOG, REGISTRY = "synth", "reg"  # names of the synthetic catalog and of the registry catalog in taskhub
 PREFIX = "bench"
 
@@ -291,7 +294,8 @@ class Rounds:
     """Seconds of each in-process round."""
 
     fetch: list[float] = field(default_factory=list)  # the cold sync's peer
-    listing: list[float] = field(default_factory=list)  # the floor of an unchanged sync
+    listing: list[float] = field(default_factory=list)  # the floor of an unchanged sync, over one connection
+    parallel: list[float] = field(default_factory=list)  # the same over PARALLEL connections: the registry's limit
     check: list[float] = field(default_factory=list)  # listings and HEADs: the floor of a full unchanged sync
     cold: list[float] = field(default_factory=list)
     again: list[float] = field(default_factory=list)
@@ -313,6 +317,7 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
         expect("raw fetch", peer_served, {"GET blob": count})
         checked = timed(lambda: raw_check(s.source.host, PREFIX))
         listed = timed(lambda: raw_check(s.source.host, PREFIX, heads=False))
+        in_parallel = timed(lambda: raw_list_parallel(s.source.host, PREFIX, PARALLEL))
         s.source.requests_since_last()
         data_dir = fresh_registry_catalog(template, s.tmp / f"sync{i}")
         cold, summary = sync_in_process(data_dir)
@@ -330,6 +335,7 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
             continue
         rounds.fetch.append(fetched)
         rounds.listing.append(listed)
+        rounds.parallel.append(in_parallel)
         rounds.check.append(checked)
         rounds.cold.append(cold)
         rounds.again.append(again)
@@ -343,7 +349,8 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
             sys.exit(f"unexpected publish results: {summary.lines()}")
         rounds.publish.append(published)
     log(f"  raw fetch {_ms_list(rounds.fetch)}; cold sync {_ms_list(rounds.cold)}")
-    log(f"  raw listings {_ms_list(rounds.listing)}; re-sync {_ms_list(rounds.again)}")
+    log(f"  raw listings {_ms_list(rounds.listing)}, over {PARALLEL} connections {_ms_list(rounds.parallel)}")
+    log(f"  re-sync {_ms_list(rounds.again)}")
     log(f"  raw listings+HEADs {_ms_list(rounds.check)}; full re-sync {_ms_list(rounds.full)}")
     log(f"  raw upload {_ms_list(rounds.upload)}; publish {_ms_list(rounds.publish)}")
     return rounds
@@ -398,15 +405,19 @@ def print_table(rows: list[Row], args: argparse.Namespace, s: Setup, rounds: Rou
     header = ("what", "taskhub", "peer", "ratio", "target", "result")
     lines = [header] + [(r.what, r.taskhub, r.peer, r.ratio, r.target, "met" if r.met else "NOT MET") for r in rows]
     print_aligned(lines)
-    listing, check, again, full, cold = (
-        statistics.median(t) for t in (rounds.listing, rounds.check, rounds.again, rounds.full, rounds.cold)
+    listing, parallel, check, again, full, cold = (
+        statistics.median(t)
+        for t in (rounds.listing, rounds.parallel, rounds.check, rounds.again, rounds.full, rounds.cold)
     )
     print("peers, each http.client over one keep-alive connection to the same registry: cold sync: GET /v2/_catalog")
     print("(every page), tags/list of each repository, each manifest and each layer blob; unchanged sync: the cold")
     print("sync above it; publish: the same bundles' bytes (catalog.bundles.build_bundle) uploaded into a fresh")
     print("prefix, POST + PUT per blob and PUT per manifest. Blob GETs are counted from the registry's access log.")
     print(f"floor of an unchanged sync: the listings, raw, take {listing * 1000:.0f} ms ({listing / cold:.1%} of the")
-    print(f"in-process cold sync); the in-process re-sync takes {again / listing:.2f}x that. A full re-sync (--full,")
+    print(f"in-process cold sync); the re-sync takes {again / listing:.2f}x that. Over {PARALLEL} connections at once,")
+    print(
+        f"the registry's own limit, they take {parallel * 1000:.0f} ms ({parallel / cold:.1%}). A full re-sync (--full,"
+    )
     print(f"every tag asked for) takes {full * 1000:.0f} ms ({full / cold:.1%} of the cold sync), {full / check:.2f}x")
     print(f"the raw listings plus one HEAD per tag ({check * 1000:.0f} ms).")
     missed = [r.what for r in rows if not r.met]

@@ -15,6 +15,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -134,8 +135,8 @@ def connect(host: str) -> http.client.HTTPConnection:
     return http.client.HTTPConnection(name, int(port), timeout=30)
 
 
-def _tagged(conn: http.client.HTTPConnection, prefix: str) -> Iterator[tuple[str, str]]:
-    """(repository, tag) under the prefix: every /v2/_catalog page, then each repository's tags/list."""
+def _repositories(conn: http.client.HTTPConnection, prefix: str) -> list[str]:
+    """The repositories under the prefix: every /v2/_catalog page."""
     repositories: list[str] = []
     path = "/v2/_catalog"
     while path:
@@ -143,10 +144,14 @@ def _tagged(conn: http.client.HTTPConnection, prefix: str) -> Iterator[tuple[str
         repositories += json.loads(body)["repositories"]
         next_page = re.search(r'<([^>]+)>;\s*rel="next"', response.getheader("Link") or "")
         path = next_page[1] if next_page else ""
-    for repo in repositories:
-        if repo.startswith(f"{prefix}/"):
-            for tag in json.loads(_get(conn, f"/v2/{repo}/tags/list")[0])["tags"]:
-                yield repo, tag
+    return [repo for repo in repositories if repo.startswith(f"{prefix}/")]
+
+
+def _tagged(conn: http.client.HTTPConnection, prefix: str) -> Iterator[tuple[str, str]]:
+    """(repository, tag) under the prefix: the repositories, then each one's tags/list."""
+    for repo in _repositories(conn, prefix):
+        for tag in json.loads(_get(conn, f"/v2/{repo}/tags/list")[0])["tags"]:
+            yield repo, tag
 
 
 def raw_fetch(host: str, prefix: str) -> None:
@@ -170,6 +175,37 @@ def raw_check(host: str, prefix: str, *, heads: bool = True) -> None:
                 _exchange(conn, "HEAD", f"/v2/{repo}/manifests/{tag}", 200, Accept=ACCEPT)
     finally:
         conn.close()
+
+
+def raw_list_parallel(host: str, prefix: str, connections: int) -> int:
+    """The listings an unchanged sync needs, over `connections` keep-alive connections at once: the repositories,
+    then each one's tags, taken in turn by whichever connection is free (a registry answers small requests faster
+    in parallel: this is its own limit, not a client's). The tags listed."""
+    conn = connect(host)
+    try:
+        todo = iter(_repositories(conn, prefix))
+    finally:
+        conn.close()
+    lock, listed = threading.Lock(), []
+
+    def work() -> None:
+        own = connect(host)
+        try:
+            while True:
+                with lock:
+                    repo = next(todo, None)
+                if repo is None:
+                    return
+                listed.append(len(json.loads(_get(own, f"/v2/{repo}/tags/list")[0])["tags"]))
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=work) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(listed)
 
 
 @dataclass
