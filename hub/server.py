@@ -33,6 +33,7 @@ def serve(
         interface=Interfaces.WSGI,
         workers=workers,
         blocking_threads=threads,
+        websockets=False,  # WSGI has none: saying so spares a log line at start
         factory=True,
         log_access=access_log,
         working_dir=working_dir,
