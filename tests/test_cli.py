@@ -1,12 +1,18 @@
 """The taskhub command line, run as a user runs it: real processes, real databases, real servers."""
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -75,36 +81,73 @@ def test_clear_errors_and_exit_codes(run, sample_catalog, tmp_path):
     assert "last sync failed" in run("catalog", "list").stdout
 
 
-def test_serve_with_granian(run, sample_catalog):
-    run("db", "upgrade")
-    run("catalog", "add", "tekton", str(sample_catalog))
-    run("catalog", "sync")
+@contextlib.contextmanager
+def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """`taskhub serve` on a free port until the block ends (SIGTERM); (base URL, process), once it answers."""
     port = free_port()
     server = subprocess.Popen(
-        [TASKHUB, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [TASKHUB, "serve", "--host", "127.0.0.1", "--port", str(port), *options],
         env=run.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
     try:
-        url = f"http://127.0.0.1:{port}/v1/resource/tekton/task/git-clone"
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = response.read().decode()
+                with urllib.request.urlopen(base + "/v1/openapi.json", timeout=5) as response:
+                    response.read()
                     break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
-        assert '"latestVersion":{"id":' in body and '"version":"0.10"' in body
-        request = urllib.request.Request(f"http://127.0.0.1:{port}/", headers={"Accept": "text/html"})
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert "git clone" in response.read().decode()
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_serve_with_granian(run, sample_catalog):
+    run("db", "upgrade")
+    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "sync")
+    with serving(run, "--workers", "1") as (base, server):
+        with urllib.request.urlopen(f"{base}/v1/resource/tekton/task/git-clone", timeout=5) as response:
+            body = response.read().decode()
+        assert '"latestVersion":{"id":' in body and '"version":"0.10"' in body
+        request = urllib.request.Request(f"{base}/", headers={"Accept": "text/html"})
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert "git clone" in response.read().decode()
     assert server.returncode == 0  # SIGTERM is a clean stop
-    assert f"taskhub serving on http://127.0.0.1:{port}/" in server.stderr.read()
+    assert f"taskhub serving on {base}/" in server.stderr.read()
+
+
+def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run, sample_catalog):
+    run("db", "upgrade")
+    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "sync")
+    hung = socket.create_server(("127.0.0.1", 0))  # accepts, and never answers
+    host = f"127.0.0.1:{hung.getsockname()[1]}"
+    run.env["TASKHUB_RESOLVE_REGISTRIES"] = host
+    with hung, serving(run, "--workers", "1", "--threads", "2") as (base, _):
+        resolved = []
+        query = urllib.parse.urlencode({"resolver": "bundles", "bundle": f"{host}/task/x:1", "name": "x"})
+        waiting = threading.Thread(target=lambda: resolved.append(_status(f"{base}/v1/resolve?{query}")))
+        waiting.start()
+        asked, _ = hung.accept()  # the resolve is now waiting on the registry
+        with asked:
+            assert _status(f"{base}/v1/resource/tekton/task/git-clone") == 200
+            assert waiting.is_alive() and resolved == []  # answered while the resolve still waits
+            waiting.join(30)
+    assert resolved == [502]  # and the resolve gave up with a clear error
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
 
 
 def test_bundles_and_registries(run, sample_catalog, registry, auth_registry, tmp_path):
