@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     )
     from hub.http_cache import ResponseCache
     from hub.registries import Resolvers
+    from hub.server import forwarded_scheme
     from runner.launch import BackgroundRuns
     from runner.records import RunRecords
 
@@ -74,5 +75,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)
-    auth.init_app(app)  # last: it wraps the whole app, response cache included
+    auth.init_app(app)  # it wraps the whole app, response cache included
+    app.wsgi_app = forwarded_scheme(app.wsgi_app)  # type: ignore[method-assign,assignment]  # last: scheme first
     return app

@@ -71,7 +71,8 @@ class ResponseCache:
         if generation is None:
             return None
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-        return (generation, environ.get("HTTP_HOST", ""), path, environ.get("QUERY_STRING", ""))
+        host = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"  # answers hold links
+        return (generation, host, path, environ.get("QUERY_STRING", ""))
 
     def store(self, environ: Environ, response: Response) -> None:
         """Remember a finished 200 answer to a GET (with its ETag already set)."""

@@ -1,14 +1,29 @@
 """Serving a WSGI app as `taskhub serve` does: granian, worker processes with threads in each.
 
-granian's HTTP handling is native code: a request costs a worker about a third of what gunicorn's threaded
-workers spend on it (bench/resolve.py serves a bare Flask view with it as the floor of a cold resolve). Each
-worker imports the app itself, so the app is named by an import path and built by a factory that reads its
-settings from the environment.
+granian's HTTP handling is native code, cheaper per request than gunicorn's threaded workers (bench/resolve.py
+shows a cached resolve's latency and throughput, and serves a bare Flask view with it as the floor of a cold
+resolve). Each worker imports the app itself, so the app is named by an import path and built by a factory that
+reads its settings from the environment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
+
+from catalog.references import is_loopback
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+# The access log: the request line with its query, the status, the time taken and the client.
+ACCESS_LOG = '%(addr)s [%(time)s] "%(method)s %(path)s?%(query_string)s %(protocol)s" %(status)d %(dt_ms).1fms'
+# Server messages go to standard error, the access log to standard output.
+LOGGING = {
+    "handlers": {
+        "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
+        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
+    }
+}
 
 
 def serve(
@@ -36,6 +51,22 @@ def serve(
         websockets=False,  # WSGI has none: saying so spares a log line at start
         factory=True,
         log_access=access_log,
+        log_access_format=ACCESS_LOG,
+        log_dictconfig=LOGGING,
+        workers_kill_timeout=30,  # a stop waits this long for requests still going (a sync through the API)
         working_dir=working_dir,
         respawn_failed_workers=True,
     ).serve()
+
+
+def forwarded_scheme(app: WSGIApp) -> WSGIApp:
+    """`X-Forwarded-Proto` honoured when a proxy on this machine sends it: behind a TLS proxy the hub's links say
+    https and its login cookie is Secure. From anywhere else the header is ignored."""
+
+    def honour(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        scheme = environ.get("HTTP_X_FORWARDED_PROTO", "")
+        if scheme in ("http", "https") and is_loopback(environ.get("REMOTE_ADDR", "")):
+            environ["wsgi.url_scheme"] = scheme
+        return app(environ, start_response)
+
+    return honour

@@ -8,9 +8,9 @@ server process. A cancel is a `threading.Event` set by the caller, or a request 
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
+import multiprocessing.util
 import queue
 import re
 import threading
@@ -243,7 +243,8 @@ class BackgroundRuns:
         with self._lock:
             self._cancels[run_id] = threading.Event()
             if not self._threads:
-                atexit.register(self.stop)
+                # At exit, also of a server's forked worker, which ends with os._exit: atexit would not run there.
+                multiprocessing.util.Finalize(self, self.stop, exitpriority=10)
             if len(self._threads) < self.workers:
                 thread = threading.Thread(target=self._work, name=f"taskhub-run-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)

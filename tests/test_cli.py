@@ -82,14 +82,16 @@ def test_clear_errors_and_exit_codes(run, sample_catalog, tmp_path):
 
 
 @contextlib.contextmanager
-def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`taskhub serve` on a free port until the block ends (SIGTERM); (base URL, process), once it answers."""
+def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+    """`taskhub serve` on a free port until the block ends (SIGTERM); (base URL, process, the lines of its standard
+    output so far), once it answers."""
     port = free_port()
     server = subprocess.Popen(
         [TASKHUB, "serve", "--host", "127.0.0.1", "--port", str(port), *options],
-        env=run.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base, output = f"http://127.0.0.1:{port}", []
+    threading.Thread(target=lambda: output.extend(server.stdout), daemon=True).start()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -101,7 +103,7 @@ def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
-        yield base, server
+        yield base, server, output
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -111,13 +113,17 @@ def test_serve_with_granian(run, sample_catalog):
     run("db", "upgrade")
     run("catalog", "add", "tekton", str(sample_catalog))
     run("catalog", "sync")
-    with serving(run, "--workers", "1") as (base, server):
+    with serving(run, "--workers", "1", "--access-log") as (base, server, output):
         with urllib.request.urlopen(f"{base}/v1/resource/tekton/task/git-clone", timeout=5) as response:
             body = response.read().decode()
         assert '"latestVersion":{"id":' in body and '"version":"0.10"' in body
-        request = urllib.request.Request(f"{base}/", headers={"Accept": "text/html"})
+        request = urllib.request.Request(f"{base}/?q=clone", headers={"Accept": "text/html"})
         with urllib.request.urlopen(request, timeout=5) as response:
             assert "git clone" in response.read().decode()
+        deadline = time.monotonic() + 10  # the access log line is written once the answer is out
+        while not any('"GET /?q=clone HTTP/1.1" 200' in line for line in output):  # query included
+            assert time.monotonic() < deadline, output
+            time.sleep(0.05)
     assert server.returncode == 0  # SIGTERM is a clean stop
     assert f"taskhub serving on {base}/" in server.stderr.read()
 
@@ -127,9 +133,10 @@ def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run,
     run("catalog", "add", "tekton", str(sample_catalog))
     run("catalog", "sync")
     hung = socket.create_server(("127.0.0.1", 0))  # accepts, and never answers
+    hung.settimeout(30)
     host = f"127.0.0.1:{hung.getsockname()[1]}"
     run.env["TASKHUB_RESOLVE_REGISTRIES"] = host
-    with hung, serving(run, "--workers", "1", "--threads", "2") as (base, _):
+    with hung, serving(run, "--workers", "1", "--threads", "2") as (base, _, _):
         resolved = []
         query = urllib.parse.urlencode({"resolver": "bundles", "bundle": f"{host}/task/x:1", "name": "x"})
         waiting = threading.Thread(target=lambda: resolved.append(_status(f"{base}/v1/resolve?{query}")))
@@ -140,6 +147,32 @@ def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run,
             assert waiting.is_alive() and resolved == []  # answered while the resolve still waits
             waiting.join(30)
     assert resolved == [502]  # and the resolve gave up with a clear error
+
+
+SLEEPING_RUN = {
+    "apiVersion": "tekton.dev/v1",
+    "kind": "TaskRun",
+    "metadata": {"name": "sleeper"},
+    "spec": {"taskSpec": {"steps": [{"name": "nap", "image": "alpine", "script": "echo napping; sleep 120"}]}},
+}
+
+
+def test_stopping_the_server_cancels_the_runs_it_was_running(run):
+    run("db", "upgrade")
+    token = run("token", "create", "ci", "--scope", "runs:write").stdout.split()[0]
+    with serving(run, "--workers", "1") as (base, _, _):
+        started = urllib.request.Request(
+            f"{base}/v1/runs", data=json.dumps(SLEEPING_RUN).encode(), method="POST",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        with urllib.request.urlopen(started, timeout=30) as response:
+            run_id = json.load(response)["data"]["id"]
+        deadline = time.monotonic() + 30
+        while "napping" not in run("runs", "logs", str(run_id)).stdout:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.2)
+    shown = run("runs", "show", str(run_id)).stdout
+    assert "Status:     Cancelled" in shown, shown
 
 
 def _status(url: str) -> int:

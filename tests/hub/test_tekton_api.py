@@ -106,6 +106,14 @@ def test_rawurl_of_a_local_catalog_points_at_this_hub(client):
     assert yaml.safe_load(raw.get_data(as_text=True))["metadata"]["name"] == "git-clone"
 
 
+def test_behind_a_tls_proxy_on_this_machine_links_say_https_and_from_elsewhere_the_header_is_ignored(client):
+    path, https = "/v1/resource/tekton/task/git-clone", {"X-Forwarded-Proto": "https"}
+    proxied = client.get(path, headers=https, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()["data"]
+    assert proxied["latestVersion"]["rawURL"].startswith("https://localhost/")
+    spoofed = client.get(path, headers=https, environ_base={"REMOTE_ADDR": "203.0.113.9"}).get_json()["data"]
+    assert spoofed["latestVersion"]["rawURL"].startswith("http://localhost/")  # not the cached https answer either
+
+
 def test_same_name_different_kinds(client):
     task = get_data(client, "/v1/resource/tekton/task/git-clone")
     step = get_data(client, "/v1/resource/tekton/stepaction/git-clone")
