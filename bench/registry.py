@@ -56,6 +56,7 @@ from catalog.bundles import build_bundle
 from catalog.db import make_engine, upgrade
 from catalog.models import Resource, ResourceVersion
 from catalog.publish import PublishSummary, publish_catalog
+from catalog.registry_sync import PARALLEL_REQUESTS as PARALLEL  # the sync's connections
 from catalog.sync import SyncSummary, add_catalog, get_catalog, sync_by_name
 from hub.config import Settings
 from hub.registries import registry_client
@@ -63,7 +64,6 @@ from hub.registries import registry_client
 SYNC_TARGET = 1.5  # cold sync time over the raw fetch time, at most
 RESYNC_TARGET = 0.05  # unchanged re-sync time over cold sync time, at most
 PUBLISH_TARGET = 1.5  # publish time over the raw upload time, at most
-PARALLEL = 4  # connections of the parallel raw listings (what the sync uses: catalog.registry_sync)
 CATALOG, REGISTRY = "synth", "reg"  # names of the synthetic catalog and of the registry catalog in taskhub
 PREFIX = "bench"
 
@@ -317,7 +317,10 @@ def measure_in_process(s: Setup, repeats: int) -> Rounds:
         expect("raw fetch", peer_served, {"GET blob": count})
         checked = timed(lambda: raw_check(s.source.host, PREFIX))
         listed = timed(lambda: raw_check(s.source.host, PREFIX, heads=False))
-        in_parallel = timed(lambda: raw_list_parallel(s.source.host, PREFIX, PARALLEL))
+        started = time.perf_counter()
+        if raw_list_parallel(s.source.host, PREFIX, PARALLEL) != count:
+            sys.exit("the parallel raw listings did not list every tag")
+        in_parallel = time.perf_counter() - started
         s.source.requests_since_last()
         data_dir = fresh_registry_catalog(template, s.tmp / f"sync{i}")
         cold, summary = sync_in_process(data_dir)

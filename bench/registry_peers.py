@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -179,33 +180,22 @@ def raw_check(host: str, prefix: str, *, heads: bool = True) -> None:
 
 def raw_list_parallel(host: str, prefix: str, connections: int) -> int:
     """The listings an unchanged sync needs, over `connections` keep-alive connections at once: the repositories,
-    then each one's tags, taken in turn by whichever connection is free (a registry answers small requests faster
-    in parallel: this is its own limit, not a client's). The tags listed."""
+    then each one's tags (a registry answers small requests faster in parallel: this is its own limit, not a
+    client's). The number of tags listed."""
     conn = connect(host)
     try:
-        todo = iter(_repositories(conn, prefix))
+        repositories = _repositories(conn, prefix)
     finally:
         conn.close()
-    lock, listed = threading.Lock(), []
+    local = threading.local()
 
-    def work() -> None:
-        own = connect(host)
-        try:
-            while True:
-                with lock:
-                    repo = next(todo, None)
-                if repo is None:
-                    return
-                listed.append(len(json.loads(_get(own, f"/v2/{repo}/tags/list")[0])["tags"]))
-        finally:
-            own.close()
+    def tags(repo: str) -> int:
+        if not hasattr(local, "conn"):
+            local.conn = connect(host)  # one per thread, left for the interpreter to close
+        return len(json.loads(_get(local.conn, f"/v2/{repo}/tags/list")[0])["tags"])
 
-    threads = [threading.Thread(target=work) for _ in range(connections)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return sum(listed)
+    with ThreadPoolExecutor(connections) as pool:
+        return sum(pool.map(tags, repositories))
 
 
 @dataclass

@@ -75,7 +75,7 @@ def test_changed_removed_and_returning_versions(engine, settings, tmp_path):
 
     write_version(root, "hello", "0.1")
     third = sync(engine, settings, "mine")
-    assert third.updated == 1
+    assert (third.updated, third.resources, third.versions) == (1, 1, 2)  # 0.1 is back; bye is still gone
     with Session(engine) as s:
         assert [v.version for v in CatalogIndex(s).resource("mine", "Task", "hello").versions] == [
             "0.1",
