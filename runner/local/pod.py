@@ -12,9 +12,10 @@ from typing import Any
 
 from runner.local import readonly
 from runner.local.celwhen import CELError
-from runner.local.containers import prepare_launch
+from runner.local.containers import Launch, prepare_launch
 from runner.local.durations import parse_duration
 from runner.local.errors import RunFailure
+from runner.local.hostpaths import Mount
 from runner.local.podmounts import PodMounts, WorkspaceMount, isolated_workspaces
 from runner.local.process import DROP_DAC, BackgroundProcess, Interrupt, run_process
 from runner.local.results import read_result_files, status_results, typed_results
@@ -170,16 +171,26 @@ class Pod:
             os.chmod(self.tekton / "run", 0o555)
         return run_dir
 
-    def _start_sidecar(self, group: SidecarGroup, mounts: PodMounts, spec: dict[str, Any], index: int) -> None:
-        name = sidecar_name(spec, index)
-        container = f"sidecar-{name}"
-        private = self.dir / "containers" / container
+    def _private(self, container: str) -> Path:
+        return self.dir / "containers" / container
+
+    def _launch(
+        self,
+        spec: dict[str, Any],
+        name: str,
+        container: str,
+        script: str,
+        mounts: list[Mount],
+        writable: tuple[str, ...] = (),
+    ) -> tuple[Launch, Path, Callable[[str], None] | None]:
+        """How to start a container's process, the file its output goes to (recorded as its log), and where each
+        line of that output goes as well."""
         launch = prepare_launch(
             spec,
-            f"sidecar-script-{index}",
-            mounts.sidecar_mounts(spec, private),
-            (),
-            private,
+            script,
+            mounts,
+            writable,
+            self._private(container),
             self.tekton / "scripts",
             self.plan.pod,
             self.plan.namespace,
@@ -188,6 +199,13 @@ class Pod:
         log_path = self.log_dir / f"{container}.log"
         self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
         sink = self.services.log_sink
+        return launch, log_path, (lambda line: sink(self.plan.taskrun, container, line)) if sink else None
+
+    def _start_sidecar(self, group: SidecarGroup, mounts: PodMounts, spec: dict[str, Any], index: int) -> None:
+        name = sidecar_name(spec, index)
+        container = f"sidecar-{name}"
+        own_mounts = mounts.sidecar_mounts(spec, self._private(container))
+        launch, log_path, sink = self._launch(spec, name, container, f"sidecar-script-{index}", own_mounts)
         argv = launch.argv
         if argv is not None and launch.drop_dac:
             argv = [*DROP_DAC, *argv]
@@ -196,7 +214,7 @@ class Pod:
             cwd=launch.cwd,
             env=launch.env,
             log_path=log_path,
-            sink=(lambda line: sink(self.plan.taskrun, container, line)) if sink else None,
+            sink=sink,
             not_started=_unknown_entrypoint(spec),
         )
         group.start(name, spec, launch, process)
@@ -273,27 +291,13 @@ class Pod:
             f"/tekton/steps/step-{name}",
         )
         container = f"step-{name}"
-        private = self.dir / "containers" / container
-        launch = prepare_launch(
-            step,
-            f"script-{index}",
-            mounts.step_mounts(self.plan.steps, step),
-            writable,
-            private,
-            self.tekton / "scripts",
-            self.plan.pod,
-            self.plan.namespace,
-            self.services.lookup,
-        )
-        log_path = self.log_dir / f"{container}.log"
-        self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
+        own_mounts = mounts.step_mounts(self.plan.steps, step)
+        launch, log_path, line_sink = self._launch(step, name, container, f"script-{index}", own_mounts, writable)
         if launch.argv is None:
             log_path.write_text(_unknown_entrypoint(step))
             outcome_code, timed_out, start, end = 127, False, timestamp(), timestamp()
         else:
             timeout = parse_duration(str(step["timeout"])) if step.get("timeout") else None
-            sink = self.services.log_sink
-            line_sink = (lambda line: sink(self.plan.taskrun, container, line)) if sink else None
             result = run_process(
                 launch.argv,
                 cwd=launch.cwd,
