@@ -12,13 +12,13 @@ import argparse
 import http.client
 import json
 import os
-import sys
 import threading
 from pathlib import Path
 
 from flask import Flask, Response, request
+from registry_peers import ACCEPT  # what the raw peer asks for
 
-ACCEPT = "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+from hub.server import serve
 
 
 def floor_app(registry: str) -> Flask:
@@ -64,9 +64,6 @@ def main() -> None:
     args = p.parse_args()
     os.environ["FLOOR_REGISTRY"] = args.registry
     here = Path(__file__).resolve().parent
-    sys.path[:0] = [str(here.parent)]  # hub.server, from the checkout this file is in
-    from hub.server import serve
-
     serve("proxy_floor:from_env", host="127.0.0.1", port=args.port, workers=args.workers, threads=4, working_dir=here)
 
 

@@ -6,8 +6,8 @@
 2. An unchanged re-sync as a fraction of the cold one (target: at most 5%), and the blob GETs the registry
    served during re-syncs, counted from its access log (target: none). Release tags (tags that read as
    versions) are read once, so this re-sync lists tags and asks for no manifest. Beside it, its floors: the raw
-   listings over one connection, and over 4 at once (the registry's own limit). A full re-sync (`--full`, every
-   tag asked for again) is shown beside the raw listings plus one HEAD per tag.
+   listings over one connection, and over as many at once as the sync uses (the registry's own limit). A full
+   re-sync (`--full`, every tag asked for again) is shown beside the raw listings plus one HEAD per tag.
 3. `catalog publish` of those bundles into a fresh prefix, as a ratio to uploading their exact bytes with
    http.client over one keep-alive connection (POST and PUT per blob, PUT per manifest) into another fresh
    prefix (target: at most 1.5x).

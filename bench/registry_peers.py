@@ -187,15 +187,20 @@ def raw_list_parallel(host: str, prefix: str, connections: int) -> int:
         repositories = _repositories(conn, prefix)
     finally:
         conn.close()
-    local = threading.local()
+    local, opened = threading.local(), []
 
     def tags(repo: str) -> int:
         if not hasattr(local, "conn"):
-            local.conn = connect(host)  # one per thread, left for the interpreter to close
+            local.conn = connect(host)  # one per thread
+            opened.append(local.conn)
         return len(json.loads(_get(local.conn, f"/v2/{repo}/tags/list")[0])["tags"])
 
-    with ThreadPoolExecutor(connections) as pool:
-        return sum(pool.map(tags, repositories))
+    try:
+        with ThreadPoolExecutor(connections) as pool:
+            return sum(pool.map(tags, repositories))
+    finally:
+        for each in opened:
+            each.close()
 
 
 @dataclass

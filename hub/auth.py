@@ -28,10 +28,8 @@ from werkzeug.http import parse_cookie
 from catalog.tokens import InvalidToken, MissingScope, TokenIdentity, hash_token, verify_token
 from hub.errors import TEKTON_API_PREFIXES, goa_error
 from hub.ratelimit import ENVIRON_CLIENT_KEY, Rate, RateLimitGate
+from hub.server import Environ, StartResponse, WSGIApp
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENVIRON_TOKEN_KEY = "taskhub.token"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
@@ -20,13 +19,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.http import parse_etags
 
 from catalog.models import IndexState
+from hub.server import Environ, StartResponse, WSGIApp
 
 MAX_ENTRIES = 4096
 MAX_BODY_BYTES = 2 * 1024 * 1024
-
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 
 
 @dataclass(frozen=True)

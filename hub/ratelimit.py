@@ -14,11 +14,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
 
-Environ = dict[str, Any]
-StartResponse = Callable[..., Any]
-WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+from hub.server import Environ, StartResponse, WSGIApp
+
 # Renders a refusal (status, error name, message, extra headers) for the request in environ.
 Refuse = Callable[[Environ, StartResponse, int, str, str, dict[str, str]], Iterable[bytes]]
 

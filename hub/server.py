@@ -8,13 +8,14 @@ reads its settings from the environment.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from catalog.references import is_loopback
-
-WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+Environ = dict[str, Any]
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
 # The access log: the request line with its query, the status, the time taken and the client.
 ACCESS_LOG = '%(addr)s [%(time)s] "%(method)s %(path)s?%(query_string)s %(protocol)s" %(status)d %(dt_ms).1fms'
 # Server messages go to standard error, the access log to standard output.
@@ -63,10 +64,18 @@ def forwarded_scheme(app: WSGIApp) -> WSGIApp:
     """`X-Forwarded-Proto` honoured when a proxy on this machine sends it: behind a TLS proxy the hub's links say
     https and its login cookie is Secure. From anywhere else the header is ignored."""
 
-    def honour(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    def honour(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         scheme = environ.get("HTTP_X_FORWARDED_PROTO", "")
-        if scheme in ("http", "https") and is_loopback(environ.get("REMOTE_ADDR", "")):
+        if scheme in ("http", "https") and _loopback(environ.get("REMOTE_ADDR", "")):
             environ["wsgi.url_scheme"] = scheme
         return app(environ, start_response)
 
     return honour
+
+
+def _loopback(address: str) -> bool:
+    """Whether a client address (REMOTE_ADDR: an IP without port, IPv6 without brackets) is this machine's."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False

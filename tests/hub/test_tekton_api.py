@@ -108,8 +108,9 @@ def test_rawurl_of_a_local_catalog_points_at_this_hub(client):
 
 def test_behind_a_tls_proxy_on_this_machine_links_say_https_and_from_elsewhere_the_header_is_ignored(client):
     path, https = "/v1/resource/tekton/task/git-clone", {"X-Forwarded-Proto": "https"}
-    proxied = client.get(path, headers=https, environ_base={"REMOTE_ADDR": "127.0.0.1"}).get_json()["data"]
-    assert proxied["latestVersion"]["rawURL"].startswith("https://localhost/")
+    for proxy in ("127.0.0.1", "::1"):
+        proxied = client.get(path, headers=https, environ_base={"REMOTE_ADDR": proxy}).get_json()["data"]
+        assert proxied["latestVersion"]["rawURL"].startswith("https://localhost/"), proxy
     spoofed = client.get(path, headers=https, environ_base={"REMOTE_ADDR": "203.0.113.9"}).get_json()["data"]
     assert spoofed["latestVersion"]["rawURL"].startswith("http://localhost/")  # not the cached https answer either
 
