@@ -331,6 +331,8 @@ def _interceptor(problems: Violations, meta: Meta, spec: Mapping[str, Any], *, c
         svc_path = problems.string(service.get("path"), "spec.clientConfig.service.path")
         # tektoncd/triggers: pkg/apis/triggers/v1alpha1/cluster_interceptor_types.go ResolveAddress
         scheme, default_port = ("https", 8443) if ca_bundle else ("http", 80)
+        if svc_path and not svc_path.startswith("/"):
+            svc_path = "/" + svc_path  # Go's url.URL.String adds the slash
         url = f"{scheme}://{name}.{namespace}.svc:{port or default_port}{svc_path}"
     labels = dict(meta.labels)
     if labels.get("server/type") not in ("http", "https"):

@@ -28,8 +28,11 @@ def _quote_char(byte: int) -> str:
         return "'\\''"
     if byte == ord('"'):
         return "'\"'"
-    text = json.dumps(chr(byte))[1:-1] if byte < 0x20 or byte == 0x7F else chr(byte)
-    return f"'{text}'"
+    if byte < 0x20 or byte == 0x7F:  # strconv.Quote's escapes
+        named = {7: "\\a", 8: "\\b", 9: "\\t", 10: "\\n", 11: "\\v", 12: "\\f", 13: "\\r"}
+        escaped = named.get(byte) or "\\x" + format(byte, "02x")
+        return f"'{escaped}'"
+    return f"'{chr(byte)}'"
 
 
 def _invalid(data: bytes, index: int, context: str) -> str:

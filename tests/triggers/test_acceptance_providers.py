@@ -418,7 +418,30 @@ def test_19_slack_without_signature_header_and_with_validation_on():
     assert b"invalid character 'o' in literal true (expecting 'r')" in answer.body
 
 
-EMBEDDED = """
+PIPELINE_TEMPLATE = """apiVersion: triggers.tekton.dev/v1beta1
+kind: TriggerTemplate
+metadata: {name: pipeline-template}
+spec:
+  params:
+  - {name: gitrevision, default: main}
+  - {name: gitrepositoryurl}
+  - {name: message, default: This is the default message}
+  - {name: contenttype}
+  resourcetemplates:
+  - apiVersion: tekton.dev/v1
+    kind: PipelineRun
+    metadata: {generateName: simple-pipeline-run-}
+    spec:
+      pipelineRef: {name: simple-pipeline}
+      params:
+      - {name: message, value: $(tt.params.message)}
+      - {name: contenttype, value: $(tt.params.contenttype)}
+      - {name: git-revision, value: $(tt.params.gitrevision)}
+      - {name: git-url, value: $(tt.params.gitrepositoryurl)}
+"""
+
+EMBEDDED = (
+    """
 apiVersion: triggers.tekton.dev/v1beta1
 kind: EventListener
 metadata: {name: listener-embed-binding}
@@ -447,27 +470,9 @@ spec:
   params:
   - {name: message, value: Hello from the Triggers EventListener!}
 ---
-apiVersion: triggers.tekton.dev/v1beta1
-kind: TriggerTemplate
-metadata: {name: pipeline-template}
-spec:
-  params:
-  - {name: gitrevision, default: main}
-  - {name: gitrepositoryurl}
-  - {name: message, default: This is the default message}
-  - {name: contenttype}
-  resourcetemplates:
-  - apiVersion: tekton.dev/v1
-    kind: PipelineRun
-    metadata: {generateName: simple-pipeline-run-}
-    spec:
-      pipelineRef: {name: simple-pipeline}
-      params:
-      - {name: message, value: $(tt.params.message)}
-      - {name: contenttype, value: $(tt.params.contenttype)}
-      - {name: git-revision, value: $(tt.params.gitrevision)}
-      - {name: git-url, value: $(tt.params.gitrepositoryurl)}
 """
+    + PIPELINE_TEMPLATE
+)
 
 
 def test_9_embedded_bindings_and_a_template_default_for_a_missing_field():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import operator
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ def plain(value: Any) -> Any:
         return bool(value)
     if isinstance(value, celtypes.BytesType):
         return base64.b64encode(bytes(value)).decode()
-    if isinstance(value, celtypes.StringType):
+    if isinstance(value, str):
         return str(value)
     if isinstance(value, int | float):
         return float(value)
@@ -52,7 +53,8 @@ def plain(value: Any) -> Any:
 
 
 def _header_get(header: Any, name: Any) -> str:
-    values = header.get(celtypes.StringType(canonical_key(str(name)))) if isinstance(header, dict) else None
+    key = celtypes.StringType(canonical_key(str(name)))
+    values = header[key] if isinstance(header, dict) and key in header else None
     return str(values[0]) if values else ""
 
 
@@ -192,11 +194,31 @@ def _string_method(function: Callable[..., Any]) -> Callable[..., Any]:
     return method
 
 
+def _same_number_kind(left: Any, right: Any) -> None:
+    """cel-go has no mixed int/double arithmetic: `body.count + 1` is an error (JSON numbers are doubles)."""
+    kinds = {type(v) for v in (left, right) if isinstance(v, celtypes.IntType | celtypes.DoubleType)}
+    if len(kinds) == 2:
+        raise TypeError("no such overload")
+
+
 def _checked_add(left: Any, right: Any) -> Any:
+    _same_number_kind(left, right)
     total = left + right
     if isinstance(total, str | bytes | list) and len(total) > MAX_VALUE_CHARS:
         raise ValueError(f"value over {MAX_VALUE_CHARS} elements")
+    if isinstance(total, str) and not isinstance(total, celtypes.StringType):
+        return celtypes.StringType(total)
+    if isinstance(total, list) and not isinstance(total, celtypes.ListType):
+        return celtypes.ListType(total)
     return total
+
+
+def _arithmetic(operation: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def checked(left: Any, right: Any) -> Any:
+        _same_number_kind(left, right)
+        return operation(left, right)
+
+    return checked
 
 
 def _split(text: str, separator: Any, limit: Any = -1) -> Any:
@@ -261,4 +283,8 @@ def functions(read_secret: Callable[[str, str], bytes]) -> dict[str, Callable[..
         "charAt": _string_method(_char_at),
         "trim": _string_method(lambda s: celtypes.StringType(s.strip())),
         "_+_": _checked_add,
+        "_-_": _arithmetic(operator.sub),
+        "_*_": _arithmetic(operator.mul),
+        "_/_": _arithmetic(operator.truediv),
+        "_%_": _arithmetic(operator.mod),
     }
