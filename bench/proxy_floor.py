@@ -3,7 +3,7 @@
 One view, GET /pull?repository=...&tag=...&name=...: the manifest by tag, then the object's layer blob, from the
 registry over a keep-alive http.client connection per thread, and the blob's bytes as the answer. No checks, no
 cache, no JSON: what is left is the hop through the server and Flask. `python bench/proxy_floor.py REGISTRY
---port P` serves it with hub.server.serve, as `taskhub serve` serves the hub.
+--port P` serves it with hub.wsgi.server.serve, as `taskhub serve` serves the hub.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from flask import Flask, Response, request
 from registry_peers import ACCEPT  # what the raw peer asks for
 
-from hub.server import serve
+from hub.wsgi.server import serve
 
 
 def floor_app(registry: str) -> Flask:

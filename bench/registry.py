@@ -164,7 +164,7 @@ def connected_engine(settings: Settings) -> Iterator[Engine]:
 
 
 def sync_in_process(data_dir: Path, *, full: bool = False) -> tuple[float, SyncSummary]:
-    """`taskhub registry sync` as hub/cli.py does it (catalog.sync.sync_by_name); (seconds, summary)."""
+    """`taskhub registry sync` as hub/cli/catalogs.py does it (catalog.sync.sync_by_name); (seconds, summary)."""
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
         started = time.perf_counter()
@@ -174,7 +174,7 @@ def sync_in_process(data_dir: Path, *, full: bool = False) -> tuple[float, SyncS
 
 
 def publish_in_process(data_dir: Path, target: str) -> tuple[float, PublishSummary]:
-    """`taskhub catalog publish` as hub/cli_registry.py does it, in one transaction; (seconds, summary)."""
+    """`taskhub catalog publish` as hub/cli/registries.py does it, in one transaction; (seconds, summary)."""
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
         started = time.perf_counter()

@@ -457,7 +457,7 @@ def error_text(answer: Answer) -> str:
 
 def profile(data_dir: Path, registry: RegistryServer, bundles: list[Bundle], top: int) -> None:
     """Where in-process cold resolves spend their time (Flask's test client, a data dir copy), on stderr."""
-    from hub import create_app
+    from hub.app import create_app
 
     copy = data_dir.parent / f"{data_dir.name}-profiled"
     shutil.copytree(data_dir, copy, ignore=shutil.ignore_patterns("blobs", "resolve", "*.log"))

@@ -11,7 +11,6 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from catalog.blobcache import BlobCache, CachedRegistry
-from catalog.credentials import CredentialStore
 from catalog.errors import InvalidRequest
 from catalog.models import Catalog
 from catalog.publish import bundle_target
@@ -20,6 +19,7 @@ from catalog.registry import OciRegistry, Registry
 from catalog.resolver import BundleResolver, HubResolver, Resolved
 from catalog.sync import OCI
 from hub.config import Settings
+from hub.credentials import CredentialStore
 
 RESOLVERS = ("bundles", "hub")
 

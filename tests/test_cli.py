@@ -286,7 +286,8 @@ def test_a_catalog_command_does_not_load_what_only_other_commands_need(tmp_path)
 
 def test_help_lists_every_command_without_importing_their_modules():
     """`taskhub --help` and `taskhub catalog --help` list the commands that live in other modules by a summary kept
-    in hub/cli.py: the listing must read exactly as the commands' own help would make it, at any width."""
+    in hub/cli/__init__.py and hub/cli/catalogs.py: the listing must read exactly as the commands' own help would
+    make it, at any width."""
     probe = (
         "import json, sys, click\n"
         "from hub.cli import catalog, main\n"

@@ -1,6 +1,6 @@
 """`taskhub token` run as a user runs it: real processes, real databases; the tokens then open the API."""
 
-from hub import create_app
+from hub.app import create_app
 from hub.config import Settings
 from tests.test_cli import run  # noqa: F401 (the fixture)
 

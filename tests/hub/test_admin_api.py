@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from catalog.registry import OciRegistry
 from catalog.sync import add_catalog, get_catalog
-from hub import create_app
+from hub.app import create_app
 from tests.hub.test_auth import bearer, issue
 from tests.hub.test_tekton_api import assert_goa_error
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from catalog.models import Catalog
-from hub import create_app
-from hub.artifacthub_json import organization
+from hub.api.artifacthub_json import organization
+from hub.app import create_app
 
 API = "/api/v1/packages"
 

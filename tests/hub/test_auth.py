@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from catalog.tokens import create_token, revoke_token
-from hub import create_app
+from hub.app import create_app
 from hub.config import Settings
-from hub.ratelimit import Rate, TokenBuckets
+from hub.tokens import create_token, revoke_token
+from hub.wsgi.ratelimit import Rate, TokenBuckets
 from tests.hub.test_tekton_api import assert_goa_error
 
 

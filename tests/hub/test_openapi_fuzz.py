@@ -15,7 +15,7 @@ from schemathesis.checks import (
 )
 from schemathesis.config import SchemathesisConfig
 
-from hub import create_app
+from hub.app import create_app
 from tests.hub.test_auth import bearer, issue
 
 # Hypothesis caches constants of the source in ./.hypothesis, from the moment it collects this module: keep that

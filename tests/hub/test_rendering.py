@@ -1,6 +1,6 @@
 """README and YAML rendering: formatted, and safe whatever a catalog contains."""
 
-from hub.rendering import readme_html, yaml_html
+from hub.web.rendering import readme_html, yaml_html
 
 
 def test_readme_is_sanitised():

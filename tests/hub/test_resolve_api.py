@@ -12,7 +12,7 @@ from catalog.blobcache import BlobCache, CachedRegistry
 from catalog.publish import publish_catalog
 from catalog.registry import OciRegistry
 from catalog.sync import add_catalog, get_catalog
-from hub import create_app
+from hub.app import create_app
 from tests.hub.test_tekton_api import assert_goa_error
 
 PREFIX = "/v1/resolve"

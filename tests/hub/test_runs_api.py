@@ -12,7 +12,7 @@ import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 
-from hub import create_app
+from hub.app import create_app
 from tests.hub.test_auth import bearer, issue
 
 RUN: dict[str, Any] = {

@@ -278,7 +278,7 @@ def test_cached_answers_follow_the_index(client, engine, settings, tmp_path):
 
 
 def test_status_reports_a_database_that_is_down(tmp_path):
-    from hub import create_app
+    from hub.app import create_app
 
     broken = create_app({"database_url": f"sqlite:///{tmp_path}/missing-dir/x.db", "data_dir": str(tmp_path)})
     body = broken.test_client().get("/v1").get_json()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hub import create_app
+from hub.app import create_app
 from hub.config import Settings
 from tests.conftest import served
 

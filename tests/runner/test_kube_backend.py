@@ -25,12 +25,12 @@ from kubernetes import client
 from kubernetes.client import rest
 
 from hub.cli import main
-from hub.cli_kube_run import cancel as cancel_command
+from hub.cli.cancel import cancel as cancel_command
 from runner.kube import ClusterError
 from runner.kube_backend import LogLine, RunEvent, cancel_run, run_on_kubernetes
 from tests.kube_fixture import KubeCluster
 
-assert cancel_command  # importing hub.cli_kube_run registers `taskhub cancel`
+assert cancel_command  # importing hub.cli.cancel registers `taskhub cancel`
 
 LOGS: dict[tuple[str, str, str], str] = {}  # (namespace, pod, container) -> log text the fake kubelet serves
 

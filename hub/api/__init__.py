@@ -1,0 +1,1 @@
+"""The HTTP APIs, one blueprint per family, each beside the module that shapes its JSON."""

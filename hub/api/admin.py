@@ -1,0 +1,213 @@
+"""Writes and administration over HTTP: catalog refresh, registry sync, publish, and API tokens.
+
+Each endpoint needs a token with its scope (`hub.wsgi.auth.require_scope`). Syncs and publishes run synchronously in
+the request, exactly as the command line runs them, and answer with Tekton Hub's Job shape
+(``{id, catalogName, status}``) plus what was done. No job record is kept: the id names the answer in the log.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from catalog.errors import InvalidReference, InvalidRequest, NotFound, TaskhubError
+from catalog.models import Catalog
+from catalog.publish import bundle_target, publish_catalog
+from catalog.sync import OCI, get_catalog, record_failure, sync_by_name
+from hub import db
+from hub.config import Settings
+from hub.models import ApiToken
+from hub.registries import registry_client
+from hub.tokens import (
+    DEFAULT_EXPIRY,
+    check_grant,
+    check_scopes,
+    create_token,
+    list_tokens,
+    live_token,
+    revoke_token,
+    token_state,
+)
+from hub.wsgi.auth import current_identity, require_scope
+
+log = logging.getLogger(__name__)
+bp = Blueprint("admin_api", __name__)
+_job_ids = itertools.count(int(time.time() * 1000))
+
+
+@dataclass
+class Job:
+    """The outcome of one sync or publish: Tekton Hub's Job fields plus what was done."""
+
+    catalog: str
+    status: str = "done"
+    summary: list[str] = field(default_factory=list)
+    error: str | None = None
+    id: int = field(default_factory=lambda: next(_job_ids))
+
+    def json(self) -> dict[str, Any]:
+        """The Job as the API returns it."""
+        body: dict[str, Any] = {"id": self.id, "catalogName": self.catalog, "status": self.status}
+        body["summary"] = self.summary
+        if self.error:
+            body["error"] = self.error
+        return body
+
+
+def sync_job(engine: Engine, settings: Settings, name: str) -> Job:
+    """Fetch and index one catalog or registry as `taskhub catalog sync` does; a failure keeps the old index."""
+    job = Job(catalog=name)
+    try:
+        registries = lambda host: registry_client(settings, host)  # noqa: E731
+        job.summary = sync_by_name(engine, name, settings.catalogs_dir, registries).lines()
+    except NotFound:
+        raise
+    except TaskhubError as exc:
+        job.status, job.error = "failed", str(exc)
+        record_failure(engine, name, str(exc))
+    log.info("job %s: sync of %s %s", job.id, name, job.status)
+    return job
+
+
+def publish_job(engine: Engine, settings: Settings, name: str, target: str) -> Job:
+    """Push every indexed version of a catalog to target as `taskhub catalog publish` does."""
+    host, _ = bundle_target(target)
+    job = Job(catalog=name)
+    with Session(engine) as session, session.begin():
+        summary = publish_catalog(session, get_catalog(session, name), registry_client(settings, host), target)
+    job.summary = summary.lines()
+    if summary.failed or summary.stopped:
+        job.status, job.error = "failed", summary.stopped or "some versions were not published"
+    log.info("job %s: publish of %s to %s %s", job.id, name, target, job.status)
+    return job
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.config["TASKHUB"]
+    return settings
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("the request body must be a JSON object", reason="invalid-payload")
+    return body
+
+
+def _string(body: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = body.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"{key!r} must be a non-empty string", reason="invalid-payload")
+    return value
+
+
+# -- catalogs and registries ------------------------------------------------------------------------------
+
+
+@bp.post("/v1/catalog/<name>/refresh")
+@bp.post("/catalog/<name>/refresh")
+@require_scope("catalog:refresh")
+def refresh_catalog(name: str) -> Response:
+    get_catalog(db.session(), name)  # 404 before any work
+    db.session().close()  # the sync opens its own sessions
+    return jsonify(sync_job(db.engine(), _settings(), name.lower()).json())
+
+
+@bp.post("/v1/catalog/refresh")
+@bp.post("/catalog/refresh")
+@require_scope("catalog:refresh")
+def refresh_all() -> Response:
+    names = sorted(db.session().scalars(select(Catalog.name)))
+    db.session().close()  # each sync opens its own sessions
+    return jsonify([sync_job(db.engine(), _settings(), n).json() for n in names])
+
+
+@bp.post("/v1/registries/<name>/sync")
+@require_scope("registry:sync")
+def sync_registry(name: str) -> Response:
+    if get_catalog(db.session(), name).provider != OCI:
+        raise NotFound(f"{name!r} is a catalog, not a registry: refresh it with POST /v1/catalog/{name}/refresh")
+    db.session().close()
+    return jsonify(sync_job(db.engine(), _settings(), name.lower()).json())
+
+
+@bp.post("/v1/catalog/<name>/publish")
+@require_scope("catalog:publish")
+def publish(name: str) -> Response:
+    target = _string(_json_object(), "registry")
+    try:
+        bundle_target(target)
+    except InvalidReference as exc:
+        raise InvalidRequest(str(exc), reason="invalid-payload") from None
+    get_catalog(db.session(), name)
+    db.session().close()
+    return jsonify(publish_job(db.engine(), _settings(), name.lower(), target).json())
+
+
+# -- tokens -----------------------------------------------------------------------------------------------
+
+
+def token_json(row: ApiToken) -> dict[str, Any]:
+    """A token as listed: everything but its text, which is never stored."""
+
+    def stamp(moment: Any) -> str | None:
+        return moment.isoformat() if moment else None
+
+    return {
+        "name": row.name,
+        "scopes": row.scopes,
+        "state": token_state(row),
+        "createdBy": row.created_by,
+        "createdAt": stamp(row.created_at),
+        "expiresAt": stamp(row.expires_at),
+        "lastUsedAt": stamp(row.last_used_at),
+        "revokedAt": stamp(row.revoked_at),
+    }
+
+
+@bp.post("/v1/tokens")
+@require_scope("tokens:create")
+def create() -> tuple[Response, int]:
+    body = _json_object()
+    scopes = body.get("scopes")
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidRequest("'scopes' must be a list of strings", reason="invalid-payload")
+    creator = current_identity()
+    assert creator is not None  # require_scope saw it
+    check_grant(creator, check_scopes(scopes))
+    session = db.session()
+    with session.begin():
+        created = create_token(
+            session, _string(body, "name"), scopes, _string(body, "expires", DEFAULT_EXPIRY), created_by=creator.name
+        )
+    expires = created.expires_at.isoformat() if created.expires_at else None
+    data = {"name": created.name, "scopes": created.scopes, "expiresAt": expires, "token": created.token}
+    return jsonify(data=data), 201
+
+
+@bp.get("/v1/tokens")
+@require_scope("tokens:create")
+def tokens() -> Response:
+    response = jsonify(data=[token_json(t) for t in list_tokens(db.session())])
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.delete("/v1/tokens/<name>")
+@require_scope("tokens:create")
+def revoke(name: str) -> Response:
+    creator = current_identity()
+    assert creator is not None
+    session = db.session()
+    with session.begin():
+        check_grant(creator, live_token(session, name).scopes)  # no revoking a token more powerful than yours
+        row = revoke_token(session, name)
+        data = token_json(row)
+    return jsonify(data=data)

@@ -1,0 +1,236 @@
+"""The Artifact Hub API for Tekton packages: the subset `tkn hub --type artifact` and Tekton's hub resolver use.
+
+Repository names are catalog names. Tekton's hub resolver asks for ``tekton-catalog-tasks`` and
+``tekton-catalog-pipelines`` when a run names no catalog; when no catalog has those names they stand for the
+configured default catalog (``TASKHUB_ARTIFACT_HUB_DEFAULT_CATALOG``, ``tekton``), so such runs work unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from catalog.errors import InvalidRequest, NotFound
+from catalog.models import ResourceVersion
+from catalog.queries import CatalogIndex, ResourceView, SearchQuery, artifact_catalog
+from hub import db
+from hub.api.artifacthub_json import (
+    PATH_KINDS,
+    REPOSITORY_KINDS,
+    ArtifactHubShapes,
+    latest_release,
+    organization,
+)
+from hub.wsgi.response_cache import cache_responses
+
+bp = Blueprint("artifacthub_api", __name__, url_prefix="/api/v1")
+cache_responses(bp)
+
+# Paging as artifacthub/hub's handlers: 20 by default, more than 60 is refused.
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 60
+SORTS = {"relevance": "relevance", "stars": "relevance", "last_updated": "updated"}
+_INT = re.compile(r"^-?\d{1,18}$")
+_BOOLS = {"1": True, "t": True, "true": True, "0": False, "f": False, "false": False}
+PAGINATION_TOTAL_COUNT = "Pagination-Total-Count"
+
+
+def shapes() -> ArtifactHubShapes:
+    return ArtifactHubShapes(current_app.config["TASKHUB"].public_url or request.host_url)
+
+
+def invalid(message: str) -> InvalidRequest:
+    """A 400 worded as Artifact Hub words it (its ErrInvalidInput reads "invalid input")."""
+    return InvalidRequest(f"invalid input: {message}")
+
+
+# -- query parameters, checked as artifacthub/hub checks them -----------------------------------------------
+
+
+def int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not _INT.match(raw):
+        raise invalid(f"invalid {name}: {raw}")
+    return int(raw)
+
+
+def bool_arg(name: str) -> bool:
+    raw = request.args.get(name, "")
+    if raw == "":
+        return False
+    # Go's strconv.ParseBool: 1, t, T, TRUE, true, True and their false twins.
+    value = _BOOLS.get(raw.lower()) if raw in (raw.lower(), raw.upper(), raw.capitalize()) else None
+    if value is None:
+        raise invalid(f"invalid {name.replace('_', ' ')}: {raw}")
+    return value
+
+
+def kinds_arg() -> set[int]:
+    kinds = set()
+    for raw in request.args.getlist("kind"):
+        if not _INT.match(raw):
+            raise invalid(f"invalid kind: {raw}")
+        kinds.add(int(raw))
+    return kinds
+
+
+def names_arg(name: str, what: str) -> set[str]:
+    values = request.args.getlist(name)
+    if any(v == "" for v in values):
+        raise invalid(f"invalid {what}")
+    return set(values)
+
+
+def with_total(body: object, total: int) -> Response:
+    response = jsonify(body)
+    response.headers[PAGINATION_TOTAL_COUNT] = str(total)
+    return response
+
+
+# -- repositories and packages ------------------------------------------------------------------------------
+
+
+def package_kind(repo_kind: str) -> str:
+    """The canonical kind of a {repoKind} path segment; other Artifact Hub kinds have no packages here."""
+    kind = PATH_KINDS.get(repo_kind)
+    if kind is None:
+        raise NotFound(f"no {repo_kind} packages here: this hub serves {', '.join(PATH_KINDS)}")
+    return kind
+
+
+def catalog_for(index: CatalogIndex, repo: str, kind: str | None) -> tuple[str, str | None]:
+    """(catalog, kind or None) that a repository name stands for: itself, or for Artifact Hub's default names
+    (when no catalog has them) the configured default catalog, restricted to the name's kind."""
+    return artifact_catalog(index, repo, kind, current_app.config["TASKHUB"].artifact_hub_default_catalog)
+
+
+def find_package(repo_kind: str, repo: str, name: str, version: str | None) -> tuple[ResourceVersion, ResourceView]:
+    """A package version (its default version when version is None) and the package it belongs to."""
+    kind = package_kind(repo_kind)
+    index = db.index()
+    catalog, _ = catalog_for(index, repo, kind)
+    try:
+        if version is None:
+            view = index.resource(catalog, kind, name)
+            return latest_release(view), view
+        row = index.version(catalog, kind, name, version)
+        return row, index.view_of(row)
+    except NotFound:
+        wanted = f"{repo_kind}/{repo}/{name}" + (f"/{version}" if version is not None else "")
+        raise NotFound(f"package {wanted} not found") from None
+
+
+@bp.get("/packages/<repo_kind>/<repo>/<name>")
+def package(repo_kind: str, repo: str, name: str) -> Response:
+    """The package at its default version: what the resolver and tkn read available_versions from."""
+    row, view = find_package(repo_kind, repo, name, None)
+    return jsonify(shapes().package(row, view))
+
+
+@bp.get("/packages/<repo_kind>/<repo>/<name>/summary")
+def package_summary(repo_kind: str, repo: str, name: str) -> Response:
+    """The package as search lists it."""
+    _, view = find_package(repo_kind, repo, name, None)
+    return jsonify(shapes().package_summary(view))
+
+
+@bp.get("/packages/<repo_kind>/<repo>/<name>/<version>")
+def package_version(repo_kind: str, repo: str, name: str, version: str) -> Response:
+    """One version (``0.9.0`` or ``0.9``) with data.manifestRaw: what the resolver and tkn install apply."""
+    row, view = find_package(repo_kind, repo, name, version)
+    return jsonify(shapes().package(row, view))
+
+
+@dataclass(frozen=True)
+class PackageFilter:
+    """The filters of /packages/search that the index search does not apply itself."""
+
+    kinds: set[int]
+    repos: list[tuple[str, str | None]]
+    orgs: set[str]
+    users: set[str]
+    deprecated: bool
+    official: bool
+    verified_publisher: bool
+
+    def facet_free(self, view: ResourceView) -> bool:
+        """Filters that facets are counted after (as upstream: not kind, repository or organization)."""
+        if self.verified_publisher:
+            return False  # no catalog here is a verified publisher
+        if self.official and view.resource.catalog.type != "official":
+            return False
+        return self.deprecated or not latest_release(view).deprecated
+
+    def __call__(self, view: ResourceView) -> bool:
+        resource = view.resource
+        if self.kinds and REPOSITORY_KINDS[resource.kind] not in self.kinds:
+            return False
+        if self.repos and not any(
+            resource.catalog.name.lower() == catalog.lower() and kind in (None, resource.kind)
+            for catalog, kind in self.repos
+        ):
+            return False
+        if self.orgs or self.users:  # no catalog belongs to a user, so users alone match nothing
+            return organization(resource.catalog) in self.orgs
+        return True
+
+
+@bp.get("/packages/search")
+def search_packages() -> Response:
+    """Packages matching ts_query_web and the filters, a page at a time, the total in Pagination-Total-Count."""
+    limit, offset = int_arg("limit", DEFAULT_LIMIT), int_arg("offset", 0)
+    if not 0 < limit <= MAX_LIMIT:
+        raise invalid(f"invalid limit (0 < l <= {MAX_LIMIT})")
+    if offset < 0:
+        raise invalid("invalid offset (o >= 0)")
+    sort = request.args.get("sort") or "relevance"
+    if sort not in SORTS:
+        raise invalid("invalid sort (relevance|stars|last_updated)")
+    index = db.index()
+    matches = PackageFilter(
+        kinds=kinds_arg(),
+        repos=[catalog_for(index, repo, None) for repo in names_arg("repo", "repository name")],
+        orgs=names_arg("org", "organization name"),
+        users=names_arg("user", "user alias"),
+        deprecated=bool_arg("deprecated"),
+        official=bool_arg("official"),
+        verified_publisher=bool_arg("verified_publisher"),
+    )
+    want_facets = bool_arg("facets")
+    text = request.args.get("ts_query_web", "")
+    views, _ = index.search(SearchQuery(text=text, sort=SORTS[sort], limit=2**62))
+    candidates = [v for v in views if matches.facet_free(v)]
+    found = [v for v in candidates if matches(v)]
+    s = shapes()
+    body: dict[str, object] = {"packages": [s.package_summary(v) for v in found[offset : offset + limit]]}
+    if want_facets:
+        body["facets"] = s.facets(candidates)
+    return with_total(body, len(found))
+
+
+@bp.get("/repositories/search")
+def search_repositories() -> Response:
+    """Repositories (a catalog once per kind it holds), by name; what tkn lists catalogs from."""
+    kinds = kinds_arg()
+    limit, offset = int_arg("limit", DEFAULT_LIMIT), int_arg("offset", 0)
+    if limit > MAX_LIMIT:
+        raise invalid(f"invalid limit: {limit} (max: {MAX_LIMIT})")
+    if limit < 0 or offset < 0:
+        raise invalid("limit and offset must not be negative")
+    name = request.args.get("name", "").lower()
+    orgs, users = set(request.args.getlist("org")), set(request.args.getlist("user"))
+    keep: Callable[[str | None], bool] = (lambda org: org in orgs) if (orgs or users) else (lambda _: True)
+    pairs = [
+        (catalog, kind)
+        for catalog, kind in db.index().catalog_kinds()
+        if (not kinds or REPOSITORY_KINDS[kind] in kinds)
+        and name in catalog.name.lower()
+        and keep(organization(catalog))
+    ]
+    s = shapes()
+    return with_total([s.repository_listing(c, k) for c, k in pairs[offset : offset + limit]], len(pairs))

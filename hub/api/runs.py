@@ -1,0 +1,191 @@
+"""The runs API: start runs and read their records (/v1/runs).
+
+``POST /v1/runs`` takes a TaskRun or PipelineRun (JSON, or YAML with ``Content-Type: application/yaml``), records
+it as Pending and answers 202 at once with the record and its Location; a thread of this worker process then pins
+it and runs it on the configured backend (TASKHUB_RUN_BACKEND). References are resolved after the answer, as a
+cluster resolves them after `kubectl create`: one that cannot be resolved ends the run Failed, reason
+ResolutionFailed, with the message. Reads follow the hub's read rules; starting and cancelling need ``runs:write``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.exceptions import UnsupportedMediaType
+
+from catalog.errors import Conflict, InvalidRequest, NotFound
+from hub.config import Settings
+from hub.wsgi.auth import current_identity, require_scope
+from runner.backends import RunBackend, backend_named
+from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
+from runner.local_store import InstalledStore, default_root
+from runner.models import FINISHED, STATUSES
+from runner.pinning import CatalogReferenceResolver
+from runner.records import RunRecords
+from runner.run_details import RunDetail, logs_as_text
+
+bp = Blueprint("runs_api", __name__)
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
+
+
+def run_backend(settings: Settings) -> RunBackend:
+    """The backend API runs go to, as the settings choose it."""
+    return backend_named(
+        settings.run_backend, settings.data_dir, settings.run_namespace or None, kubeconfig=settings.kubeconfig
+    )
+
+
+def records() -> RunRecords:
+    return current_app.extensions["taskhub.runs"]
+
+
+def background_runs() -> BackgroundRuns:
+    return current_app.extensions["taskhub.background_runs"]
+
+
+def _launcher() -> RunLauncher:
+    settings: Settings = current_app.config["TASKHUB"]
+    resolvers = current_app.extensions["taskhub.resolvers"]
+    namespace = settings.run_namespace or "default"
+    store = InstalledStore(default_root(settings.data_dir), namespace)
+    base = settings.public_url or request.host_url
+    resolve_ref = CatalogReferenceResolver(records().engine, resolvers.bundles, resolvers.hub, store, base)
+    return RunLauncher(records(), resolve_ref, current_app.extensions["taskhub.run_backend"])
+
+
+@bp.after_request
+def _not_cached(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"  # a run changes until it ends
+    return response
+
+
+# -- starting and cancelling -----------------------------------------------------------------------------------
+
+
+@bp.post("/v1/runs")
+@require_scope("runs:write")
+def start_run() -> tuple[Response, int, dict[str, str]]:
+    """Record the run in the body and start it in the background: 202 with the Pending record."""
+    obj = _run_of_body()
+    identity = current_identity()
+    run_id = background_runs().submit(_launcher(), obj, created_by=identity.name if identity else "")
+    detail = _detail(run_id)
+    return jsonify(data=_with_links(detail.to_json(), run_id)), 202, {"Location": _link(run_id)}
+
+
+@bp.post("/v1/runs/<int:run_id>/cancel")
+@require_scope("runs:write")
+def cancel_run(run_id: int) -> tuple[Response, int]:
+    """Ask the run to stop: 202 while it is Pending or Running, 409 once it has ended."""
+    status = records().request_cancel(run_id) if run_id <= MAX_ID else None
+    if status is None:
+        raise NotFound(f"run {run_id} not found")
+    if status in FINISHED:
+        raise Conflict(f"run {run_id} already ended: {status}")
+    background_runs().cancel(run_id)
+    return jsonify(data=_with_links(_detail(run_id).to_json(), run_id)), 202
+
+
+def _run_of_body() -> dict[str, Any]:
+    data = request.get_data(cache=False)  # more than MAX_CONTENT_LENGTH: 413
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise InvalidRun("the body is not UTF-8 text") from None
+    if request.mimetype in YAML_TYPES:
+        return parse_run(text, aliases=False)
+    if request.mimetype not in ("application/json", ""):
+        raise UnsupportedMediaType(f"send the run as application/json or application/yaml, not {request.mimetype}")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidRun(f"not JSON: {exc}") from None
+    return check_run(obj)
+
+
+# -- reading -----------------------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/runs")
+def list_runs() -> tuple[Response, int, dict[str, str]]:
+    """The newest runs first, a page at a time; the total is in Pagination-Total-Count."""
+    limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = _int_arg("offset", 0, 0, MAX_ID)
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"status must be one of: {', '.join(STATUSES)}", reason="invalid-params")
+    summaries, total = records().recent(limit=limit, offset=offset, status=status)
+    body = [_with_links(summary.to_json(), summary.id) for summary in summaries]
+    return jsonify(data=body), 200, {"Pagination-Total-Count": str(total)}
+
+
+@bp.get("/v1/runs/<int:run_id>")
+def get_run(run_id: int) -> Response:
+    """Everything stored about one run: params, lock, tasks, final object, child TaskRuns, timings."""
+    return jsonify(data=_with_links(_detail(run_id).to_json(), run_id))
+
+
+@bp.get("/v1/runs/<int:run_id>/logs")
+def get_run_logs(run_id: int) -> Response:
+    """Each container's output; ?task= keeps one pipeline task (or TaskRun); text/plain as `taskhub runs logs`."""
+    detail = _detail(run_id)
+    task = request.args.get("task")
+    task_run = None
+    if task:
+        task_run = detail.task_run_named(task)
+        if task_run is None:
+            raise NotFound(f"run {run_id} has no task or TaskRun named {task[:100]!r}")
+    logs = records().logs(run_id, task_run)
+    if request.args.get("format") == "text" or _prefers_text():
+        return Response(logs_as_text(detail, logs), mimetype="text/plain")
+    tasks = {row.task_run: row.task for row in detail.tasks if row.task_run}
+    return jsonify(
+        data=[
+            {"task": tasks.get(log.task_run, log.task_run), "taskRun": log.task_run, "container": log.container,
+             "step": log.container.removeprefix("step-"), "text": log.text}
+            for log in logs
+        ]
+    )  # fmt: skip
+
+
+def _prefers_text() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/plain"]) == "text/plain"
+
+
+def _detail(run_id: int) -> RunDetail:
+    detail = records().get(run_id) if run_id <= MAX_ID else None
+    if detail is None:
+        raise NotFound(f"run {run_id} not found")
+    return detail
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{name} must be an integer", reason="invalid-params") from None
+    if not low <= value <= high:
+        raise InvalidRequest(f"{name} must be between {low} and {high}", reason="invalid-params")
+    return value
+
+
+def _link(run_id: int) -> str:
+    return url_for("runs_api.get_run", run_id=run_id)
+
+
+def _with_links(body: dict[str, Any], run_id: int) -> dict[str, Any]:
+    body["links"] = {
+        "self": _link(run_id),
+        "logs": url_for("runs_api.get_run_logs", run_id=run_id),
+        "cancel": url_for("runs_api.cancel_run", run_id=run_id),
+    }
+    return body

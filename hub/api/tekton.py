@@ -1,0 +1,225 @@
+"""The Tekton Hub v1 API, wire-compatible with tektoncd/hub, plus its legacy redirects."""
+
+from __future__ import annotations
+
+import re
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, request
+
+from catalog.db import database_error
+from catalog.errors import InvalidRequest, NotFound
+from catalog.queries import SearchQuery, parse_kind
+from catalog.tree import LEVELS
+from hub import db
+from hub.api.tekton_json import TektonShapes, catalog_full, named
+from hub.wsgi.response_cache import cache_responses
+
+bp = Blueprint("tekton_api", __name__)
+cache_responses(bp)
+
+MAX_LIMIT = 1000
+_PIPELINES_VERSION = r"^\d+(?:\.\d+){0,2}$"
+
+
+def shapes() -> TektonShapes:
+    return TektonShapes(current_app.config["TASKHUB"].public_url or request.host_url)
+
+
+def path_kind(kind: str) -> str:
+    """The {kind} path parameter: lower case only, as goa's enum validation has it."""
+    if kind not in ("task", "pipeline", "stepaction"):
+        raise InvalidRequest(
+            f'value of kind must be one of "task", "pipeline", "stepaction" but got value "{kind}"',
+            reason="invalid_enum_value",
+        )
+    return parse_kind(kind, path=True)
+
+
+def uint_arg(name: str, default: int, maximum: int | None = None) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit():
+        raise InvalidRequest(f"{name} must be a non-negative integer but got value {raw!r}", reason="invalid_type")
+    value = int(raw)
+    return min(value, maximum) if maximum is not None else value
+
+
+def data(body: object) -> Response:
+    return jsonify(data=body)
+
+
+# -- status and lists --------------------------------------------------------------------------------------
+
+
+def status() -> Response:
+    """{services:[api, db]}: the body of GET / and GET /v1 for API clients."""
+    services: list[dict[str, str]] = [{"name": "api", "status": "ok"}]
+    error = database_error(db.engine())
+    services.append(
+        {"name": "db", "status": "ok"} if error is None else {"name": "db", "status": "Error", "error": error}
+    )
+    response = jsonify(services=services)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/v1")
+def v1_status() -> Response:
+    return status()
+
+
+@bp.get("/v1/query")
+def query() -> Response:
+    search = SearchQuery(
+        text=request.args.get("name", ""),
+        kinds=tuple(request.args.getlist("kinds")),
+        catalogs=tuple(request.args.getlist("catalogs")),
+        categories=tuple(request.args.getlist("categories")),
+        tags=tuple(request.args.getlist("tags")),
+        platforms=tuple(request.args.getlist("platforms")),
+        match=request.args.get("match", "contains"),
+        limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT,
+        offset=uint_arg("offset", 0),
+    )
+    return resource_list(search)
+
+
+@bp.get("/v1/resources")
+def resources() -> Response:
+    return resource_list(
+        SearchQuery(
+            sort="name", limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT, offset=uint_arg("offset", 0)
+        )
+    )
+
+
+def resource_list(search: SearchQuery) -> Response:
+    """A page of resources without their versions list; 404 when nothing matches, as upstream."""
+    views, total = db.index().search(search)
+    if not views:
+        raise NotFound("resource not found")
+    s = shapes()
+    response = data([s.resource(v, with_versions=False) for v in views])
+    response.headers["Pagination-Total-Count"] = str(total)
+    return response
+
+
+@bp.get("/v1/catalogs")
+def catalogs() -> Response:
+    return data([catalog_full(c) for c in db.index().catalogs()])
+
+
+@bp.get("/v1/categories")
+@bp.get("/categories")
+def categories() -> Response:
+    return data(named(db.index().categories()))
+
+
+@bp.get("/catalog/<name>/error")
+def catalog_errors(name: str) -> Response:
+    grouped: dict[str, list[str]] = {level: [] for level in LEVELS}
+    for error in db.index().catalog_errors(name):
+        grouped[error.level].append(f"{error.path}: {error.message}")
+    return data([{"type": level, "errors": errors} for level, errors in grouped.items() if errors])
+
+
+# -- resources by id ---------------------------------------------------------------------------------------
+
+
+@bp.get("/v1/resource/<int(max=2147483647):resource_id>")
+def resource_by_id(resource_id: int) -> Response:
+    return data(shapes().resource(db.index().resource_by_id(resource_id)))
+
+
+@bp.get("/v1/resource/<int(max=2147483647):resource_id>/versions")
+def resource_versions(resource_id: int) -> Response:
+    return data(shapes().versions(db.index().resource_by_id(resource_id)))
+
+
+@bp.get("/v1/resource/version/<int(max=2147483647):version_id>")
+def version_by_id(version_id: int) -> Response:
+    index = db.index()
+    row = index.version_by_id(version_id)
+    return data(shapes().version(row, index.view_of(row)))
+
+
+# -- resources by catalog, kind and name -------------------------------------------------------------------
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>")
+def resource(catalog: str, kind: str, name: str) -> Response:
+    index = db.index()
+    view = index.resource(catalog, path_kind(kind), name)
+    pipelines_version = request.args.get("pipelinesversion")
+    if pipelines_version is not None:
+        if not re.match(_PIPELINES_VERSION, pipelines_version):
+            raise InvalidRequest(
+                f"pipelinesversion must match the regular expression {_PIPELINES_VERSION!r} "
+                f"but got value {pipelines_version!r}",
+                reason="invalid_pattern",
+            )
+        view = index.compatible(view, pipelines_version)
+    return data(shapes().resource(view))
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>/raw")
+def latest_raw(catalog: str, kind: str, name: str) -> Response:
+    view = db.index().resource(catalog, path_kind(kind), name)
+    return raw_response(view.latest.manifest)
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>")
+def version(catalog: str, kind: str, name: str, version: str) -> Response:
+    index = db.index()
+    row = index.version(catalog, path_kind(kind), name, version)
+    return data(shapes().version(row, index.view_of(row)))
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/yaml")
+def version_yaml(catalog: str, kind: str, name: str, version: str) -> Response:
+    row = db.index().version(catalog, path_kind(kind), name, version)
+    return data({"yaml": row.manifest})
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/readme")
+def version_readme(catalog: str, kind: str, name: str, version: str) -> Response:
+    row = db.index().version(catalog, path_kind(kind), name, version)
+    if row.readme is None:
+        raise NotFound("resource not found")
+    return data({"readme": row.readme})
+
+
+@bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/raw")
+def version_raw(catalog: str, kind: str, name: str, version: str) -> Response:
+    row = db.index().version(catalog, path_kind(kind), name, version)
+    return raw_response(row.manifest)
+
+
+def raw_response(manifest: str) -> Response:
+    return Response(manifest, mimetype="text/plain", content_type="text/plain; charset=utf-8")
+
+
+# -- legacy unversioned paths: redirects to their /v1 twins -----------------------------------------------
+
+
+def _to_v1(code: int = 302) -> Response:
+    target = "/v1" + request.path
+    if request.query_string:
+        target += "?" + request.query_string.decode("latin-1")
+    return redirect(target, code=code)  # type: ignore[return-value]
+
+
+@bp.get("/resources")
+def legacy_resources() -> Response:
+    return _to_v1(301)
+
+
+@bp.get("/query")
+@bp.get("/resource/<int(max=2147483647):resource_id>")
+@bp.get("/resource/<int(max=2147483647):resource_id>/versions")
+@bp.get("/resource/version/<int(max=2147483647):version_id>")
+@bp.get("/resource/<catalog>/<kind>/<name>")
+@bp.get("/resource/<catalog>/<kind>/<name>/<version>")
+def legacy(**_: object) -> Response:
+    return _to_v1()

@@ -1,0 +1,77 @@
+"""create_app, the hub's one composition root: settings, database engine, caches, blueprints and WSGI layers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hub.config import Settings
+
+if TYPE_CHECKING:  # Flask is imported by create_app, so the command line starts without it.
+    from flask import Flask
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def _template_folder() -> str:
+    """templates/ of a source checkout, or hub/templates of an installed wheel."""
+    installed = Path(__file__).resolve().parent / "templates"
+    return str(TEMPLATES if TEMPLATES.is_dir() else installed)
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Build the hub: settings, database engine, response cache and blueprints."""
+    from flask import Flask
+
+    from catalog.db import make_engine
+    from hub import db, errors
+    from hub.api import admin as admin_api
+    from hub.api import artifacthub as artifacthub_api
+    from hub.api import openapi as openapi_api
+    from hub.api import resolve as resolve_api
+    from hub.api import runs as runs_api
+    from hub.api import tekton as tekton_api
+    from hub.registries import Resolvers
+    from hub.web import pages as web_pages
+    from hub.web import runs as runs_web
+    from hub.wsgi import auth
+    from hub.wsgi.response_cache import ResponseCache
+    from hub.wsgi.server import forwarded_scheme
+    from runner.launch import BackgroundRuns
+    from runner.records import RunRecords
+
+    if isinstance(config, Settings):
+        settings = config
+    elif config is None:
+        settings = Settings.from_env()
+    else:
+        settings = Settings.from_mapping(config)
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    app = Flask(__name__, template_folder=_template_folder())
+    app.config["TASKHUB"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    db.init_app(app, engine)
+    cache = ResponseCache(engine, settings.generation_check_interval, settings.cache_max_age)
+    app.extensions["taskhub.response_cache"] = cache
+    app.wsgi_app = cache.wrap(app.wsgi_app)  # type: ignore[method-assign,assignment]
+    app.register_blueprint(tekton_api.bp)
+    app.register_blueprint(artifacthub_api.bp)
+    app.extensions["taskhub.resolvers"] = Resolvers(settings, engine)
+    app.register_blueprint(resolve_api.bp)
+    app.register_blueprint(web_pages.bp)
+    app.extensions["taskhub.runs"] = RunRecords(engine)
+    app.extensions["taskhub.run_backend"] = runs_api.run_backend(settings)
+    app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
+    app.register_blueprint(runs_api.bp)
+    app.register_blueprint(runs_web.bp)
+    errors.register(app)
+    app.register_blueprint(admin_api.bp)
+    app.register_blueprint(openapi_api.bp)
+    auth.init_app(app)  # it wraps the whole app, response cache included
+    app.wsgi_app = forwarded_scheme(app.wsgi_app)  # type: ignore[method-assign,assignment]  # last: scheme first
+    return app

@@ -1,0 +1,73 @@
+"""The `taskhub` command line: the root group `main` (the console script), and one module per command group."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from sqlalchemy.exc import OperationalError
+
+from hub.cli.catalogs import catalog
+from hub.cli.database import db
+from hub.cli.lazy import LazyCommand, LazyGroup
+from hub.cli.serve import serve
+
+
+class _Commands(LazyGroup):
+    """The top-level group: a database that cannot be reached is a one-line error, not a traceback."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, **kwargs: Any) -> Any:
+        if args is None:  # the taskhub process itself (arguments from sys.argv), not a caller running it in-process
+            # What is imported by now lives as long as the process: spare the garbage collector walking it at every
+            # collection and once more at exit, where that walk took a sixth of a short command's time.
+            gc.freeze()
+        return super().main(args, *rest, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as exc:
+            raise click.ClickException(f"the database is unavailable: {' '.join(str(exc.orig).split())}") from None
+
+
+@click.group(
+    cls=_Commands,
+    lazy={
+        "bundle": LazyCommand(
+            "hub.cli.bundles", "Tekton bundles in OCI registries, in the format `tkn bundle` writes."
+        ),
+        "cancel": LazyCommand(
+            "hub.cli.cancel",
+            "Cancel the run NAME on the cluster (PipelineRun: spec.status Cancelled; TaskRun: TaskRunCancelled).",
+        ),
+        "hub": LazyCommand(
+            "hub.cli.remote_hub",
+            "Search catalogs and install their resources, like `tkn hub`, against a Tekton Hub or Artifact Hub API.",
+        ),
+        "registry": LazyCommand("hub.cli.registries", "Registries of Tekton bundles, indexed like catalogs."),
+        "resolve": LazyCommand("hub.cli.resolve", "Resolve a reference with Tekton's resolver params, e.g."),
+        "resolver": LazyCommand(
+            "hub.cli.cluster_resolver", "taskhub as a cluster's Tekton resolver (`resolver: taskhub` in a PipelineRun)."
+        ),
+        "run": LazyCommand(
+            "hub.cli.run",
+            "Resolve every reference of a TaskRun or PipelineRun, record a lock of versions and digests in its "
+            "`taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded.",
+        ),
+        "runs": LazyCommand(
+            "hub.cli.runs", "Recorded runs (`taskhub run`, POST /v1/runs): status, timings, lock and step logs."
+        ),
+        "token": LazyCommand(
+            "hub.cli.tokens", "API tokens for writes and admin operations (and for reading a private hub)."
+        ),
+    },
+)
+def main() -> None:
+    """taskhub: a self-hosted hub for Tekton Tasks, Pipelines and StepActions."""
+
+
+main.add_command(db)
+main.add_command(catalog)
+main.add_command(serve)

@@ -1,0 +1,51 @@
+"""What every command shares: the settings, the database engine made on first use, and one error wording."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from sqlalchemy import Engine
+
+from catalog.db import current_revision, make_engine
+from catalog.errors import TaskhubError
+from hub.config import Settings
+
+
+class Context:
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self.settings.catalogs_dir.mkdir(parents=True, exist_ok=True)
+            self._engine = make_engine(self.settings.database_url)
+        return self._engine
+
+    def migrated_engine(self) -> Engine:
+        if current_revision(self.engine) is None:
+            raise click.ClickException("the database is empty: run `taskhub db upgrade` first")
+        return self.engine
+
+
+pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+def fail(error: TaskhubError) -> click.ClickException:
+    return click.ClickException(str(error))
+
+
+def registry_login(username: str | None, password_stdin: bool) -> tuple[str, str] | None:
+    """The (user, password) of --username and --password-stdin, or None when no user is given."""
+    if password_stdin and not username:
+        raise click.UsageError("--password-stdin needs --username")
+    if not username:
+        return None
+    if not password_stdin:
+        raise click.UsageError("give the password on standard input with --password-stdin")
+    password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise click.UsageError("no password on standard input")
+    return username, password

@@ -1,0 +1,102 @@
+"""`taskhub registry add|sync` and `taskhub catalog publish`: registries of Tekton bundles, indexed like catalogs."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from catalog.errors import TaskhubError
+from catalog.models import CATALOG_TYPES, OCI, Catalog
+from catalog.publish import bundle_target, publish_catalog
+from catalog.sync import add_catalog, get_catalog
+from hub.cli import main
+from hub.cli.catalogs import catalog, sync_catalogs
+from hub.cli.context import Context, pass_context, registry_login
+from hub.registries import credential_store, registry_client
+
+
+@catalog.command("publish")
+@click.argument("name")
+@click.option("--registry", "target", required=True, help="host[:port]/prefix to push the bundles under.")
+@click.option("--username", help="Registry user (else the credentials stored by `registry add`).")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input.")
+@pass_context
+def catalog_publish(ctx: Context, name: str, target: str, username: str | None, password_stdin: bool) -> None:
+    """Push every indexed version of NAME as a bundle PREFIX/<kind>/<name>:<version>, skipping what is there."""
+    engine = ctx.migrated_engine()
+    try:
+        host, _ = bundle_target(target)
+        registry = registry_client(ctx.settings, host, registry_login(username, password_stdin))
+        with Session(engine) as session, session.begin():
+            summary = publish_catalog(
+                session, get_catalog(session, name), registry, target, lambda line: click.echo(line, err=True)
+            )
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in summary.lines():
+        click.echo(line)
+    if summary.failed or summary.stopped:
+        raise click.ClickException("some versions were not published")
+
+
+@main.group()
+def registry() -> None:
+    """Registries of Tekton bundles, indexed like catalogs."""
+
+
+@registry.command("add")
+@click.argument("name")
+@click.argument("target")
+@click.option("--username", help="Registry user.")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input.")
+@click.option(
+    "--repository", "repositories", multiple=True, help="Repository under the prefix to read, for registries "
+    "that do not list theirs (/v2/_catalog); repeat for more.",
+)  # fmt: skip
+@click.option("--type", "catalog_type", type=click.Choice(CATALOG_TYPES), default="community", show_default=True)
+@pass_context
+def registry_add(
+    ctx: Context,
+    name: str,
+    target: str,
+    username: str | None,
+    password_stdin: bool,
+    repositories: tuple[str, ...],
+    catalog_type: str,
+) -> None:
+    """Register the bundles under TARGET (host[:port]/prefix) as catalog NAME; index it with `registry sync`."""
+    try:
+        host, prefix = bundle_target(target)
+        credentials = registry_login(username, password_stdin)
+        with Session(ctx.migrated_engine()) as session, session.begin():
+            repos = [r if r.startswith(f"{prefix}/") else f"{prefix}/{r}" for r in repositories]
+            add_catalog(session, name, target, type=catalog_type, repositories=repos)
+        if credentials:
+            credential_store(ctx.settings).set(host, *credentials)
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"added registry {name} ({host}/{prefix}); index it with:\n  taskhub registry sync {name}")
+
+
+@registry.command("sync")
+@click.argument("name", required=False)
+@click.option("--full", is_flag=True, help="Re-check release tags too (e.g. after a version tag was re-pushed).")
+@pass_context
+def registry_sync(ctx: Context, name: str | None, full: bool) -> None:
+    """Index the bundles of one registry, or of all; only bundles not seen before are downloaded.
+
+    Tags that read as versions are releases: once indexed they are not asked for again unless --full is given.
+    """
+    with Session(ctx.migrated_engine()) as session:
+        try:
+            names = (
+                [get_catalog(session, name).name]
+                if name
+                else list(session.scalars(select(Catalog.name).where(Catalog.provider == OCI)))
+            )
+        except TaskhubError as exc:
+            raise click.ClickException(str(exc)) from None
+    if not names:
+        raise click.ClickException("no registries: add one with `taskhub registry add NAME HOST/PREFIX`")
+    sync_catalogs(ctx, names, full=full)

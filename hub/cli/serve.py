@@ -1,0 +1,27 @@
+"""`taskhub serve`: the hub served by granian."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hub.cli.context import Context, pass_context
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="worker processes")
+@click.option("--threads", default=4, show_default=True, type=int,
+              help="threads per worker: a resolve waiting on a registry holds a thread, not a worker")  # fmt: skip
+@click.option("--access-log/--no-access-log", default=False, show_default=True, help="log every request")
+@pass_context
+def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
+    """Serve the hub (web UI and APIs) with granian; each worker builds the hub from the environment's settings."""
+    from hub.wsgi.server import serve as serve_wsgi
+
+    ctx.migrated_engine().dispose()
+    click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
+    serve_wsgi("hub.app:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log)
+    sys.exit(0)

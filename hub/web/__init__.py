@@ -1,0 +1,1 @@
+"""The web UI: catalog pages, run pages, and the rendering of READMEs and YAML."""
