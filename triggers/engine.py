@@ -8,6 +8,7 @@ anything an event or a resource holds; creating the objects is the caller's job.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -34,6 +35,7 @@ from triggers.selection import Selected, listener_triggers, select
 from triggers.templates import RenderedResource, TemplateError, render
 
 Status = Literal["created", "stopped", "failed"]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,23 @@ class TriggersEngine:
         return EventOutcome(event_id, listener.meta.name, namespace, listener.meta.uid, tuple(outcomes))
 
     def _run(
+        self,
+        listener: EventListener,
+        selected: Selected,
+        request: EventRequest,
+        event_id: str,
+        extensions: Mapping[str, Any],
+        group: str,
+    ) -> TriggerOutcome:
+        try:
+            return self._run_trigger(listener, selected, request, event_id, extensions, group)
+        except Exception as exc:  # a bug must cost one trigger, not the event: record it and go on
+            log.exception("trigger %s of event %s failed", selected.name, event_id)
+            trigger_id = f"namespaces/{selected.namespace}/triggers/{selected.name}"
+            return TriggerOutcome(selected.name, selected.namespace, trigger_id, "failed",
+                                  f"internal error: {type(exc).__name__}: {exc}", group=group)  # fmt: skip
+
+    def _run_trigger(
         self,
         listener: EventListener,
         selected: Selected,

@@ -16,6 +16,8 @@ _SPACE = b" \t\r\n"
 _DIGITS = b"0123456789"
 _HEX = b"0123456789abcdefABCDEF"
 _EOF = "unexpected end of JSON input"
+# Go stops at 10,000 levels; Python's decoder and cel-python recurse, so taskhub stops at 500.
+MAX_DEPTH = 500
 
 
 class BodyError(ValueError):
@@ -51,6 +53,8 @@ def syntax_error(data: bytes) -> str | None:
         if i == n:
             return _EOF
         c = data[i]
+        if len(stack) >= MAX_DEPTH and c in b"{[":
+            return "exceeded max depth"
         if c == ord("{"):
             i += 1
             while i < n and data[i] in _SPACE:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
+import json
+import threading
 from collections.abc import Iterable, Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from catalog.manifests import load_documents
@@ -81,3 +84,47 @@ class Setup:
             return answer, None
         request = EventRequest.from_pairs(method, url, headers or [], body)
         return answer, self.engine.process_event(el, request, event_id)
+
+
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 with a free port, serving a handler class on a thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    def send_body(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class GitHubAPI(LocalServer):
+    """A real HTTP server on 127.0.0.1 answering GETs from a table of path -> (status, JSON, Link header), in the
+    shapes of GitHub's REST API; it records the paths and Authorization headers it was asked for."""
+
+    def __init__(self, routes: dict[str, tuple[int, Any, str]]) -> None:
+        self.requests: list[tuple[str, str]] = []
+        owner = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                owner.requests.append((self.path, self.headers.get("Authorization", "")))
+                status, document, link = routes.get(self.path, (404, {"message": "Not Found"}, ""))
+                self.send_body(status, json.dumps(document).encode(), {"Link": link.replace("{url}", owner.url)})
+
+        super().__init__(Handler)

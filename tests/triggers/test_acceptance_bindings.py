@@ -264,3 +264,21 @@ spec:
     )
     _, outcome = Setup(text).send("el1", b'{"o":{"a":"b"}}')
     assert created_value(outcome, "t") == '{"a":"b"}'
+
+
+def test_hostile_bodies_get_answers_not_exceptions():
+    setup = Setup(
+        listener(
+            inline("t", "[{name: x, value: $(body.a)}]")
+            + "    interceptors: [{ref: {name: cel}, params: [{name: filter, value: 'true'}]}]\n",
+            annotations='annotations: {tekton.dev/payload-validation: "false"}',
+        )
+    )
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    answer, outcome = setup.send("el1", deep)
+    assert answer.status == 202
+    assert outcome.triggers[0].reason.endswith("failed to parse the body as JSON: exceeded max depth")
+    answer, outcome = setup.send("el1", b'{"a":"\xff\xfe"}')
+    assert outcome.triggers[0].params == {"x": "\ufffd\ufffd"}
+    on = Setup(listener(inline("t", "[{name: x, value: $(body.a)}]")))
+    assert json.loads(on.send("el1", deep)[0].body)["errorMessage"] == "Invalid event body format : exceeded max depth"

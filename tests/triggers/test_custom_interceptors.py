@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from tests.triggers.support import Setup
+from tests.triggers.support import LocalServer, QuietHandler, Setup
 from triggers.http_client import RequestsInterceptorHTTP, loopback_only
 
 
-class Interceptor:
+class Interceptor(LocalServer):
     """A real HTTP server whose answer each test sets; it records what it received."""
 
     def __init__(self) -> None:
@@ -24,7 +23,7 @@ class Interceptor:
         self.hang = False
         owner = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 owner.received.append(
@@ -32,28 +31,16 @@ class Interceptor:
                 )
                 if owner.hang:
                     owner.release.wait()
-                self.send_response(owner.status)
-                for name, value in owner.headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(owner.body)))
-                self.end_headers()
-                self.wfile.write(owner.body)
+                self.send_body(owner.status, owner.body, owner.headers)
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
+        super().__init__(Handler)
 
     def answer(self, document: dict, status: int = 200) -> None:
         self.status, self.body = status, json.dumps(document).encode()
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 @pytest.fixture

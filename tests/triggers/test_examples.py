@@ -3,11 +3,11 @@ the objects it must create."""
 
 from __future__ import annotations
 
+import base64
 import json
 
-from tests.triggers.support import MemorySecrets, Setup
+from tests.triggers.support import GitHubAPI, MemorySecrets, Setup, github_signature
 from tests.triggers.test_acceptance_providers import PIPELINE_TEMPLATE
-from tests.triggers.test_custom_interceptors import Interceptor
 from triggers.engine import TriggersEngine
 from triggers.http_client import RequestsInterceptorHTTP, loopback_only
 
@@ -102,8 +102,6 @@ SECRETS = MemorySecrets({("ns1", "github-secret"): {"secretToken": b"1234567"}})
 
 
 def signed(body: bytes, event: str) -> list[tuple[str, str]]:
-    from tests.triggers.support import github_signature
-
     return [("X-GitHub-Event", event), ("X-Hub-Signature-256", github_signature("1234567", body))]
 
 
@@ -119,44 +117,27 @@ def test_e6_changed_files_of_a_push_feed_a_cel_filter():
     )
 
 
+def engine_with_api(setup: Setup, api: GitHubAPI, secrets: MemorySecrets) -> None:
+    http = RequestsInterceptorHTTP(loopback_only)
+    setup.engine = TriggersEngine(setup.store, secrets, http, github_api=api.url + "/")
+
+
 def test_changed_files_of_a_pull_request_come_from_the_github_api_page_by_page():
-    api = Interceptor()
-    pages = {
-        1: ([{"filename": "controllers/a.go"}], '<{url}/repos/o/r/pulls/7/files?per_page=100&page=2>; rel="next"'),
-        2: ([{"filename": "docs/b.md"}], ""),
-    }
-
-    def handler_get(path: str):
-        page = 2 if "page=2" in path else 1
-        body, link = pages[page]
-        return json.dumps(body).encode(), link.format(url=api.url)
-
-    original = api.server.RequestHandlerClass
-
-    class GetHandler(original):  # type: ignore[misc,valid-type]
-        def do_GET(self) -> None:
-            api.received.append({"path": self.path, "headers": dict(self.headers)})
-            body, link = handler_get(self.path)
-            self.send_response(200)
-            if link:
-                self.send_header("Link", link)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    api.server.RequestHandlerClass = GetHandler
+    next_page = '<{url}/repos/o/r/pulls/7/files?per_page=100&page=2>; rel="next"'
+    api = GitHubAPI({
+        "/repos/o/r/pulls/7/files?per_page=100": (200, [{"filename": "controllers/a.go"}], next_page),
+        "/repos/o/r/pulls/7/files?per_page=100&page=2": (200, [{"filename": "docs/b.md"}], ""),
+    })  # fmt: skip
     try:
         body = json.dumps({"action": "opened", "number": 7, "repository": {"full_name": "o/r"}}).encode()
         setup = Setup(CHANGED_FILES, secrets=SECRETS)
-        setup.engine = TriggersEngine(
-            setup.store, SECRETS, RequestsInterceptorHTTP(loopback_only), github_api=api.url + "/"
-        )
+        engine_with_api(setup, api, SECRETS)
         _, outcome = setup.send("github-add-changed-files-push-cel-listener", body, signed(body, "pull_request"))
     finally:
         api.close()
     (run,) = outcome.resources
     assert run_params(run)["changedfiles"] == "controllers/a.go,docs/b.md"
-    assert [call["path"] for call in api.received] == [
+    assert [path for path, _ in api.requests] == [
         "/repos/o/r/pulls/7/files?per_page=100",
         "/repos/o/r/pulls/7/files?per_page=100&page=2",
     ]
@@ -354,3 +335,69 @@ spec:
     setup = Setup(text)
     assert len(setup.send("el", b'{"ok": true}')[1].resources) == 1
     assert setup.send("el", b'{"ok": false}')[1].resources == []
+
+
+OWNERS = """
+apiVersion: triggers.tekton.dev/v1beta1
+kind: EventListener
+metadata: {name: github-owners-listener}
+spec:
+  triggers:
+  - name: github-owners
+    interceptors:
+    - ref: {name: github}
+      params:
+      - {name: secretRef, value: {secretName: github-secret, secretKey: secretToken}}
+      - {name: eventTypes, value: [pull_request, issue_comment]}
+      - name: githubOwners
+        value:
+          enabled: true
+          checkType: all
+          personalAccessToken: {secretName: github-token, secretKey: token}
+    template: {ref: owners-template}
+---""" + template("owners-template", "github-owners-run-", [])
+OWNER_SECRETS = MemorySecrets(
+    {("ns1", "github-secret"): {"secretToken": b"1234567"}, ("ns1", "github-token"): {"token": b"ghp_x"}}
+)
+OWNERS_FILE = {"type": "file", "content": base64.b64encode(b"approvers:\n- Test_Owner\nreviewers: [r]\n").decode()}
+
+
+def owners_outcome(event: str, payload: dict) -> tuple[str, str, list[tuple[str, str]]]:
+    api = GitHubAPI({
+        "/orgs/owner/public_members": (200, [{"login": "org-member"}], ""),
+        "/repos/owner/repo/collaborators": (200, [{"login": "collaborator"}], ""),
+        "/repos/owner/repo/contents/OWNERS": (200, OWNERS_FILE, ""),
+    })  # fmt: skip
+    try:
+        setup = Setup(OWNERS, secrets=OWNER_SECRETS)
+        engine_with_api(setup, api, OWNER_SECRETS)
+        body = json.dumps(payload).encode()
+        _, outcome = setup.send("github-owners-listener", body, signed(body, event))
+    finally:
+        api.close()
+    (trigger,) = outcome.triggers
+    return trigger.status, trigger.reason, api.requests
+
+
+def pull_request(sender: str) -> dict:
+    return {"action": "opened", "number": 1, "repository": {"full_name": "owner/repo"}, "sender": {"login": sender}}
+
+
+def comment(sender: str, text: str) -> dict:
+    return {"action": "created", "issue": {"number": 1}, "comment": {"body": text},
+            "repository": {"full_name": "owner/repo"}, "sender": {"login": sender}}  # fmt: skip
+
+
+def test_owners_check_lets_members_collaborators_and_owners_file_entries_through():
+    for sender in ("org-member", "collaborator", "test_owner"):
+        status, reason, requests = owners_outcome("pull_request", pull_request(sender))
+        assert status == "created", (sender, reason)
+    assert all(auth == "Bearer ghp_x" for _, auth in requests)
+
+
+def test_owners_check_stops_strangers_unless_an_owner_says_ok_to_test():
+    status, reason, _ = owners_outcome("pull_request", pull_request("stranger"))
+    assert (status, reason.split("desc = ")[1]) == ("stopped", "owners check requirements not met")
+    assert owners_outcome("issue_comment", comment("collaborator", "looks fine\n/ok-to-test"))[0] == "created"
+    assert owners_outcome("issue_comment", comment("collaborator", "/ok-to-test please"))[0] == "stopped"
+    assert owners_outcome("issue_comment", comment("stranger", "/ok-to-test"))[0] == "stopped"
