@@ -70,6 +70,7 @@ version_platforms = Table(
 
 CATALOG_TYPES = ("official", "community", "verified", "enterprise", "private")
 OCI = "oci"  # the provider of catalogs read from a registry
+DEFAULT_REFRESH_SECONDS = 30 * 60  # as Tekton Hub refreshed its catalogs
 
 
 class Catalog(Base):
@@ -88,6 +89,10 @@ class Catalog(Base):
     synced_revision: Mapped[str | None] = mapped_column(String(128))
     synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    # How often the scheduler syncs it (seconds; 0: never), when it will next, and when a sync of it last ended.
+    refresh_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_REFRESH_SECONDS)
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     resources: Mapped[list[Resource]] = relationship(back_populates="catalog", cascade="all, delete-orphan")

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import re
+import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -52,12 +56,24 @@ class Checkout:
     web_base: str | None = None  # "https://github.com/org/repo" for providers with web links
 
 
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+@functools.cache
+def _die_with_parent() -> Callable[[], None]:
+    """What git's process runs before exec: end it when the process that started it ends (a worker killed by
+    SIGKILL), so no git of a killed sync still writes the checkout that the next sync takes over."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # bound here: loading a library after fork is not safe
+    return lambda: prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def _git(args: list[str], cwd: Path) -> str:
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
     try:
         done = subprocess.run(
-            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS
-        )
+            ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS,
+            preexec_fn=_die_with_parent(),
+        )  # fmt: skip
     except FileNotFoundError:
         raise CatalogSourceError("the git command is not installed") from None
     except subprocess.TimeoutExpired:
@@ -80,6 +96,17 @@ def _commit_times(repo: Path, context_dir: str | None) -> dict[str, datetime]:
         elif line and when is not None and line.startswith(prefix):
             times.setdefault(line[len(prefix) :], when)
     return times
+
+
+def recover_git_locks(repo: Path) -> list[str]:
+    """Removes the lock files a git killed mid-command leaves in repo/.git (index.lock, HEAD.lock, ...), which
+    make every later git command there fail. Only for a caller that knows no git runs there: the holder of the
+    catalog's sync lease. Returns the names removed."""
+    removed = []
+    for lock in sorted((repo / ".git").glob("*.lock")):
+        lock.unlink(missing_ok=True)
+        removed.append(lock.name)
+    return removed
 
 
 def checkout(name: str, source: str, revision: str | None, context_dir: str | None, work_dir: Path) -> Checkout:

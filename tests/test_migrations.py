@@ -19,9 +19,16 @@ def test_upgrade_head_on_an_empty_database_then_alembic_check(empty_database_url
     assert current_revision(engine) is None
     upgrade(engine)
     assert current_revision(engine) == HEAD
-    assert {"catalogs", "resources", "resource_versions", "catalog_errors", "runs", "run_logs"} <= set(
-        inspect(engine).get_table_names()
-    )
+    assert {
+        "catalogs",
+        "resources",
+        "resource_versions",
+        "catalog_errors",
+        "runs",
+        "run_logs",
+        "jobs",
+        "leases",
+    } <= set(inspect(engine).get_table_names())
     engine.dispose()
     check = subprocess.run(
         [sys.executable, "-m", "alembic", "-x", f"url={empty_database_url}", "check"],

@@ -1,0 +1,106 @@
+"""The scheduler: queues a sync of every catalog and registry whose refresh interval has passed.
+
+Any worker may run it (as a periodic task of its control thread), but only the holder of the "scheduler" lease
+acts, so however many workers run, each catalog is queued once per interval. The next sync is set at the interval
+from the end of the last one, stretched or shrunk by a random `jitter` fraction so that catalogs added together
+do not stay synced together.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import exists, or_, select, update
+from sqlalchemy.orm import Session
+
+from catalog.errors import InvalidRequest
+from catalog.models import OCI, Catalog
+from jobs.clock import database_now
+from jobs.kinds import CATALOG_SYNC, REGISTRY_SYNC
+from jobs.leases import Leases
+from jobs.models import QUEUED, RUNNING, Job
+from jobs.queue import Enqueued, JobQueue
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_LEASE = "scheduler"
+_INTERVAL = re.compile(r"^(\d+)([smhd])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_REFRESH_SECONDS = 60
+
+
+def parse_refresh(text: str) -> int:
+    """A refresh interval as given on the command line or to the API ("30m", "5m", "1h", "never") in seconds;
+    0 for never."""
+    value = text.strip().lower()
+    if value == "never":
+        return 0
+    match = _INTERVAL.match(value)
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]] if match else -1
+    if seconds < MIN_REFRESH_SECONDS:
+        raise InvalidRequest(
+            f"refresh interval {text!r}: expected 'never' or a number of minutes, hours or days of at least 1m "
+            "(30m, 5m, 1h, 1d)",
+            reason="invalid-refresh",
+        )
+    return seconds
+
+
+def format_refresh(seconds: int) -> str:
+    """The interval as parse_refresh reads it back."""
+    if seconds <= 0:
+        return "never"
+    for unit in ("d", "h", "m"):
+        if seconds % _UNIT_SECONDS[unit] == 0:
+            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
+    return f"{seconds}s"
+
+
+def next_sync(now: datetime, refresh_seconds: int, jitter: float = 0.1) -> datetime | None:
+    """When a catalog synced at `now` is synced again: the interval, give or take `jitter` of it."""
+    if refresh_seconds <= 0:
+        return None
+    return now + timedelta(seconds=refresh_seconds * random.uniform(1 - jitter, 1 + jitter))
+
+
+def sync_ended(session: Session, catalog: Catalog, jitter: float = 0.1) -> None:
+    """Records that a sync of `catalog` just ended, whatever its outcome, and when the next one is due."""
+    now = database_now(session)
+    catalog.last_sync_at = now
+    catalog.next_sync_at = next_sync(now, catalog.refresh_seconds, jitter)
+
+
+@dataclass
+class Scheduler:
+    queue: JobQueue
+    holder: str
+    # How long the scheduler lease lasts unless renewed (seconds): the longest a dead scheduler's turn waits.
+    lease_seconds: float = 60.0
+    jitter: float = 0.1
+
+    def tick(self) -> list[Enqueued]:
+        """If this process holds (or takes) the scheduler lease, queues the syncs that are due; else nothing."""
+        if not Leases(self.queue.engine).acquire(SCHEDULER_LEASE, self.holder, self.lease_seconds):
+            return []
+        kinds = (CATALOG_SYNC.name, REGISTRY_SYNC.name)
+        busy = exists().where(Job.kind.in_(kinds), Job.target == Catalog.name, Job.state.in_((QUEUED, RUNNING)))
+        with Session(self.queue.engine) as session:
+            now = database_now(session)
+            due = session.execute(
+                select(Catalog.id, Catalog.name, Catalog.provider, Catalog.refresh_seconds).where(
+                    Catalog.refresh_seconds > 0, or_(Catalog.next_sync_at.is_(None), Catalog.next_sync_at <= now), ~busy
+                )
+            ).all()
+        queued = []
+        for catalog_id, name, provider, refresh in due:
+            kind = REGISTRY_SYNC if provider == OCI else CATALOG_SYNC
+            queued.append(self.queue.enqueue(kind, name, created_by=f"scheduler@{self.holder}"))
+            with Session(self.queue.engine) as session, session.begin():
+                later = next_sync(now, refresh, self.jitter)
+                session.execute(update(Catalog).where(Catalog.id == catalog_id).values(next_sync_at=later))
+            log.info("scheduler: queued a sync of %s (every %s)", name, format_refresh(refresh))
+        return queued
