@@ -38,13 +38,11 @@ CATEGORIES = "tekton.dev/categories"
 PLATFORMS = "tekton.dev/platforms"
 DEFAULT_PLATFORM = "linux/amd64"
 
-# The 20 categories of Tekton Hub's config; others are kept but reported.
-HUB_CATEGORIES = frozenset(
-    {
-        "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
-        "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging",
-        "Monitoring", "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
-    }
+# The 20 categories of Tekton Hub's config, in its order (tektoncd/hub: config.yaml); others are kept but reported.
+HUB_CATEGORIES = (
+    "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
+    "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging",
+    "Monitoring", "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
 )  # fmt: skip
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -355,6 +353,7 @@ def _resource(doc: dict[str, Any], spec_value: Any, kind: str) -> ResourceManife
     if not isinstance(description, str) or not description.strip():
         description = ""
         findings.append(Finding("warning", "spec.description is missing"))
+    # Kept as written, a block scalar's final newline included, as Tekton Hub serves it.
     display_name = annotations.get(DISPLAY_NAME, "").strip() or None
     if display_name is None:
         findings.append(Finding("info", f"no display name ({DISPLAY_NAME})"))
@@ -368,7 +367,8 @@ def _resource(doc: dict[str, Any], spec_value: Any, kind: str) -> ResourceManife
             findings.append(Finding("warning", f"{MIN_VERSION} {min_version!r} is not a version; ignored"))
             min_version = None
 
-    tags = _split_list(annotations.get(TAGS, ""))
+    # Tekton Hub splits tags on commas and whitespace ("canary deployment" is two tags); categories only on commas.
+    tags = _split_list(annotations.get(TAGS, ""), on_spaces=True)
     categories = _split_list(annotations.get(CATEGORIES, ""))
     for category in categories:
         if category not in HUB_CATEGORIES:
@@ -390,7 +390,7 @@ def _resource(doc: dict[str, Any], spec_value: Any, kind: str) -> ResourceManife
         kind=kind,
         name=name,
         version=version,
-        description=description.strip(),
+        description=description,
         display_name=display_name,
         min_pipelines_version=min_version,
         deprecated=annotations.get(DEPRECATED, "").strip().lower() == "true",

@@ -69,6 +69,8 @@ version_platforms = Table(
 
 
 CATALOG_TYPES = ("official", "community", "verified", "enterprise", "private")
+# Names a catalog cannot have: its web pages (/<catalog>/<kind>/<name>) would be API paths.
+RESERVED_CATALOG_NAMES = frozenset({"v1", "api"})
 OCI = "oci"  # the provider of catalogs read from a registry
 DEFAULT_REFRESH_SECONDS = 30 * 60  # as Tekton Hub refreshed its catalogs
 
@@ -82,6 +84,9 @@ class Catalog(Base):
     revision: Mapped[str | None] = mapped_column(String(255))
     context_dir: Mapped[str | None] = mapped_column(String(1024))
     type: Mapped[str] = mapped_column(String(32), default="community")
+    # Who publishes it (Tekton Hub's catalog `org`; Artifact Hub's organization_name); unset: the owner in the
+    # git URL of a GitHub, GitLab or Bitbucket source.
+    org: Mapped[str | None] = mapped_column(String(255))
     provider: Mapped[str] = mapped_column(String(32), default="local")  # local, git hosts, or "oci" (a registry)
     # For a registry: the repositories to read when it does not list them (/v2/_catalog).
     repositories: Mapped[list[str]] = mapped_column(JSON, default=list)

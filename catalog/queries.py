@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from catalog.errors import InvalidKind, InvalidRequest, InvalidVersion, NotFound
@@ -59,6 +62,9 @@ class ResourceView:
 
     resource: Resource
     versions: list[ResourceVersion]
+    # The versions tags, categories and platforms are the union over: all live ones, also when `versions` holds
+    # only those compatible with a Pipelines version (as upstream's resource-level lists).
+    every_version: list[ResourceVersion] | None = None
 
     @property
     def latest(self) -> ResourceVersion:
@@ -66,15 +72,15 @@ class ResourceView:
 
     @cached_property
     def tags(self) -> list[Tag]:
-        return _union(v.tags for v in self.versions)
+        return _union(v.tags for v in self.every_version or self.versions)
 
     @cached_property
     def categories(self) -> list[Category]:
-        return _union(v.categories for v in self.versions)
+        return _union(v.categories for v in self.every_version or self.versions)
 
     @cached_property
     def platforms(self) -> list[Platform]:
-        return _union(v.platforms for v in self.versions)
+        return _union(v.platforms for v in self.every_version or self.versions)
 
 
 def _union(lists):
@@ -128,13 +134,36 @@ class CatalogIndex:
     def catalog_errors(self, name: str) -> list[CatalogError]:
         return list(self.catalog(name).errors)
 
-    def categories(self) -> list[Category]:
-        used = exists().where(
-            version_categories.c.category_id == Category.id,
-            version_categories.c.version_id == ResourceVersion.id,
-            ResourceVersion.removed_at.is_(None),
-        )
-        return list(self.session.scalars(select(Category).where(used).order_by(Category.name)))
+    def daily_counts(self) -> dict[str, list[tuple[date, int]]]:
+        """How many live resources ("packages") and live versions ("snapshots") were first indexed each day,
+        in day order: what Artifact Hub's stats chart."""
+        live_version = ResourceVersion.removed_at.is_(None)
+        live_resource = exists().where(ResourceVersion.resource_id == Resource.id, live_version)
+        out = {}
+        for key, column, condition in (
+            ("packages", Resource.created_at, live_resource),
+            ("snapshots", ResourceVersion.indexed_at, live_version),
+        ):
+            day = func.date(column)
+            rows = self.session.execute(select(day, func.count()).where(condition).group_by(day).order_by(day))
+            out[key] = [(_as_date(d), int(n)) for d, n in rows]
+        return out
+
+    def categories(self, names: Sequence[str]) -> list[Category]:
+        """The categories named (ignoring case), by name, used or not, as Tekton Hub lists its configured ones;
+        those the index does not hold yet are added, so that each keeps its id from then on."""
+        wanted = {name.lower(): name for name in names}
+        stmt = select(Category).where(func.lower(Category.name).in_(list(wanted)))
+        rows = list(self.session.scalars(stmt))
+        missing = wanted.keys() - {row.name.lower() for row in rows}
+        if missing:
+            try:
+                self.session.execute(insert(Category), [{"name": wanted[key]} for key in wanted if key in missing])
+                self.session.commit()
+            except IntegrityError:  # another worker added them first
+                self.session.rollback()
+            rows = list(self.session.scalars(stmt))
+        return sorted(rows, key=lambda row: (row.name.lower(), row.name))
 
     def facets(self) -> dict[str, list[str]]:
         """The values the web UI offers as filters: what live versions carry."""
@@ -214,7 +243,7 @@ class CatalogIndex:
         ]
         if not versions:
             raise NotFound("resource not found compatible with minPipelinesVersion")
-        return ResourceView(view.resource, versions)
+        return ResourceView(view.resource, versions, every_version=view.versions)
 
     def version(self, catalog: str, kind: str, name: str, version: str) -> ResourceVersion:
         """A version by its text (``0.9``) or an equal version (``0.9.0``); removed versions still resolve."""
@@ -232,16 +261,16 @@ class CatalogIndex:
         try:
             wanted = Version.parse(version)
         except InvalidVersion:
-            raise NotFound("resource version not found") from None
+            raise NotFound("resource not found") from None
         same = sorted((r for r in rows if Version.parse(r.version) == wanted), key=lambda r: r.removed_at is not None)
         if not same:
-            raise NotFound("resource version not found")
+            raise NotFound("resource not found")
         return same[0]
 
     def version_by_id(self, version_id: int) -> ResourceVersion:
         row = self.session.get(ResourceVersion, version_id)
         if row is None:
-            raise NotFound("resource version not found")
+            raise NotFound("resource not found")
         return row
 
     def view_of(self, row: ResourceVersion) -> ResourceView:
@@ -292,6 +321,11 @@ class CatalogIndex:
         views = self._load(stmt)
         views.sort(key=_sort_key(query.sort, text))
         return views[query.offset : query.offset + query.limit], len(views)
+
+
+def _as_date(value: date | str) -> date:
+    """A date() of SQL: a date on PostgreSQL, its ISO text on SQLite."""
+    return value if isinstance(value, date) else date.fromisoformat(value)
 
 
 def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> ColumnElement[bool]:

@@ -23,6 +23,7 @@ from catalog.manifests import is_dns1123_label
 from catalog.models import (
     CATALOG_TYPES,
     OCI,
+    RESERVED_CATALOG_NAMES,
     Catalog,
     CatalogError,
     Category,
@@ -84,10 +85,13 @@ def add_catalog(
     context_dir: str | None = None,
     type: str = "community",
     repositories: list[str] | None = None,
+    org: str | None = None,
 ) -> Catalog:
     """Register a catalog (a directory, a git URL, or with repositories a registry); the next sync indexes it."""
     if not is_dns1123_label(name):
         raise Conflict(f"catalog name {name!r} must be lower-case letters, digits and '-' (a DNS-1123 label)")
+    if name in RESERVED_CATALOG_NAMES:
+        raise Conflict(f"catalog name {name!r} is reserved: /{name}/... paths belong to the hub's APIs")
     if type not in CATALOG_TYPES:
         raise Conflict(f"catalog type {type!r} must be one of {', '.join(CATALOG_TYPES)}")
     if session.scalar(select(Catalog).where(Catalog.name == name)) is not None:
@@ -106,6 +110,7 @@ def add_catalog(
         type=type,
         provider=provider,
         repositories=repositories or [],
+        org=org or None,
     )
     session.add(catalog)
     session.flush()

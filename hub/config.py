@@ -47,6 +47,11 @@ class Settings:
     # Requests per client (token name, else address) and worker process, as "N/second|minute|hour"; 0: no limit.
     rate_limit_resolve: str = "600/minute"
     rate_limit_search: str = "300/minute"
+    # Origins whose browser scripts may read the Tekton Hub API (comma-separated; "*": any, as Tekton Hub allows;
+    # empty: none).
+    cors_origins: str = "*"
+    # The categories /v1/categories lists (comma-separated); empty: Tekton Hub's 20.
+    categories: str = ""
     # The catalog that Artifact Hub's default repository names (tekton-catalog-tasks, tekton-catalog-pipelines)
     # stand for when no catalog has those names; empty turns the aliases off.
     artifact_hub_default_catalog: str = "tekton"
@@ -70,6 +75,14 @@ class Settings:
         if not self.database_url:
             url = f"sqlite:///{(Path(self.data_dir) / 'taskhub.db').resolve()}"
             object.__setattr__(self, "database_url", url)
+
+    @property
+    def category_names(self) -> tuple[str, ...]:
+        """The configured categories, Tekton Hub's list by default."""
+        from catalog.manifests import HUB_CATEGORIES
+
+        names = tuple(dict.fromkeys(c.strip() for c in self.categories.split(",") if c.strip()))
+        return names or HUB_CATEGORIES
 
     @property
     def catalogs_dir(self) -> Path:

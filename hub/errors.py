@@ -51,17 +51,29 @@ def status_of(error: TaskhubError) -> tuple[int, str]:
 
 
 def goa_error(status: int, name: str, message: str) -> Response:
-    """Tekton Hub's error body (goa ErrorResult)."""
+    """Tekton Hub's error body (goa's ErrorResponse), sent as its goa server sends it: as application/json (goa's
+    ResponseEncoder), and with a ``Goa-Error`` header naming the error for the errors its design declares
+    (``not-found``, ``internal-error``, ``invalid-kind``, ...), not for goa's own request validation errors
+    (``invalid_field_type``, ``invalid_enum_value``, ...), which its generic ErrorEncoder writes without one
+    (tektoncd/hub: api/v1/gen/http/resource/server/encode_decode.go; goadesign/goa: http/encoding.go)."""
     response = jsonify(
         name=name,
-        id=secrets.token_urlsafe(6),
+        id=secrets.token_urlsafe(6),  # goa.NewErrorID: 6 random bytes, URL-safe base64, 8 characters
         message=message,
         temporary=False,
         timeout=False,
         fault=status >= 500,
     )
     response.status_code = status
-    response.content_type = "application/vnd.goa.error"
+    if "_" not in name:
+        response.headers["Goa-Error"] = name
+    return response
+
+
+def page_not_found() -> Response:
+    """What Tekton Hub's router (goa's chi muxer, with Go's http.NotFound) answers for a path it does not serve."""
+    response = Response("404 page not found\n", status=404, content_type="text/plain; charset=utf-8")
+    response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -111,6 +123,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[str, int]:
         status = error.code or 500
+        routed = request.url_rule is not None and request.blueprint != "web"  # no web page lives under the APIs
+        if status == 404 and not routed and request.path.startswith(TEKTON_API_PREFIXES):
+            return page_not_found()  # no route: what upstream's router says, not a resource that was not found
         if _wants_api_error():
             name = HTTP_ERROR_NAMES.get(status, "bad-request")
             return api_error(status, name, error.description or error.name)

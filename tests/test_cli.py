@@ -124,6 +124,8 @@ def test_serve_with_granian(run, sample_catalog):
         while not any('"GET /?q=clone HTTP/1.1" 200' in line for line in output):  # query included
             assert time.monotonic() < deadline, output
             time.sleep(0.05)
+        # and a path without a query is written without a "?"
+        assert any('"GET /v1/resource/tekton/task/git-clone HTTP/1.1" 200' in line for line in output), output
     assert server.returncode == 0  # SIGTERM is a clean stop
     assert f"taskhub serving on {base}/" in server.stderr.read()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -24,6 +25,7 @@ from hub.api.artifacthub_json import (
     latest_release,
     organization,
 )
+from hub.api.artifacthub_json import stats as stats_shape
 from hub.wsgi.response_cache import cache_responses
 
 bp = Blueprint("artifacthub_api", __name__, url_prefix="/api/v1")
@@ -211,6 +213,14 @@ def search_packages() -> Response:
     if want_facets:
         body["facets"] = s.facets(candidates)
     return with_total(body, len(found))
+
+
+@bp.get("/stats")
+def stats() -> Response:
+    """Artifact Hub's stats. Pipelines-as-Code asks for them to tell an Artifact Hub (200) from a Tekton Hub (404,
+    as ``/v1/api/v1/stats`` stays) when its hub type is not set."""
+    index = db.index()
+    return jsonify(stats_shape(index.daily_counts(), index.catalog_kinds(), datetime.now(UTC)))
 
 
 @bp.get("/repositories/search")

@@ -10,6 +10,7 @@ import hashlib
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -50,7 +51,10 @@ def epoch(row: ResourceVersion) -> int:
 
 
 def organization(catalog: Catalog) -> str | None:
-    """The owner in the catalog's git URL (``tektoncd`` for github.com/tektoncd/catalog); None for others."""
+    """The catalog's org when one was given, else the owner in its git URL (``tektoncd`` for
+    github.com/tektoncd/catalog); None for others."""
+    if catalog.org:
+        return catalog.org
     if catalog.provider not in ("github", "gitlab", "bitbucket"):
         return None
     source = public_source(catalog)
@@ -211,6 +215,55 @@ class ArtifactHubShapes:
             },
             {"title": "Repository", "filter_key": "repo", "options": options(repos, str, str.title)},
         ]
+
+
+def _epoch_ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()) * 1000
+
+
+def _running_total(daily: list[tuple[date, int]]) -> list[list[int]]:
+    total, out = 0, []
+    for day, count in daily:
+        total += count
+        out.append([_epoch_ms(day), total])
+    return out
+
+
+def _monthly(daily: list[tuple[date, int]]) -> list[list[int]]:
+    months: Counter[date] = Counter()
+    for day, count in daily:
+        months[day.replace(day=1)] += count
+    return [[_epoch_ms(month), months[month]] for month in sorted(months)]
+
+
+def stats(daily: dict[str, list[tuple[date, int]]], repositories: list[tuple[Catalog, str]], now: datetime) -> Json:
+    """Artifact Hub's GET /api/v1/stats (artifacthub/hub: database/migrations/functions/stats/get_stats.sql):
+    totals and their growth by day, with the keys it strips when null (no views, no users) left out. Dates are
+    when taskhub first indexed each package (resource) and snapshot (version)."""
+
+    def growth(rows: list[tuple[date, int]], *, monthly: bool) -> Json:
+        out: Json = {"total": sum(count for _, count in rows)}
+        if rows:
+            out["running_total"] = _running_total(rows)
+            if monthly:
+                out["created_monthly"] = _monthly(rows)
+        return out
+
+    repository_days: Counter[date] = Counter(catalog.created_at.date() for catalog, _ in repositories)
+    org_first_seen: dict[str, date] = {}
+    for catalog, _ in repositories:
+        org = organization(catalog)
+        if org is not None:
+            org_first_seen[org] = min(org_first_seen.get(org, catalog.created_at.date()), catalog.created_at.date())
+    org_days: Counter[date] = Counter(org_first_seen.values())
+    return {
+        "generated_at": int(now.timestamp() * 1000),
+        "packages": growth(daily["packages"], monthly=True),
+        "snapshots": growth(daily["snapshots"], monthly=True),
+        "repositories": growth(sorted(repository_days.items()), monthly=False),
+        "organizations": growth(sorted(org_days.items()), monthly=False),
+        "users": {"total": 0},
+    }
 
 
 def path_kind_of(kind: str) -> str:

@@ -19,29 +19,77 @@ cache_responses(bp)
 
 MAX_LIMIT = 1000
 _PIPELINES_VERSION = r"^\d+(?:\.\d+){0,2}$"
+MATCHES = ("exact", "contains")
+_UINT_MAX = 2**64 - 1  # Go's strconv.ParseUint(s, 10, 64)
+_ID_MAX = 2**31 - 1  # the largest id a row can have; larger ones name nothing
 
 
 def shapes() -> TektonShapes:
     return TektonShapes(current_app.config["TASKHUB"].public_url or request.host_url)
 
 
+def go_quote(text: str) -> str:
+    """``text`` as Go's ``%q`` writes it (strconv.Quote): goa quotes the values it refuses that way."""
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in ('"', "\\"):
+            out.append("\\" + char)
+        elif char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable() or char == " ":
+            out.append(char)
+        elif code < 0x80:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def enum_error(name: str, value: str, allowed: tuple[str, ...]) -> InvalidRequest:
+    """goa's InvalidEnumValueError, word for word."""
+    choices = ", ".join(go_quote(a) for a in allowed)
+    return InvalidRequest(
+        f"value of {name} must be one of {choices} but got value {go_quote(value)}", reason="invalid_enum_value"
+    )
+
+
 def path_kind(kind: str) -> str:
     """The {kind} path parameter: lower case only, as goa's enum validation has it."""
     if kind not in ("task", "pipeline", "stepaction"):
-        raise InvalidRequest(
-            f'value of kind must be one of "task", "pipeline", "stepaction" but got value "{kind}"',
-            reason="invalid_enum_value",
-        )
+        raise enum_error("kind", kind, ("task", "pipeline", "stepaction"))
     return parse_kind(kind, path=True)
+
+
+def parse_uint(name: str, raw: str) -> int:
+    """An unsigned integer parameter as goa decodes it (strconv.ParseUint), or its invalid_field_type error."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) > _UINT_MAX:
+        raise InvalidRequest(
+            f"invalid value {go_quote(raw)} for {go_quote(name)}, must be a unsigned integer",
+            reason="invalid_field_type",
+        )
+    return int(raw)
+
+
+def path_id(name: str, raw: str) -> int:
+    """A row id in a path; one no row can have is not found, as upstream's query finds nothing for it."""
+    value = parse_uint(name, raw)
+    if value > _ID_MAX:
+        raise NotFound("resource not found")
+    return value
 
 
 def uint_arg(name: str, default: int, maximum: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.isdigit():
-        raise InvalidRequest(f"{name} must be a non-negative integer but got value {raw!r}", reason="invalid_type")
-    value = int(raw)
+    value = parse_uint(name, raw)
     return min(value, maximum) if maximum is not None else value
 
 
@@ -71,6 +119,9 @@ def v1_status() -> Response:
 
 @bp.get("/v1/query")
 def query() -> Response:
+    match = request.args.get("match") or "contains"
+    if match not in MATCHES:
+        raise enum_error("match", match, MATCHES)
     search = SearchQuery(
         text=request.args.get("name", ""),
         kinds=tuple(request.args.getlist("kinds")),
@@ -78,7 +129,7 @@ def query() -> Response:
         categories=tuple(request.args.getlist("categories")),
         tags=tuple(request.args.getlist("tags")),
         platforms=tuple(request.args.getlist("platforms")),
-        match=request.args.get("match", "contains"),
+        match=match,
         limit=uint_arg("limit", MAX_LIMIT, MAX_LIMIT) or MAX_LIMIT,
         offset=uint_arg("offset", 0),
     )
@@ -113,7 +164,8 @@ def catalogs() -> Response:
 @bp.get("/v1/categories")
 @bp.get("/categories")
 def categories() -> Response:
-    return data(named(db.index().categories()))
+    """Every configured category, used or not (Tekton Hub lists those of its config), sorted by name."""
+    return data(named(db.index().categories(current_app.config["TASKHUB"].category_names)))
 
 
 @bp.get("/catalog/<name>/error")
@@ -127,20 +179,20 @@ def catalog_errors(name: str) -> Response:
 # -- resources by id ---------------------------------------------------------------------------------------
 
 
-@bp.get("/v1/resource/<int(max=2147483647):resource_id>")
-def resource_by_id(resource_id: int) -> Response:
-    return data(shapes().resource(db.index().resource_by_id(resource_id)))
+@bp.get("/v1/resource/<resource_id>")
+def resource_by_id(resource_id: str) -> Response:
+    return data(shapes().resource(db.index().resource_by_id(path_id("id", resource_id))))
 
 
-@bp.get("/v1/resource/<int(max=2147483647):resource_id>/versions")
-def resource_versions(resource_id: int) -> Response:
-    return data(shapes().versions(db.index().resource_by_id(resource_id)))
+@bp.get("/v1/resource/<resource_id>/versions")
+def resource_versions(resource_id: str) -> Response:
+    return data(shapes().versions(db.index().resource_by_id(path_id("id", resource_id))))
 
 
-@bp.get("/v1/resource/version/<int(max=2147483647):version_id>")
-def version_by_id(version_id: int) -> Response:
+@bp.get("/v1/resource/version/<version_id>")
+def version_by_id(version_id: str) -> Response:
     index = db.index()
-    row = index.version_by_id(version_id)
+    row = index.version_by_id(path_id("versionID", version_id))
     return data(shapes().version(row, index.view_of(row)))
 
 
@@ -152,11 +204,11 @@ def resource(catalog: str, kind: str, name: str) -> Response:
     index = db.index()
     view = index.resource(catalog, path_kind(kind), name)
     pipelines_version = request.args.get("pipelinesversion")
-    if pipelines_version is not None:
+    if pipelines_version:  # goa treats an empty value as none
         if not re.match(_PIPELINES_VERSION, pipelines_version):
-            raise InvalidRequest(
-                f"pipelinesversion must match the regular expression {_PIPELINES_VERSION!r} "
-                f"but got value {pipelines_version!r}",
+            raise InvalidRequest(  # goa's InvalidPatternError
+                f"pipelinesversion must match the regexp {go_quote(_PIPELINES_VERSION)} "
+                f"but got value {go_quote(pipelines_version)}",
                 reason="invalid_pattern",
             )
         view = index.compatible(view, pipelines_version)
@@ -216,9 +268,9 @@ def legacy_resources() -> Response:
 
 
 @bp.get("/query")
-@bp.get("/resource/<int(max=2147483647):resource_id>")
-@bp.get("/resource/<int(max=2147483647):resource_id>/versions")
-@bp.get("/resource/version/<int(max=2147483647):version_id>")
+@bp.get("/resource/<resource_id>")
+@bp.get("/resource/<resource_id>/versions")
+@bp.get("/resource/version/<version_id>")
 @bp.get("/resource/<catalog>/<kind>/<name>")
 @bp.get("/resource/<catalog>/<kind>/<name>/<version>")
 def legacy(**_: object) -> Response:

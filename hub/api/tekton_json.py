@@ -45,8 +45,19 @@ class TektonShapes:
 
     @staticmethod
     def path(view_or_row: ResourceView | ResourceVersion, version: str | None = None) -> str:
+        """``<catalog>/<kind>/<name>[/<version>]`` with the kind in lower case: the API's and the web UI's paths."""
         resource = view_or_row.resource
         parts = [resource.catalog.name, resource.kind.lower(), resource.name]
+        if version is not None:
+            parts.append(version)
+        return "/".join(parts)
+
+    @staticmethod
+    def hub_url_path(view_or_row: ResourceView | ResourceVersion, version: str | None = None) -> str:
+        """``hubURLPath``: upstream writes the kind as stored, ``tekton/Task/git-clone[/0.10]``
+        (tektoncd/hub: api/v1/service/resource/resource.go, initResource)."""
+        resource = view_or_row.resource
+        parts = [resource.catalog.name, resource.kind, resource.name]
         if version is not None:
             parts.append(version)
         return "/".join(parts)
@@ -65,7 +76,7 @@ class TektonShapes:
             "version": row.version,
             "rawURL": raw,
             "webURL": web,
-            "hubURLPath": self.path(row, row.version),
+            "hubURLPath": self.hub_url_path(row, row.version),
             "hubRawURLPath": f"resource/{self.path(row, row.version)}/raw",
             "platforms": named(row.platforms),
         }
@@ -80,7 +91,7 @@ class TektonShapes:
             minPipelinesVersion=row.min_pipelines_version or "",
             rawURL=raw,
             webURL=web,
-            hubURLPath=self.path(row, row.version),
+            hubURLPath=self.hub_url_path(row, row.version),
             # Upstream swaps name and version here (a known defect); this is the path that works.
             hubRawURLPath=f"resource/{self.path(row, row.version)}/raw",
             updatedAt=rfc3339(row),
@@ -96,7 +107,7 @@ class TektonShapes:
             "catalog": catalog_min(resource.catalog),
             "categories": named(view.categories),
             "kind": resource.kind,
-            "hubURLPath": self.path(view),
+            "hubURLPath": self.hub_url_path(view),
             "hubRawURLPath": f"resource/{self.path(view)}/raw",
             "latestVersion": self.version_without_resource(view.latest),
             "tags": named(view.tags),
@@ -116,7 +127,7 @@ class TektonShapes:
             "catalog": catalog_min(resource.catalog),
             "categories": named(view.categories),
             "kind": resource.kind,
-            "hubURLPath": self.path(row, row.version),
+            "hubURLPath": self.hub_url_path(row, row.version),
             "tags": named(view.tags),
             "platforms": named(view.platforms),
             "rating": 0,

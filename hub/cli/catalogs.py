@@ -37,16 +37,25 @@ def catalog() -> None:
 @click.option("--revision", help="Branch, tag or commit of a git source (default: its HEAD).")
 @click.option("--context-dir", help="Folder inside the source that holds task/, pipeline/, stepaction/.")
 @click.option("--type", "catalog_type", type=click.Choice(CATALOG_TYPES), default="community", show_default=True)
+@click.option("--org", help="Who publishes it (default: the owner in a GitHub, GitLab or Bitbucket URL).")
 @pass_context
 def catalog_add(
-    ctx: Context, name: str, source: str, revision: str | None, context_dir: str | None, catalog_type: str
+    ctx: Context,
+    name: str,
+    source: str,
+    revision: str | None,
+    context_dir: str | None,
+    catalog_type: str,
+    org: str | None,
 ) -> None:
     """Register catalog NAME read from SOURCE (a directory or a git URL); index it with `catalog sync`."""
     from catalog.sync import add_catalog
 
     try:
         with Session(ctx.migrated_engine()) as session, session.begin():
-            added = add_catalog(session, name, source, revision=revision, context_dir=context_dir, type=catalog_type)
+            added = add_catalog(
+                session, name, source, revision=revision, context_dir=context_dir, type=catalog_type, org=org
+            )
             click.echo(f"added catalog {added.name} ({added.provider}: {added.source}); index it with:")
             click.echo(f"  taskhub catalog sync {added.name}")
     except TaskhubError as exc:

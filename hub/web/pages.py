@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from catalog.errors import InvalidKind, NotFound
+from catalog.models import RESERVED_CATALOG_NAMES
 from catalog.queries import SORTS, ResourceView, SearchQuery, parse_kind
 from catalog.tree import LEVELS
 from hub import db
@@ -77,6 +78,8 @@ def _canonical_kind(kind: str) -> str:
 @bp.get("/<catalog>/<kind>/<name>")
 @bp.get("/<catalog>/<kind>/<name>/<version>")
 def resource(catalog: str, kind: str, name: str, version: str | None = None) -> Response | str:
+    if catalog in RESERVED_CATALOG_NAMES:
+        abort(404)  # an API path no API route took: the API's own "no such path", not a page's message
     canonical = _canonical_kind(kind)
     if kind != canonical.lower():
         return redirect(url_for("web.resource", catalog=catalog, kind=canonical.lower(), name=name, version=version))  # type: ignore[return-value]

@@ -113,8 +113,8 @@ def cache_responses(bp: Blueprint) -> None:
 
     @bp.after_request
     def _remember(response: Response) -> Response:
-        if request.method != "GET" or response.status_code != 200:
-            return response
+        if request.method != "GET" or response.status_code != 200 or response.cache_control.no_store:
+            return response  # a status answer says no-store: it must not also say public
         cache: ResponseCache = current_app.extensions["taskhub.response_cache"]
         response.cache_control.public = True
         response.cache_control.max_age = cache.max_age

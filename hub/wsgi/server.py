@@ -9,6 +9,7 @@ reads its settings from the environment.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,33 @@ from typing import Any
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
-# The access log: the request line with its query, the status, the time taken and the client.
+# The access log: the request line with its query (if it has one), the status, the time taken and the client.
 ACCESS_LOG = '%(addr)s [%(time)s] "%(method)s %(path)s?%(query_string)s %(protocol)s" %(status)d %(dt_ms).1fms'
+ACCESS_LOG_NO_QUERY = '%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
+
+
+class QueryInAccessLog(logging.Filter):
+    """Writes the request line without a lone "?" when the request had no query string (granian offers one
+    format for both)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, dict) and not record.args.get("query_string"):
+            record.msg = ACCESS_LOG_NO_QUERY
+        return True
+
+
 # Server messages go to standard error, the access log to standard output.
 LOGGING = {
+    "filters": {"query": {"()": QueryInAccessLog}},
     "handlers": {
         "console": {"formatter": "generic", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"},
-        "access": {"formatter": "access", "class": "logging.StreamHandler", "stream": "ext://sys.stdout"},
-    }
+        "access": {
+            "formatter": "access",
+            "class": "logging.StreamHandler",
+            "stream": "ext://sys.stdout",
+            "filters": ["query"],
+        },
+    },
 }
 
 

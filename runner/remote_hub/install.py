@@ -269,7 +269,8 @@ class Installer:
         labels = dict(metadata.get("labels") or {})
         if self.hub.hub_type == ARTIFACT:
             labels[ARTIFACT_CATALOG_LABEL] = catalog
-            labels[ARTIFACT_ORG_LABEL] = info.organization
+            if info.organization:  # tkn writes an empty label for a repository without one; a label says nothing
+                labels[ARTIFACT_ORG_LABEL] = info.organization
             labels[ARTIFACT_TIER_LABEL] = "Verified" if info.organization == "tektoncd" else "Community"
         else:
             labels[CATALOG_LABEL] = catalog

@@ -259,6 +259,9 @@ def test_organization_is_the_owner_of_a_git_source():
     assert organization(Catalog(provider="github", source="https://github.com/tektoncd/catalog")) == "tektoncd"
     assert organization(Catalog(provider="gitlab", source="git@gitlab.com:acme/tasks.git")) == "acme"
     assert organization(Catalog(provider="local", source="/srv/catalog")) is None
+    # `catalog add --org` names it for any source, as Tekton Hub's catalog config does.
+    assert organization(Catalog(provider="local", source="/srv/catalog", org="acme")) == "acme"
+    assert organization(Catalog(provider="github", source="https://github.com/x/y", org="acme")) == "acme"
 
 
 def test_a_database_that_is_down_is_a_503(tmp_path):

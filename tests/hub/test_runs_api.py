@@ -168,7 +168,7 @@ def test_cancelling_a_sleeping_run_ends_it_cancelled(http: FlaskClient, writer: 
 @pytest.mark.parametrize("path", ["/v1/runs/4242", "/v1/runs/4242/logs", "/v1/runs/99999999999"])
 def test_unknown_runs_are_404_in_the_api_error_shape(http: FlaskClient, path: str) -> None:
     answer = http.get(path)
-    assert answer.status_code == 404 and answer.mimetype == "application/vnd.goa.error"
+    assert answer.status_code == 404 and answer.mimetype == "application/json"
     assert answer.get_json(force=True)["name"] == "not-found"
 
 

@@ -238,7 +238,7 @@ metadata:
   annotations:
     tekton.dev/pipelines.minVersion: "0.50.0"
     tekton.dev/displayName: "evil <script>window.__pwned=3</script>"
-    tekton.dev/tags: "<img src=x onerror=window.__pwned=4>"
+    tekton.dev/tags: "<img/src=x/onerror=window.__pwned=4>"
 spec:
   description: >-
     Says hello. <script>window.__pwned=5</script>
@@ -291,7 +291,7 @@ def test_scripts_in_catalog_content_never_run(page: Page, engine: Engine, settin
     link = readme.get_by_text("click me")
     assert not (link.get_attribute("href") or "").lower().startswith("javascript:")
     link.click()
-    expect(page.locator("#tags")).to_contain_text("<img src=x onerror=window.__pwned=4>")
+    expect(page.locator("#tags")).to_contain_text("<img/src=x/onerror=window.__pwned=4>")
     page.get_by_text("run.yaml", exact=True).click()
     expect(page.locator("details pre")).to_contain_text("</pre><script>window.__pwned=7</script>")
     assert page.evaluate("typeof window.__pwned") == "undefined"
