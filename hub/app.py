@@ -29,10 +29,12 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub import db, errors
     from hub.api import admin as admin_api
     from hub.api import artifacthub as artifacthub_api
+    from hub.api import objects as objects_api
     from hub.api import openapi as openapi_api
     from hub.api import resolve as resolve_api
     from hub.api import runs as runs_api
     from hub.api import tekton as tekton_api
+    from hub.objects import object_store
     from hub.registries import Resolvers
     from hub.web import pages as web_pages
     from hub.web import runs as runs_web
@@ -66,10 +68,12 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web_pages.bp)
     app.extensions["taskhub.runs"] = RunRecords(engine)
-    app.extensions["taskhub.run_backend"] = runs_api.run_backend(settings)
+    app.extensions["taskhub.run_backend"] = runs_api.run_backend(settings, engine)
     app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
+    app.extensions["taskhub.objects"] = object_store(settings, engine)
+    app.register_blueprint(objects_api.bp)
     errors.register(app)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)

@@ -64,6 +64,9 @@ class Settings:
     run_namespace: str = ""
     # The kubeconfig of the kubernetes run backend (empty: $KUBECONFIG, else ~/.kube/config).
     kubeconfig: str = ""
+    # The key that seals Secrets in the database (URL-safe base64 of 32 bytes, as `Fernet.generate_key()` makes);
+    # empty: the file data_dir/secrets.key, made on first use. Every hub and worker sharing a database needs the same.
+    secrets_key: str = ""
     # How many API runs one worker process runs at once; the others wait, recorded as Pending.
     run_workers: int = 4
 

@@ -31,6 +31,8 @@ SCOPES: dict[str, str] = {
     "catalog:publish": "publish catalogs to a registry (POST /v1/catalog/NAME/publish)",
     "tokens:create": "create, list and revoke tokens holding no more than its own scopes",
     "runs:write": "start and cancel runs",
+    "objects:read": "read the hub's objects: Triggers resources, Tasks, ConfigMaps, Secrets (never their values)",
+    "objects:write": "apply and delete the hub's objects, Secrets included (GET/POST/DELETE /v1/objects)",
     "admin": "everything above, and tokens with any scope",
 }
 ADMIN = "admin"

@@ -9,9 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy import Engine
+
 from catalog.errors import TaskhubError
 from runner.local import LocalExecutor, ResolutionError
-from runner.local_store import InstalledStore, default_root
+from runner.local_store import InstalledStore
 from runner.pinning import LockEntry, step_action_resolver
 
 # (task_run, container, text): a line of a step's output; container is "step-<name>".
@@ -169,11 +171,18 @@ def _children_of_events(events: list[Any]) -> list[dict[str, Any]]:
 
 
 def backend_named(
-    name: str, data_dir: Path, namespace: str | None, *, kubeconfig: str | None = None, context: str | None = None
+    name: str,
+    data_dir: Path,
+    namespace: str | None,
+    *,
+    engine: Engine,
+    kubeconfig: str | None = None,
+    context: str | None = None,
 ) -> RunBackend:
     """The backend called `name`, "local" or "kubernetes". `namespace` is, on a cluster, where runs are created
-    (None: the kubeconfig context's) and, locally, that of the installed objects runs may name (None: default)."""
+    (None: the kubeconfig context's) and, locally, that of the installed objects runs may name (None: default), kept
+    in the object store of `engine`'s database."""
     if name == "kubernetes":
         return KubernetesBackend(namespace, kubeconfig, context)
-    store = InstalledStore(default_root(data_dir), namespace or "default")
+    store = InstalledStore(engine, namespace or "default")
     return LocalBackend(data_dir / "local-runs", store, namespace or "default")

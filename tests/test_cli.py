@@ -31,8 +31,8 @@ def run(tmp_path, empty_database_url):
         "TASKHUB_DATABASE_URL": empty_database_url,
     }
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([TASKHUB, *args], env=env, capture_output=True, text=True, timeout=120)
+    def run(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run([TASKHUB, *args], input=stdin, env=env, capture_output=True, text=True, timeout=120)
         if check:
             assert done.returncode == 0, done.stdout + done.stderr
         return done

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from sqlalchemy import Engine
 from werkzeug.exceptions import UnsupportedMediaType
 
 from catalog.errors import Conflict, InvalidRequest, NotFound
@@ -20,7 +21,7 @@ from hub.config import Settings
 from hub.wsgi.auth import current_identity, require_scope
 from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
-from runner.local_store import InstalledStore, default_root
+from runner.local_store import InstalledStore
 from runner.models import FINISHED, STATUSES
 from runner.pinning import CatalogReferenceResolver
 from runner.records import RunRecords
@@ -34,10 +35,14 @@ DEFAULT_LIMIT = 20
 MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
 
 
-def run_backend(settings: Settings) -> RunBackend:
+def run_backend(settings: Settings, engine: Engine) -> RunBackend:
     """The backend API runs go to, as the settings choose it."""
     return backend_named(
-        settings.run_backend, settings.data_dir, settings.run_namespace or None, kubeconfig=settings.kubeconfig
+        settings.run_backend,
+        settings.data_dir,
+        settings.run_namespace or None,
+        engine=engine,
+        kubeconfig=settings.kubeconfig,
     )
 
 
@@ -53,7 +58,7 @@ def _launcher() -> RunLauncher:
     settings: Settings = current_app.config["TASKHUB"]
     resolvers = current_app.extensions["taskhub.resolvers"]
     namespace = settings.run_namespace or "default"
-    store = InstalledStore(default_root(settings.data_dir), namespace)
+    store = InstalledStore(records().engine, namespace)
     base = settings.public_url or request.host_url
     resolve_ref = CatalogReferenceResolver(records().engine, resolvers.bundles, resolvers.hub, store, base)
     return RunLauncher(records(), resolve_ref, current_app.extensions["taskhub.run_backend"])

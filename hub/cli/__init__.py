@@ -35,12 +35,20 @@ class _Commands(LazyGroup):
 @click.group(
     cls=_Commands,
     lazy={
+        "apply": LazyCommand(
+            "hub.cli.objects", "Create or update the objects of a file, admitted as a cluster admits them."
+        ),
         "bundle": LazyCommand(
             "hub.cli.bundles", "Tekton bundles in OCI registries, in the format `tkn bundle` writes."
         ),
         "cancel": LazyCommand(
             "hub.cli.cancel",
             "Cancel the run NAME on the cluster (PipelineRun: spec.status Cancelled; TaskRun: TaskRunCancelled).",
+        ),
+        "delete": LazyCommand("hub.cli.objects", "Delete the object NAME of KIND."),
+        "get": LazyCommand(
+            "hub.cli.objects",
+            "List the objects of KIND (or show the one named NAME); a Secret's values are never shown.",
         ),
         "hub": LazyCommand(
             "hub.cli.remote_hub",
@@ -58,6 +66,9 @@ class _Commands(LazyGroup):
         ),
         "runs": LazyCommand(
             "hub.cli.runs", "Recorded runs (`taskhub run`, POST /v1/runs): status, timings, lock and step logs."
+        ),
+        "secret": LazyCommand(
+            "hub.cli.objects", "Secrets that interceptors and runs read; their values are sealed and never shown again."
         ),
         "token": LazyCommand(
             "hub.cli.tokens", "API tokens for writes and admin operations (and for reading a private hub)."

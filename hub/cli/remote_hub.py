@@ -20,7 +20,7 @@ from catalog.errors import InvalidVersion, TaskhubError
 from catalog.versions import Version
 from hub.cli import main
 from hub.cli.context import Context, pass_context
-from runner.local_store import InstalledStore, default_root
+from runner.local_store import InstalledStore
 from runner.remote_hub.client import (
     API_TYPES,
     ARTIFACT,
@@ -124,7 +124,7 @@ def _target(
     if local:
         if kubeconfig or kube_context:
             raise click.UsageError("--local does not use a cluster: drop -k/--kubeconfig and -c/--context")
-        return InstalledStore(default_root(ctx.settings.data_dir), namespace or "default")
+        return InstalledStore(ctx.migrated_engine(), namespace or "default")
     from runner.kube import Cluster  # the Kubernetes client: search, info, get and --local do without it
 
     return Cluster.from_kubeconfig(kubeconfig, kube_context, namespace)

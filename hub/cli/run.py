@@ -21,7 +21,7 @@ from hub.cli.context import Context, pass_context
 from hub.registries import Resolvers
 from runner.backends import backend_named
 from runner.launch import InvalidRun, RunLauncher, parse_run
-from runner.local_store import InstalledStore, default_root
+from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver, pin_references_only
 from runner.records import RunRecords
 
@@ -59,7 +59,7 @@ def run(
     _override_params(obj, params)
     engine = ctx.migrated_engine()
     resolvers = Resolvers(ctx.settings, engine)
-    store = InstalledStore(default_root(ctx.settings.data_dir), namespace)
+    store = InstalledStore(engine, namespace)
     base = ctx.settings.public_url or "http://127.0.0.1:8000/"
     resolve_ref = CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
     if pin_only:
@@ -69,7 +69,9 @@ def run(
             raise click.ClickException(str(exc)) from None
         click.echo(_render(pinned, output), nl=False)
         return
-    chosen = backend_named(backend, ctx.settings.data_dir, namespace, kubeconfig=kubeconfig, context=kube_context)
+    chosen = backend_named(
+        backend, ctx.settings.data_dir, namespace, engine=engine, kubeconfig=kubeconfig, context=kube_context
+    )
     launcher = RunLauncher(RunRecords(engine), resolve_ref, chosen)
     cancel = threading.Event()
     with _cancel_on_interrupt(cancel):

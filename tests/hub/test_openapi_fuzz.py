@@ -37,7 +37,7 @@ CONFORMANCE_CONFIG = {
 }
 # Every scope but catalog:publish, whose endpoint pushes to whatever registry the body names: the fuzz reaches it
 # only as far as the scope check. Refreshes and registry syncs only touch the local sample catalog.
-FUZZ_SCOPES = ("read", "tokens:create", "catalog:refresh", "registry:sync")
+FUZZ_SCOPES = ("read", "tokens:create", "catalog:refresh", "registry:sync", "objects:read", "objects:write")
 
 
 def test_openapi_document_is_valid_and_lists_every_api(client):

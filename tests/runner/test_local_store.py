@@ -1,21 +1,26 @@
-"""`taskhub hub ... --local`: the local store the embedded runner reads, in $TASKHUB_DATA_DIR/installed."""
+"""`taskhub hub ... --local`: the local store the embedded runner reads, a namespace of the hub's object store."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
 
+from catalog.db import make_engine
 from hub.cli import main
 from runner.local_store import InstalledStore, StoreError
+from runner.objects import ObjectStore
 from tests.runner.hub_servers import served_hub  # noqa: F401
 
 
 @pytest.fixture
-def local(served_hub: str, tmp_path: Path):  # noqa: F811
-    """Runs `taskhub hub <args> --local` with TASKHUB_DATA_DIR in tmp_path."""
+def local(served_hub: str, tmp_path: Path, sqlite_templates):  # noqa: F811
+    """Runs `taskhub hub <args> --local` with TASKHUB_DATA_DIR in tmp_path (a migrated database there)."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(sqlite_templates["migrated"], tmp_path / "data/taskhub.db")
 
     def run(*args: str) -> Result:
         argv = ["hub", *args, "--local", "--api-server", served_hub]
@@ -25,8 +30,12 @@ def local(served_hub: str, tmp_path: Path):  # noqa: F811
     return run
 
 
-def stored(tmp_path: Path, namespace: str, kind: str, name: str) -> dict:
-    return yaml.safe_load((tmp_path / "data/installed" / namespace / kind / f"{name}.yaml").read_text())
+def stored(tmp_path: Path, namespace: str, kind: str, name: str) -> dict | None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'data/taskhub.db'}")
+    try:
+        return ObjectStore(engine).get(kind, namespace, name)
+    finally:
+        engine.dispose()
 
 
 def test_local_install_writes_the_object_as_a_cluster_would_hold_it(local, tmp_path: Path, sample_catalog):
@@ -55,7 +64,7 @@ def test_local_upgrade_check_upgrade_and_namespaces(local, tmp_path: Path):
     again = local("install", "task", "git-clone", "-n", "team-a")
     assert again.exit_code == 1
     assert "git-clone(0.10) already exists in team-a namespace of the local store" in again.stderr
-    assert not (tmp_path / "data/installed/default").exists()
+    assert stored(tmp_path, "default", "task", "git-clone") is None
 
 
 def test_local_refuses_cluster_flags(local):
@@ -63,11 +72,13 @@ def test_local_refuses_cluster_flags(local):
     assert result.exit_code == 2 and "--local does not use a cluster" in result.stderr
 
 
-def test_store_lookups_and_bad_names(tmp_path: Path):
-    store = InstalledStore(tmp_path, "ns")
+def test_store_lookups_and_bad_names(engine):
+    store = InstalledStore(engine, "ns")
     task = {"apiVersion": "tekton.dev/v1", "kind": "Task", "metadata": {"name": "t"}, "spec": {}}
     store.create(task)
-    assert store.get("Task", "t")["metadata"] == {"name": "t", "namespace": "ns"}
+    got = store.get("Task", "t")
+    assert got["metadata"]["name"] == "t" and got["metadata"]["namespace"] == "ns"
+    assert got["metadata"]["uid"]  # kept as a cluster keeps it
     assert store.get("Task", "missing") is None
     assert store.in_namespace("other").get("Task", "t") is None
     assert [o["metadata"]["name"] for o in store.list("Task")] == ["t"]
@@ -76,8 +87,6 @@ def test_store_lookups_and_bad_names(tmp_path: Path):
     with pytest.raises(StoreError, match=r"invalid name '\.\./x'"):
         store.get("Task", "../x")
     with pytest.raises(StoreError, match="invalid namespace"):
-        InstalledStore(tmp_path, "Not/A/Namespace")
-    (tmp_path / "ns/task/broken.yaml").write_text("a: [")
-    with pytest.raises(StoreError, match=r"broken\.yaml is not valid YAML"):
-        store.get("Task", "broken")
-    assert not list(tmp_path.rglob("*.tmp"))
+        InstalledStore(engine, "Not/A/Namespace")
+    with pytest.raises(StoreError, match="not ConfigMap"):
+        store.get("ConfigMap", "x")

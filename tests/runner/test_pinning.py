@@ -34,7 +34,7 @@ def published(engine, settings, indexed, registry):
 @pytest.fixture
 def resolve_ref(engine, settings, tmp_path):
     resolvers = Resolvers(settings, engine)
-    store = InstalledStore(tmp_path / "installed")
+    store = InstalledStore(engine)
     return CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, "http://hub.test/")
 
 

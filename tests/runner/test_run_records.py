@@ -70,7 +70,7 @@ def records(engine: Engine) -> RunRecords:
 
 @pytest.fixture
 def launcher(records: RunRecords, settings: Settings, engine: Engine, tmp_path: Path) -> RunLauncher:
-    store = InstalledStore(tmp_path / "installed", "default")
+    store = InstalledStore(engine, "default")
     resolvers = Resolvers(settings, engine)
     resolve_ref = CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, "http://hub.test/")
     return RunLauncher(records, resolve_ref, LocalBackend(tmp_path / "work", store))
