@@ -63,6 +63,10 @@ class RegistryNotAllowed(RegistryError):
     """A registry this hub is not configured to contact on a client's behalf (nothing was sent)."""
 
 
+class RedirectRefused(RegistryError):
+    """A registry's answer pointed the client at a host or address it may not reach (nothing was sent there)."""
+
+
 class RegistryUnreachable(RegistryError):
     """The registry could not be reached: connection refused, unknown host, timeout, deadline passed."""
 

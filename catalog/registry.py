@@ -1,15 +1,9 @@
 """The OCI registry client: the `Registry` protocol the hub codes against, and `OciRegistry`, its operations on
 the distribution HTTP API (manifests, blobs, uploads, listings) with the checks on what comes back.
 
-The HTTP under it lives beside it: retries, deadline, redirects and auth in `catalog.registry_http`, kept-alive
-connections on `http.client` in `catalog.registry_transport`. oras-py (a dependency for building bundles) is not
-used here, because every part of it a client needs would have to be worked around: its `do_request` retries any
-exception five times with sleeps of 2+3^n s (131 s before "connection refused" is reported) and passes no timeout
-at all (a stalled registry hangs the caller forever); its auth backend must be chosen up front (the token backend
-cannot log in to a Basic-only registry, the basic one cannot do Bearer, and with no credentials it fails with
-AttributeError); it reads ~/.docker/config.json, may run docker-credential helpers, and `login` writes that file;
-its errors are bare ValueErrors whose registry message is only logged; its blob download is neither size-limited
-nor verified; `upload_manifest` forces the OCI content type. What is left (URL templates) is a few f-strings.
+The HTTP under it lives beside it: retries, deadline, redirects and auth in `catalog.registry_http`, over
+urllib3's kept-alive connection pools in `catalog.registry_transport`. oras-py is not used (the README says
+why): what it would add over these two modules is a few URL templates.
 Cookies are ignored, as oras does, because some registries (Harbor) switch to CSRF checks when a client keeps them.
 """
 
@@ -23,6 +17,7 @@ from catalog.errors import (
     BlobDigestMismatch,
     BlobTooLarge,
     InvalidReference,
+    RedirectRefused,
     RegistryAuthError,
     RegistryError,
     RegistryNotFound,
@@ -117,7 +112,9 @@ class OciRegistry:
     at most `attempts` tries of each request on connection errors and 5xx/429 (sleeping `backoff`, doubling, in
     between) and gives up on it after `deadline` seconds, retries included; each try has `connect_timeout` and
     `read_timeout`. Requests go over `transport`'s kept-alive connections (a new `HttpTransport` by default);
-    the client is safe to share between threads.
+    the client is safe to share between threads. Redirects, upload Locations and next pages may lead only to the
+    registry itself or to `redirect_hosts` (host[:port] or *.domain); `public_only` refuses a registry that is not
+    at a public address (one a client named, not the operator).
     """
 
     def __init__(
@@ -134,6 +131,8 @@ class OciRegistry:
         read_timeout: float = 30.0,
         deadline: float = 120.0,
         transport: HttpTransport | None = None,
+        redirect_hosts: frozenset[str] = frozenset(),
+        public_only: bool = False,
     ) -> None:
         scheme, self.host = "http" if insecure or is_loopback(registry) else "https", registry
         if "://" in registry:
@@ -154,6 +153,8 @@ class OciRegistry:
             timeouts=(connect_timeout, read_timeout),
             deadline=deadline,
             transport=transport or HttpTransport(tls_verify=tls_verify),
+            redirect_hosts=redirect_hosts,
+            public_only=public_only,
         )
         self.http.check_url(self.base_url)
 
@@ -310,6 +311,11 @@ class OciRegistry:
                 raise RegistryError(f"{call.what}: the registry's answer is not a JSON {key} list")
             items.extend(page)
             call.url = next_page(reply)
+            if call.url and urlsplit(call.url)[:2] != urlsplit(self.base_url)[:2]:
+                raise RedirectRefused(
+                    f"{call.what}: {self.host} pointed the next page at {urlsplit(call.url).netloc or call.url!r}; "
+                    "a listing's pages stay on the registry"
+                )
         return items
 
     def _check_stored(self, reply: Reply, digest: str, what: str) -> str:

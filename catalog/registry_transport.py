@@ -1,80 +1,81 @@
-"""HTTP for the registry client: `HttpTransport`, keep-alive connections on `http.client`, pooled per host.
+"""HTTP for the registry client: `HttpTransport`, a thin adapter over urllib3's connection pools.
 
-A registry answers many small requests (tag listings, manifests, small layers), so the cost per request is what
-counts: `http.client` spends about half of what `requests` and urllib3 do on each, and a connection kept open
-saves the TCP (and TLS) set-up. Connections are pooled per scheme, host and port and are safe to share between
-threads: each request takes an idle connection or opens one, and gives it back once its answer is read in full.
+urllib3 holds the protocol: kept-alive connections pooled per host and shared by threads, TLS, and proxies
+(http and https ones, CONNECT tunnels for https targets) taken from ``http_proxy``/``https_proxy``/``no_proxy``
+as requests takes them. The adapter holds what is ours: no retries and no redirects here (`catalog.registry_http`
+decides both), bodies read by the caller within its limits and in the bytes served (no decoding: digests are over
+them), certificates checked against the system's trust store and certifi's bundle (or `tls_verify` when it names a
+CA bundle file), and failures told in a few words (`TransportError`).
 
-The transport only moves bytes: no retries (but one resend when a kept connection turns out to have been closed
-by the server while idle), no redirects, no authentication. Proxies come from the environment's
-``http_proxy``/``https_proxy``/``no_proxy``, read once when the transport is made; https goes through a CONNECT
-tunnel. Certificates are checked against the system's trust store and certifi's bundle, or `tls_verify` when it
-names a CA bundle file.
+`public_only` connections refuse, once connected and before anything is sent, a peer whose address is loopback,
+private, link-local or otherwise not global (`catalog.addresses`): a name that resolves there (DNS rebinding
+included) is not reached through them.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
-import select
-import socket
+import logging
 import ssl
 import threading
 import urllib.request
-from collections.abc import Mapping
-from email.message import Message
-from urllib.parse import unquote, urlsplit
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
 
-_MAX_IDLE = 16  # kept connections per host: the sync reads over a few at once
-# What reusing a kept connection the server has closed meanwhile raises (TLS: its close_notify, or none).
-_KEPT_CLOSED = (
-    BrokenPipeError,
-    ConnectionResetError,
-    ConnectionAbortedError,
-    http.client.RemoteDisconnected,
-    ssl.SSLEOFError,
-    ssl.SSLZeroReturnError,
+import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    InsecureRequestWarning,
+    NameResolutionError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
 )
-_Key = tuple[str, str, int]
+
+from catalog.addresses import NotPublic, check_public_address
+
+log = logging.getLogger(__name__)
+_MAX_IDLE = 16  # kept connections per host: the sync reads over a few at once
 
 
 class TransportError(Exception):
     """The request got no answer: `reason` says why in a few words (connection refused, timed out, ...)."""
 
-    def __init__(self, reason: str, *, tls: bool = False) -> None:
+    def __init__(self, reason: str, *, tls: bool = False, refused: bool = False) -> None:
         super().__init__(reason)
-        self.reason, self.tls = reason, tls
+        self.reason, self.tls, self.refused = reason, tls, refused
 
 
 class Answer:
     """A response whose body is read with `read`; `close` gives its connection back when the body was read."""
 
-    def __init__(self, pool: HttpTransport, key: _Key, conn: http.client.HTTPConnection, url: str) -> None:
-        self._pool, self._key, self._conn, self.url = pool, key, conn, url
-        self._closed = False
-        self._response = conn.getresponse()
-        self.status: int = self._response.status
-        self.headers: Message = self._response.msg
+    def __init__(self, response: urllib3.BaseHTTPResponse, url: str) -> None:
+        self._response, self.url = response, url
+        self.status: int = response.status
+        self.headers = response.headers  # case-insensitive get()
+        self._done = False
 
     def read(self, amount: int | None = None) -> bytes:
         """Up to `amount` bytes of the body (all of it with None); b"" at its end. TransportError if cut off."""
         try:
-            return self._response.read(amount)
-        except (OSError, http.client.HTTPException) as exc:
+            data = self._response.read(amount, decode_content=False)
+        except (HTTPError, OSError) as exc:
             self._response.close()
             raise TransportError(describe(exc)) from None
+        if not data or amount is None:
+            self._done = True
+        return data
 
     def close(self) -> None:
         """Give the connection back (the body was read) or close it; closing twice does nothing."""
-        if self._closed:
-            return
-        self._closed = True
-        reusable = self._response.isclosed() and not self._response.will_close and self._conn.sock is not None
-        self._response.close()
-        if reusable:
-            self._pool._give_back(self._key, self._conn)
-        else:
-            self._conn.close()
+        if not self._done:
+            self._response.close()  # an unread body would be the next answer's start
+            self._done = True
+        self._response.release_conn()
 
     def __enter__(self) -> Answer:
         return self
@@ -83,16 +84,44 @@ class Answer:
         self.close()
 
 
+def _pool_classes(on_connect: Callable[[Any, HTTPConnection], None]) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections call on_connect(socket, connection) once TCP is up: before TLS and
+    before any byte of a request."""
+
+    class Http(HTTPConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            on_connect(sock, self)
+            return sock
+
+    class Https(HTTPSConnection):
+        def _new_conn(self) -> Any:
+            sock = super()._new_conn()
+            on_connect(sock, self)
+            return sock
+
+    class HttpPool(HTTPConnectionPool):
+        ConnectionCls = Http
+
+    class HttpsPool(HTTPSConnectionPool):
+        ConnectionCls = Https
+
+    return {"http": HttpPool, "https": HttpsPool}
+
+
 class HttpTransport:
-    """Requests over kept-alive `http.client` connections, a pool of them per scheme, host and port."""
+    """Requests over urllib3's kept-alive connection pools, one per scheme, host and port (and proxy)."""
 
     def __init__(self, *, tls_verify: bool | str = True, proxies: Mapping[str, str] | None = None) -> None:
         self.tls_verify = tls_verify
         self._proxies = dict(urllib.request.getproxies_environment() if proxies is None else proxies)
-        self._idle: dict[_Key, list[http.client.HTTPConnection]] = {}
         self._lock = threading.Lock()
-        self._tls: ssl.SSLContext | None = None
-        self.opened = 0  # connections opened so far (the others were kept ones, reused)
+        self._managers: dict[tuple[str | None, bool], urllib3.PoolManager] = {}
+        self._tls = _tls_context(tls_verify)
+        self.opened = 0  # connections opened so far (the other requests went over kept ones)
+        if tls_verify is False:
+            log.warning("TLS certificates are not checked (tls_verify=False), as configured")
+            warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
     def send(
         self,
@@ -102,143 +131,134 @@ class HttpTransport:
         body: bytes | None = None,
         *,
         timeouts: tuple[float, float] = (10.0, 30.0),
+        public_only: bool = False,
     ) -> Answer:
         """Send one request and read the answer's status and headers; TransportError if there is none."""
         parts = urlsplit(url)
-        scheme, host, port = parts.scheme, parts.hostname or "", parts.port
-        key = (scheme, host, port or (443 if scheme == "https" else 80))
-        target = f"{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
-        proxy = self._proxy_for(scheme, host)
-        if proxy is not None and scheme == "http":
-            target = url  # a plain http proxy is asked for the whole URL
-        while True:
-            conn, kept = self._take(key, proxy, timeouts[0])
-            try:
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeouts[1])
-                conn.request(method, target, body, dict(headers))
-                return Answer(self, key, conn, url)
-            except _KEPT_CLOSED as exc:
-                conn.close()
-                if not kept:
-                    raise TransportError(describe(exc)) from None
-                # The server closed this idle connection just as it was reused: try again on another.
-            except (OSError, http.client.HTTPException) as exc:  # TLS errors too: the handshake was in _take
-                conn.close()
-                raise TransportError(describe(exc)) from None
+        manager = self._manager(self._proxy_for(parts.scheme, parts.hostname or ""), public_only)
+        try:
+            response = manager.urlopen(
+                method,
+                url,
+                body=body,
+                headers=dict(headers),
+                retries=False,
+                redirect=False,
+                timeout=urllib3.Timeout(connect=timeouts[0], read=timeouts[1]),
+                preload_content=False,
+                decode_content=False,
+            )
+        except NotPublic as exc:
+            raise TransportError(str(exc), refused=True) from None
+        except SSLError as exc:
+            raise TransportError(f"TLS with {parts.netloc} failed: {_cause(exc)}", tls=True) from None
+        except (HTTPError, OSError) as exc:
+            if isinstance(_root(exc), NotPublic):
+                raise TransportError(str(_root(exc)), refused=True) from None
+            raise TransportError(describe(exc)) from None
+        return Answer(response, url)
 
     def close(self) -> None:
         """Close every idle connection."""
         with self._lock:
-            idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
+            managers, self._managers = self._managers, {}
+        for manager in managers.values():
+            manager.clear()
 
-    def _take(
-        self, key: _Key, proxy: tuple[str, int, str | None] | None, connect_timeout: float
-    ) -> tuple[http.client.HTTPConnection, bool]:
-        """An idle connection still open (True), or a new one, connected (False)."""
-        while True:
-            with self._lock:
-                idle = self._idle.get(key)
-                conn = idle.pop() if idle else None
-            if conn is None:
-                break
-            if _still_open(conn):
-                return conn, True
-            conn.close()
-        scheme, host, port = key
-        where = (proxy[0], proxy[1]) if proxy else (host, port)
-        new: http.client.HTTPConnection
-        if scheme == "https":
-            new = http.client.HTTPSConnection(*where, timeout=connect_timeout, context=self._tls_context())
-            if proxy:
-                new.set_tunnel(host, port, {"Proxy-Authorization": proxy[2]} if proxy[2] else None)
-        else:
-            new = http.client.HTTPConnection(*where, timeout=connect_timeout)
-        self.opened += 1
-        try:
-            new.connect()
-        except ssl.SSLError as exc:
-            new.close()
-            raise TransportError(f"TLS with {host}:{port} failed: {exc}", tls=True) from None
-        except (OSError, http.client.HTTPException) as exc:
-            new.close()
-            raise TransportError(describe(exc)) from None
-        return new, False
-
-    def _give_back(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+    def _manager(self, proxy: str | None, public_only: bool) -> urllib3.PoolManager:
+        key = (proxy, public_only)
         with self._lock:
-            idle = self._idle.setdefault(key, [])
-            if len(idle) < _MAX_IDLE:
-                idle.append(conn)
-                return
-        conn.close()
+            manager = self._managers.get(key)
+            if manager is None:
+                options: dict[str, Any] = {"maxsize": _MAX_IDLE, "ssl_context": self._tls, "num_pools": 32}
+                if self.tls_verify is False:
+                    options.update(cert_reqs="CERT_NONE", assert_hostname=False)
+                if proxy is None:
+                    manager = urllib3.PoolManager(**options)
+                else:
+                    manager = urllib3.ProxyManager(proxy, proxy_headers=_proxy_headers(proxy), **options)
+                manager.pool_classes_by_scheme = _pool_classes(self._checked if public_only else self._count)
+                self._managers[key] = manager
+            return manager
 
-    def _proxy_for(self, scheme: str, host: str) -> tuple[str, int, str | None] | None:
-        """(host, port, Proxy-Authorization) of the proxy for scheme://host, or None to connect directly."""
+    def _count(self, sock: Any, conn: HTTPConnection) -> None:
+        with self._lock:
+            self.opened += 1
+
+    def _checked(self, sock: Any, conn: HTTPConnection) -> None:
+        """Refuse a peer that is not at a public address (a proxy is the operator's: its address is not checked)."""
+        self._count(sock, conn)
+        if conn.proxy is None:
+            try:
+                check_public_address(sock.getpeername()[0], conn.host)
+            except NotPublic:
+                sock.close()
+                raise
+
+    def _proxy_for(self, scheme: str, host: str) -> str | None:
+        """The URL of the proxy for scheme://host, or None to connect directly."""
         url = self._proxies.get(scheme)
         if not url:
             return None
         bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # public, not in typeshed
         if bypass(host, self._proxies):
             return None
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        if parts.scheme != "http":
-            raise TransportError(f"the proxy {url} is not an http:// proxy, the only kind this client speaks")
-        login = None
-        if parts.username is not None:
-            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-            login = "Basic " + base64.b64encode(pair.encode()).decode()
-        return parts.hostname or "", parts.port or 80, login
-
-    def _tls_context(self) -> ssl.SSLContext:
-        if self._tls is None:
-            if isinstance(self.tls_verify, str):
-                context = ssl.create_default_context(cafile=self.tls_verify)
-            else:
-                context = ssl.create_default_context()
-                if self.tls_verify:
-                    _add_certifi(context)
-                else:
-                    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-            self._tls = context
-        return self._tls
+        return url if "://" in url else f"http://{url}"
 
 
-def _add_certifi(context: ssl.SSLContext) -> None:
-    """Trust certifi's bundle too (as requests does), for hosts whose system trust store is empty."""
-    try:
+def _proxy_headers(proxy: str) -> dict[str, str]:
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return {}
+    return urllib3.make_headers(proxy_basic_auth=f"{parts.username}:{parts.password or ''}")
+
+
+def _tls_context(tls_verify: bool | str) -> ssl.SSLContext:
+    if isinstance(tls_verify, str):
+        return ssl.create_default_context(cafile=tls_verify)
+    context = ssl.create_default_context()
+    if not tls_verify:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        return context
+    try:  # certifi's bundle too (as requests does), for hosts whose system trust store is empty
         import certifi
-    except ImportError:
-        return
+    except ImportError:  # pragma: no cover - certifi comes with requests
+        return context
     context.load_verify_locations(certifi.where())
+    return context
 
 
-def _still_open(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle kept connection is usable: nothing to read on it (readable means closed, or junk)."""
-    sock = conn.sock
-    if sock is None:
-        return False
-    try:
-        poller = select.poll()  # not select(): a worker may hold more than 1024 file descriptors
-        poller.register(sock, select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError):
-        return False
+def _root(exc: BaseException) -> BaseException:
+    """The innermost cause urllib3 wrapped (its errors wrap the socket's)."""
+    seen = 0
+    while seen < 8:
+        inner = getattr(exc, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = exc.__cause__ or exc.__context__
+        if inner is None or inner is exc:
+            return exc
+        exc, seen = inner, seen + 1
+    return exc
+
+
+def _cause(exc: BaseException) -> str:
+    root = _root(exc)
+    return str(root) or type(root).__name__
 
 
 def describe(exc: BaseException) -> str:
     """A short cause of a failed request: refused, unknown host, timed out, or the error's own words."""
-    if isinstance(exc, socket.gaierror):
+    root = _root(exc)
+    if isinstance(exc, NameResolutionError) or isinstance(root, NameResolutionError):
         return "the host name does not resolve"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, TimeoutError | socket.timeout) or "timed out" in str(exc):
+    if isinstance(root, ConnectionRefusedError) or "Connection refused" in str(exc):
+        return "connection refused"  # before timeouts: urllib3's NewConnectionError is a ConnectTimeoutError
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError) or "timed out" in str(root):
         return "timed out"
-    if isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError):
-        return "the connection was closed without an answer"
-    if isinstance(exc, http.client.IncompleteRead):
+    if isinstance(exc, ProxyError):
+        return f"the proxy failed: {_cause(exc)}"
+    if isinstance(root, urllib3.exceptions.IncompleteRead) or "IncompleteRead" in str(exc):
         return "the connection was closed in the middle of the answer"
-    return str(exc) or type(exc).__name__
+    if "Remote end closed" in str(exc) or isinstance(root, ConnectionResetError | BrokenPipeError):
+        return "the connection was closed without an answer"
+    return _cause(exc)

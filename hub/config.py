@@ -28,8 +28,19 @@ class Settings:
     # Registry hosts (host:port, comma-separated) reached over plain HTTP; loopback hosts always are.
     insecure_registries: str = ""
     # Registry hosts (comma-separated) that resolve requests may reach; empty: the registries added to this hub
-    # (`taskhub registry add`); "*": any. Others are refused before any connection is made.
+    # (`taskhub registry add`); "*": any at a public address (loopback, private and link-local ones only when named
+    # here or added). Others are refused before any connection is made.
     resolve_registries: str = ""
+    # Hosts (host[:port], or *.domain for any name under it; comma-separated) a registry may redirect blob
+    # downloads and uploads to, besides itself; such a host must be at a public address unless the registry is not.
+    registry_redirect_hosts: str = (
+        "*.githubusercontent.com,*.docker.com,*.docker.io,*.amazonaws.com,*.cloudfront.net,"
+        "storage.googleapis.com,*.blob.core.windows.net,*.quay.io,*.pkg.dev"
+    )
+    # Where the publish API (POST /v1/catalog/{name}/publish) may push, besides under the registries added to the
+    # hub (`taskhub registry add`): host[:port] or host[:port]/prefix, comma-separated. The command line may push
+    # anywhere its user can.
+    publish_registries: str = ""
     # How long a tag's digest is trusted before the registry is asked again (seconds).
     resolve_tag_ttl: float = 60.0
     # How long a resolve may wait for a registry before it fails, retries included (seconds).

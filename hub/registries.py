@@ -28,11 +28,21 @@ def credential_store(settings: Settings) -> CredentialStore:
     return CredentialStore(settings.data_dir / "registry-credentials.json")
 
 
+def _hosts(setting: str) -> frozenset[str]:
+    return frozenset(h.strip() for h in setting.split(",") if h.strip())
+
+
 def _oci_client(settings: Settings, host: str, credentials: tuple[str, str] | None, **limits: Any) -> OciRegistry:
     """A client for host with the given credentials or those stored for it, plain HTTP where configured."""
     username, password = credentials or credential_store(settings).get(host) or (None, None)
-    insecure = host in {h.strip() for h in settings.insecure_registries.split(",") if h.strip()}
-    return OciRegistry(host, username=username, password=password, insecure=insecure, **limits)
+    return OciRegistry(
+        host,
+        username=username,
+        password=password,
+        insecure=host in _hosts(settings.insecure_registries),
+        redirect_hosts=_hosts(settings.registry_redirect_hosts),
+        **limits,
+    )
 
 
 def registry_client(settings: Settings, host: str, credentials: tuple[str, str] | None = None) -> Registry:
@@ -41,13 +51,14 @@ def registry_client(settings: Settings, host: str, credentials: tuple[str, str] 
     return CachedRegistry(client, BlobCache(settings.data_dir / "blobs", settings.blob_cache_bytes))
 
 
-def _resolve_client(settings: Settings, host: str) -> Registry:
+def _resolve_client(settings: Settings, host: str, *, public_only: bool) -> Registry:
     """A client that gives up within settings.resolve_timeout: a resolve waits on a person or a cluster."""
     budget = settings.resolve_timeout
     return _oci_client(
         settings,
         host,
         None,
+        public_only=public_only,
         attempts=2,
         backoff=0.1,
         connect_timeout=budget / 3,
@@ -56,11 +67,24 @@ def _resolve_client(settings: Settings, host: str) -> Registry:
     )
 
 
+def publish_allowed(settings: Settings, session: Session, target: str) -> bool:
+    """Whether the publish API may push to target (host[:port]/prefix): under a registry added to the hub, or under
+    one of settings.publish_registries."""
+    host, prefix = bundle_target(target)
+    places = set(_hosts(settings.publish_registries))
+    places.update(session.scalars(select(Catalog.source).where(Catalog.provider == OCI)))
+    for place in places:
+        place_host, _, place_prefix = place.rstrip("/").partition("/")
+        if place_host == host and (not place_prefix or f"{prefix}/".startswith(f"{place_prefix}/")):
+            return True
+    return False
+
+
 class RegistryAllowlist:
     """The registry hosts resolve requests may reach: configured, or the hub's registries (re-read every 5 s)."""
 
     def __init__(self, settings: Settings, engine: Engine, refresh: float = 5.0) -> None:
-        configured = {h.strip() for h in settings.resolve_registries.split(",") if h.strip()}
+        configured = _hosts(settings.resolve_registries)
         self.any = "*" in configured
         self.configured = configured - {"*"}
         self.engine, self.refresh = engine, refresh
@@ -68,9 +92,13 @@ class RegistryAllowlist:
         self._read_at = float("-inf")
 
     def __call__(self, host: str) -> bool:
-        if self.any or host in self.configured:
+        return self.any or self.named(host)
+
+    def named(self, host: str) -> bool:
+        """Whether the operator named host (configured, or a registry added to the hub), not just allowed "*"."""
+        if host in self.configured:
             return True
-        if self.configured:
+        if self.configured and not self.any:
             return False
         if time.monotonic() - self._read_at > self.refresh:
             with Session(self.engine) as session:
@@ -86,17 +114,19 @@ class Resolvers:
     def __init__(self, settings: Settings, engine: Engine) -> None:
         clients: dict[str, Registry] = {}
         lock = threading.Lock()
+        allowlist = RegistryAllowlist(settings, engine)
 
         def client(host: str) -> Registry:
             with lock:
                 if host not in clients:
-                    clients[host] = _resolve_client(settings, host)
+                    # A registry only "*" allows was named by a client: it must be at a public address.
+                    clients[host] = _resolve_client(settings, host, public_only=not allowlist.named(host))
                 return clients[host]
 
         self.registries: Callable[[str], Registry] = client
         self.bundles = BundleResolver(
             client,
-            RegistryAllowlist(settings, engine),
+            allowlist,
             settings.data_dir,
             tag_ttl=settings.resolve_tag_ttl,
             blob_cache_bytes=settings.blob_cache_bytes,

@@ -27,9 +27,11 @@ import pytest
 __all__ = [
     "FakeRegistry",
     "FakeRequest",
+    "Listener",
     "RegistryProcess",
     "auth_registry",
     "fake_registry",
+    "listener",
     "registry",
     "self_signed_certificate",
 ]
@@ -240,3 +242,52 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         capture_output=True,
     )  # fmt: skip
     return cert, key
+
+
+SECRET = b"internal-service-secret-body"
+
+
+class Listener:
+    """A TCP listener on host that counts the connections it accepts (and answers each with SECRET): where a
+    request must not go, it shows that none went."""
+
+    def __init__(self, host: str) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            self.sock.bind((host, 0))
+        except OSError as exc:
+            self.sock.close()
+            pytest.skip(f"cannot listen on {host}: {exc}")
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.sendall(b"HTTP/1.1 500 Oops\r\nContent-Length: %d\r\n\r\n%s" % (len(SECRET), SECRET))
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[Callable[[str], Listener]]:
+    """Make Listeners (`listener(host)`); all are closed after the test."""
+    made: list[Listener] = []
+
+    def make(host: str) -> Listener:
+        made.append(Listener(host))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()

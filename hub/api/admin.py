@@ -17,14 +17,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from catalog.errors import InvalidReference, InvalidRequest, NotFound, TaskhubError
+from catalog.errors import InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed, TaskhubError
 from catalog.models import Catalog
 from catalog.publish import bundle_target, publish_catalog
 from catalog.sync import OCI, get_catalog, record_failure, sync_by_name
 from hub import db
 from hub.config import Settings
 from hub.models import ApiToken
-from hub.registries import registry_client
+from hub.registries import publish_allowed, registry_client
 from hub.tokens import (
     DEFAULT_EXPIRY,
     check_grant,
@@ -147,6 +147,11 @@ def publish(name: str) -> Response:
     except InvalidReference as exc:
         raise InvalidRequest(str(exc), reason="invalid-payload") from None
     get_catalog(db.session(), name)
+    if not publish_allowed(_settings(), db.session(), target):
+        raise RegistryNotAllowed(
+            f"{target} is not under a registry added to this hub (taskhub registry add) nor under "
+            "TASKHUB_PUBLISH_REGISTRIES; no request was made to it"
+        )
     db.session().close()
     return jsonify(publish_job(db.engine(), _settings(), name.lower(), target).json())
 

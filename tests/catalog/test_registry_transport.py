@@ -71,7 +71,9 @@ def test_redirected_blob_is_followed_without_the_credentials(fake_registry):
         return 307, {"Location": f"{storage.url}/signed/blob?sig=1"}, b""
 
     fake = fake_registry(registry_answer)
-    reg = OciRegistry(fake.url, username="alice", password="s3cret", backoff=0.01)
+    reg = OciRegistry(
+        fake.url, username="alice", password="s3cret", backoff=0.01, redirect_hosts=frozenset({storage.host})
+    )
     blob = reg.get_blob(f"{fake.host}/tekton/task", sha256(TASK_YAML), len(TASK_YAML))
     assert blob == TASK_YAML
     assert [r.path for r in storage.requests] == ["/signed/blob?sig=1"]

@@ -76,6 +76,7 @@ def test_publish_then_sync_the_registry(admin_app, registry):
     client = admin_app.test_client()
     publisher = issue(admin_app, "publisher", "catalog:publish")
     target = f"{registry.host}/catalog"
+    register(admin_app, "local", target, repositories=[])  # the publish API pushes only to the hub's registries
     published = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=bearer(publisher))
     job = published.get_json()
     assert published.status_code == 200 and job["status"] == "done"
@@ -84,7 +85,6 @@ def test_publish_then_sync_the_registry(admin_app, registry):
     pinned = client.get("/v1/resource/tekton/task/git-clone/0.10")
     assert pinned.status_code == 200
 
-    register(admin_app, "local", target, repositories=[])
     syncer = issue(admin_app, "syncer", "registry:sync")
     synced = client.post("/v1/registries/local/sync", headers=bearer(syncer)).get_json()
     assert synced["status"] == "done" and synced["summary"][1] == "  69 added, 0 updated, 0 removed"
@@ -92,6 +92,32 @@ def test_publish_then_sync_the_registry(admin_app, registry):
     assert_goa_error(
         client.post("/v1/registries/tekton/sync", headers=bearer(syncer)), 404, "not-found", "not a registry"
     )
+
+
+def test_publish_refuses_a_registry_the_hub_was_not_given(admin_app, fake_registry):
+    fake = fake_registry(lambda request: (500, {}, b""))
+    register(admin_app, "local", f"{fake.host}/catalog", repositories=[])
+    token = issue(admin_app, "publisher", "catalog:publish")
+    client = admin_app.test_client()
+    for target in (f"{fake.host}/elsewhere", f"{fake.host}/catalogue", "127.0.0.2:5000/catalog"):
+        refused = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=bearer(token))
+        assert_goa_error(refused, 403, "registry-not-allowed", f"{target} is not under a registry added")
+    assert fake.requests == []
+
+
+def test_a_registry_answering_an_upload_with_a_body_does_not_fail_the_publish(fake_registry):
+    uploads = 0
+
+    def answer(request):
+        nonlocal uploads
+        if request.method == "POST":
+            return 202, {"Location": "/v2/catalog/blobs/uploads/1"}, b"started, here is some text"
+        uploads += 1
+        return 201, {}, b'{"stored": true, "padding": "' + b"x" * 1000 + b'"}'
+
+    fake = fake_registry(answer)
+    pushed = OciRegistry(fake.url).push_blob(f"{fake.host}/catalog", b"layer", check=False)
+    assert pushed.startswith("sha256:") and uploads == 1
 
 
 @pytest.mark.parametrize(

@@ -149,6 +149,17 @@ def test_registries_off_the_allowlist_are_refused_before_any_connection(app, fak
     assert seen == []
 
 
+def test_any_registry_allowed_still_keeps_clients_off_loopback_ports(settings, fake_registry, listener):
+    """With TASKHUB_RESOLVE_REGISTRIES=*, a client cannot make the hub probe its own loopback ports."""
+    fake = fake_registry(lambda request: (200, {}, b"{}"))
+    closed = listener("127.0.0.1")
+    client = create_app(dataclasses.replace(settings, resolve_registries="*")).test_client()
+    for host in (fake.host, f"127.0.0.1:{closed.port}", f"localhost:{fake.host.split(':')[1]}"):
+        answer = resolve(client, resolver="bundles", bundle=f"{host}/task/x:1", name="x")
+        assert_goa_error(answer, 403, "registry-not-allowed", "not a public address")
+    assert fake.requests == [] and closed.connections == 0
+
+
 def test_registry_down_digest_pinned_still_resolve_tags_fail_clearly(settings, bundles, registry):
     app = create_app(dataclasses.replace(settings, resolve_tag_ttl=0))
     client = app.test_client()
