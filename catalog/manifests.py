@@ -83,18 +83,26 @@ def is_dns1123_label(name: str) -> bool:
     return len(name) <= 63 and bool(_DNS1123_LABEL.match(name))
 
 
-def decode_text(data: bytes) -> str:
-    """Decode a catalog file as UTF-8 (a BOM is dropped), or raise ManifestError."""
+def decode_text(data: bytes, *, replace_nul: bool = False) -> str:
+    """Decode a catalog file as UTF-8 (a BOM is dropped), or raise ManifestError. A NUL byte, which no database
+    stores in text, is refused, or with replace_nul shown as U+FFFD (in a README, where the rest is still worth
+    reading)."""
     if len(data) > MAX_FILE_BYTES:
         raise ManifestError(f"file is {len(data)} bytes, over the {MAX_FILE_BYTES}-byte limit")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"not valid UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r})") from None
+    if "\x00" in text:
+        if not replace_nul:
+            raise ManifestError(f"contains a NUL byte (at byte {data.index(0)}), which the index cannot store")
+        text = text.replace("\x00", "\ufffd")
     return text.removeprefix("\ufeff")
 
 
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_YAML_TAG = "tag:yaml.org,2002:"
+_PYTHON_TAG = _YAML_TAG + "python/"
 _MERGE = "tag:yaml.org,2002:merge"
 _NULL = "tag:yaml.org,2002:null"
 # Something that looks like a YAML anchor (&name) where a node starts; "&&", "2>&1" and "cmd &" do not.
@@ -159,13 +167,23 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def _check_keys(root: yaml.Node) -> None:
-    """Refuse duplicate mapping keys anywhere, as Kubernetes' strict decoding does."""
+def _check_nodes(root: yaml.Node) -> None:
+    """Refuse duplicate mapping keys anywhere, as Kubernetes' strict decoding does; Python tags (a YAML
+    vulnerability, never a Tekton object); and NUL characters ("\\0" or "\\u0000" escapes), which no database
+    stores in text."""
     stack = [root]
     visited: set[int] = set()
     while stack:
         node = stack.pop()
-        if isinstance(node, yaml.ScalarNode) or id(node) in visited:
+        if node.tag.startswith(_PYTHON_TAG):
+            mark = node.start_mark
+            raise ManifestError(f"invalid YAML: the tag !!{node.tag[len(_YAML_TAG) :]} at line {mark.line + 1}")
+        if isinstance(node, yaml.ScalarNode):
+            if "\x00" in node.value:
+                mark = node.start_mark
+                raise ManifestError(f"a NUL character at line {mark.line + 1}, which the index cannot store")
+            continue
+        if id(node) in visited:
             continue
         visited.add(id(node))
         if isinstance(node, yaml.SequenceNode):
@@ -204,7 +222,7 @@ def compose_documents(text: str) -> list[yaml.Node]:
                 continue
             if has_aliases:
                 _check_expansion(node)
-            _check_keys(node)
+            _check_nodes(node)
             nodes.append(node)
     except yaml.YAMLError as exc:
         raise ManifestError(f"invalid YAML: {_one_line(exc)}") from None

@@ -35,6 +35,18 @@ def detect_provider(source: str) -> str:
     return "git"
 
 
+def check_git_value(value: str | None, what: str) -> str | None:
+    """A source or revision as git will get it, refused when git could read it as an option (a leading '-', as in
+    "--upload-pack=CMD") or it holds control characters; None stays None."""
+    if value is None:
+        return None
+    if value.startswith("-"):
+        raise CatalogSourceError(f"{what} {value!r} must not begin with '-' (git would read it as an option)")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise CatalogSourceError(f"{what} {value!r} must not contain control characters")
+    return value
+
+
 def check_context_dir(context_dir: str | None) -> str | None:
     """Validate a catalog's context directory: relative, without '..'; returns it normalised."""
     if not context_dir:
@@ -112,12 +124,14 @@ def recover_git_locks(repo: Path) -> list[str]:
 def checkout(name: str, source: str, revision: str | None, context_dir: str | None, work_dir: Path) -> Checkout:
     """Make a catalog's files available: a directory as it is, a git URL fetched into work_dir/name."""
     context_dir = check_context_dir(context_dir)
+    check_git_value(source, "source")  # checked again here: a stored value may predate the check
+    check_git_value(revision, "revision")
     if is_git_url(source):
         repo = work_dir / name
         repo.mkdir(parents=True, exist_ok=True)
         if not (repo / ".git").exists():
             _git(["init", "-q"], repo)
-        _git(["fetch", "-q", "--force", "--no-tags", source, revision or "HEAD"], repo)
+        _git(["fetch", "-q", "--force", "--no-tags", "--end-of-options", source, revision or "HEAD"], repo)
         _git(["checkout", "-q", "--force", "FETCH_HEAD"], repo)
         _git(["clean", "-q", "-d", "-f", "-x"], repo)
         commit = _git(["rev-parse", "HEAD"], repo).strip()

@@ -40,7 +40,7 @@ from catalog.models import (
 from catalog.publish import bundle_target
 from catalog.registry import Registry
 from catalog.registry_sync import is_release_tag, known_entries, read_registry
-from catalog.sources import Checkout, check_context_dir, checkout, detect_provider, web_urls
+from catalog.sources import Checkout, check_context_dir, check_git_value, checkout, detect_provider, web_urls
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
 
 
@@ -96,6 +96,8 @@ def add_catalog(
         raise Conflict(f"catalog type {type!r} must be one of {', '.join(CATALOG_TYPES)}")
     if session.scalar(select(Catalog).where(Catalog.name == name)) is not None:
         raise Conflict(f"catalog {name!r} already exists")
+    check_git_value(source, "source")
+    check_git_value(revision, "revision")
     provider = detect_provider(source)
     if repositories is not None:
         host, prefix = bundle_target(source)

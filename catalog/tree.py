@@ -95,7 +95,7 @@ class _Walker:
             self.tree.report("error", self.rel(folder), f"cannot list folder: {exc.strerror}")
             return []
 
-    def read_text(self, path: str) -> str:
+    def read_text(self, path: str, *, replace_nul: bool = False) -> str:
         """Read a small UTF-8 file of a folder already known to be inside the catalog, or raise ManifestError."""
         if os.path.islink(path) and not self.inside(path):
             raise ManifestError("is a link that leads outside the catalog; not followed")
@@ -109,7 +109,7 @@ class _Walker:
                 data = f.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise ManifestError(f"cannot read: {exc.strerror}") from None
-        return decode_text(data)
+        return decode_text(data, replace_nul=replace_nul)
 
     def walk(self) -> CatalogTree:
         found_any = False
@@ -133,6 +133,8 @@ class _Walker:
         rel = self.rel(entry.path)
         name = entry.name
         if name.startswith("."):
+            if entry.is_dir():
+                self.tree.report("info", rel, "folder name begins with a dot (hidden); skipped")
             return
         if not entry.is_dir():
             self.tree.report("info", rel, f"plain file where a {kind.lower()} folder is expected; skipped")
@@ -146,6 +148,8 @@ class _Walker:
         versions = 0
         for child in self.entries(entry.path):
             if child.name.startswith("."):
+                if child.is_dir():
+                    self.tree.report("info", self.rel(child.path), "folder name begins with a dot (hidden); skipped")
                 continue
             if not child.is_dir():
                 if child.name not in _RESOURCE_LEVEL_FILES:
@@ -211,7 +215,7 @@ class _Walker:
             self.tree.report("info", self.rel(folder), "no README.md")
             return None
         try:
-            return self.read_text(path)
+            return self.read_text(path, replace_nul=True)
         except ManifestError as exc:
             self.tree.report("warning", self.rel(path), f"README not shown: {exc}")
             return None

@@ -180,8 +180,11 @@ class LogWriter:
         self._buffered = 0  # bytes in _buffers
 
     def line(self, task_run: str, container: str, text: str) -> None:
-        """Adds one line of a container's output (a newline is added when it has none)."""
+        """Adds one line of a container's output (a newline is added when it has none). A NUL byte, which no
+        database stores in text, is kept as U+FFFD; every other character as it came."""
         text = text if text.endswith("\n") else text + "\n"
+        if "\x00" in text:
+            text = text.replace("\x00", "\ufffd")
         key = (task_run, container)
         with self._lock:
             size = self._sizes.get(key, 0)

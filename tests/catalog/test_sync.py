@@ -158,6 +158,42 @@ def test_unreachable_git_source_is_a_clear_error(engine, settings, tmp_path):
         sync(engine, settings, "broken")
 
 
+def git_repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    write_version(repo, "hello", "0.1")
+    git(repo, "init", "-q", "-b", "main")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one", date="2024-05-01T10:00:00+00:00")
+    return repo
+
+
+INJECTIONS = ["--upload-pack=touch {marker};git-upload-pack", "-c", "--output={marker}"]
+
+
+@pytest.mark.parametrize("revision", INJECTIONS)
+def test_a_revision_that_reads_as_a_git_option_is_refused(engine, tmp_path, revision):
+    marker = tmp_path / "pwned"
+    with pytest.raises(CatalogSourceError, match="must not begin with '-'"):
+        register(engine, "x", f"file://{git_repo(tmp_path)}", revision=revision.format(marker=marker))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("revision", INJECTIONS)
+def test_a_stored_revision_that_reads_as_a_git_option_runs_nothing_at_sync(engine, settings, tmp_path, revision):
+    marker = tmp_path / "pwned"
+    register(engine, "x", f"file://{git_repo(tmp_path)}")
+    with Session(engine) as s, s.begin():  # stored before the check existed, or written to the database directly
+        s.scalars(select(Catalog).where(Catalog.name == "x")).one().revision = revision.format(marker=marker)
+    with pytest.raises(CatalogSourceError, match="must not begin with '-'"):
+        sync(engine, settings, "x")
+    assert not marker.exists()
+
+
+def test_a_source_that_reads_as_a_git_option_is_refused(engine, tmp_path):
+    with pytest.raises(CatalogSourceError, match="must not begin with '-'"):
+        register(engine, "x", "-ofoo@host:path")
+
+
 @pytest.mark.parametrize("context_dir", ["../up", "/etc", "a/../../b"])
 def test_context_dir_cannot_escape(engine, tmp_path, context_dir):
     with pytest.raises(CatalogSourceError, match="relative path inside the catalog"):

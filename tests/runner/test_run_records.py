@@ -233,3 +233,15 @@ def test_a_run_whose_process_ended_is_shown_abandoned_and_runs_of_live_processes
     assert detail is not None and f"(pid {dead.pid}) ended before the run did" in detail.message
     assert "kubectl get pipelinerun greetings -n default" in detail.message
     assert detail.completed_at is not None
+
+
+def test_a_step_printing_nul_bytes_keeps_its_logs_and_its_outcome(launcher: RunLauncher, records: RunRecords) -> None:
+    run = _copy(PIPELINE)
+    greet = run["spec"]["pipelineSpec"]["tasks"][0]["taskSpec"]["steps"][0]
+    greet["script"] = "printf 'before\\000after\\n'\necho second line"
+    result = launcher.launch(run, created_by="alice")
+    detail = records.get(result.run_id)
+    assert detail is not None and detail.status == "Succeeded", detail and detail.message
+    text = logs_as_text(detail, records.logs(result.run_id))
+    assert "[greet : hello] before\ufffdafter\n[greet : hello] second line\n" in text
+    assert "[report : done] all good" in text
