@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export TASKHUB_DATA_DIR ?= $(abspath var)
 
-.PHONY: help setup run test lint format bench clean kube-apiserver
+.PHONY: help setup run test lint format bench clean kube-apiserver debian-images
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,7 +35,11 @@ format: setup ## reformat the code
 kube-apiserver: ## build the tests' kube-apiserver once, into ~/.cache/taskhub (scripts/build-kube-apiserver)
 	@scripts/build-kube-apiserver >/dev/null
 
-test: lint kube-apiserver ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
+debian-images: ## build the tests' container images from Debian packages once, into ~/.cache/taskhub/images
+	@if command -v podman >/dev/null; then scripts/build-debian-images >/dev/null; \
+	else echo "podman is not installed: the container tests will be skipped"; fi
+
+test: lint kube-apiserver debian-images ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
 	$(BIN)/pytest -q
 
 bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run

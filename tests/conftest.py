@@ -23,6 +23,7 @@ from catalog.db import make_engine, upgrade
 from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
 from hub.app import create_app
 from hub.config import Settings
+from tests.container_fixture import *  # noqa: F403
 from tests.kube_fixture import *  # noqa: F403
 from tests.registry_fixture import *  # noqa: F403
 
