@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 SAMPLE ?= $(abspath ../shared/catalog-sample)
 HOST ?= 127.0.0.1
 PORT ?= 8000
+IMAGE ?= localhost/taskhub:latest
+# The Python base of the image; empty: the Containerfile's (the public python:3.11-slim-bookworm).
+BASE ?=
 export TASKHUB_DATA_DIR ?= $(abspath var)
 
-.PHONY: help setup run test lint format bench clean kube-apiserver debian-images
+.PHONY: help setup run test lint format bench clean kube-apiserver debian-images image
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,6 +41,9 @@ kube-apiserver: ## build the tests' kube-apiserver once, into ~/.cache/taskhub (
 debian-images: ## build the tests' container images from Debian packages once, into ~/.cache/taskhub/images
 	@if command -v podman >/dev/null; then scripts/build-debian-images >/dev/null; \
 	else echo "podman is not installed: the container tests will be skipped"; fi
+
+image: setup ## build taskhub's container image $(IMAGE) with podman (BASE=IMAGE: another Python base)
+	PYTHON=$(BIN)/python scripts/build-image --tag $(IMAGE) $(if $(BASE),--base $(BASE))
 
 test: lint kube-apiserver debian-images ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
 	$(BIN)/pytest -q

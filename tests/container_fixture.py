@@ -1,6 +1,6 @@
 """Real containers for tests: podman as it works on this machine (runner.podman), images built from Debian
-packages (scripts/build-debian-images, cached per machine in ~/.cache/taskhub/images), and a registry that serves
-them under the names Tekton steps use.
+packages (scripts/build-debian-images, cached per machine in ~/.cache/taskhub/images), a registry that serves
+them under the names Tekton steps use, and taskhub's own image (scripts/build-image).
 
 The tests cannot pull from public registries. `image_mirror` pushes the Debian-built images to a test registry and
 maps the names steps give to them, as the TASKHUB_IMAGE_MAP setting does: comma-separated NAME=IMAGE pairs, where
@@ -10,7 +10,12 @@ as runner.local.images.image_name reads it) and IMAGE what to run instead.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
+import sys
+import time
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +31,7 @@ __all__ = [
     "debian_images",
     "image_mirror",
     "podman",
+    "taskhub_image",
 ]
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,3 +96,68 @@ def image_mirror(
         registry.stop()
         # Tests pull these names; the port is the session's own, so the local tags would only pile up.
         podman.run("rmi", "--ignore", *(f"{image}:latest" for image in pushed.values()), check=False)
+
+
+STALE_AFTER_SECONDS = 24 * 3600
+# What goes into taskhub's image besides the packages pyproject.toml lists.
+IMAGE_INPUTS = ("Containerfile", "scripts/build-image", "pyproject.toml", "README.md")
+
+
+@pytest.fixture(scope="session")
+def taskhub_image(podman: Podman, debian_images: dict[str, str]) -> str:
+    """taskhub's image built by scripts/build-image on the Debian-built Python base, tagged with a hash of all that
+    goes into it (sources, Containerfile, base image): built again only when one of them changed."""
+    base = debian_images["python"]
+    base_id = podman.run("image", "inspect", "--format", "{{.Id}}", base).stdout.strip()
+    tag = f"localhost/taskhub-test/taskhub:{_image_inputs_hash(base_id)}"
+    if podman.run("image", "exists", tag, check=False).returncode != 0:
+        done = subprocess.run(
+            [str(REPO / "scripts/build-image"), "--base", base, "--tag", tag],
+            env={**podman.environ(), "PYTHON": sys.executable},
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            pytest.fail(f"scripts/build-image failed:\n{done.stderr[-5000:]}")
+        _remove_stale_builds(podman, tag)
+    return tag
+
+
+def _remove_stale_builds(podman: Podman, kept: str) -> None:
+    """Untag the builds of other sources made over a day ago: a session in another checkout may still be using
+    a recent one. Their layers stay in podman's build cache."""
+    repository = kept.rsplit(":", 1)[0]
+    listed = json.loads(podman.run("images", "--format", "json", repository).stdout)
+    stale = {
+        name
+        for image in listed
+        if time.time() - image["Created"] > STALE_AFTER_SECONDS
+        for name in image.get("Names") or []
+        if name.startswith(f"{repository}:") and name != kept
+    }
+    if stale:
+        podman.run("rmi", *sorted(stale), check=False)  # a name of an image with others only loses that name
+
+
+def _image_inputs_hash(base_id: str) -> str:
+    digest = hashlib.sha256(base_id.encode())
+    for path in _image_inputs():
+        digest.update(f"\0{path.relative_to(REPO)}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _image_inputs() -> list[Path]:
+    """The files scripts/build-image puts into the image: its inputs, and the packages' directories pyproject.toml
+    names (what git would commit there: new files count, ignored ones do not)."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    tops = {name.split(".")[0] for name in setuptools["packages"]}
+    tops |= {directory.split("/")[0] for directory in setuptools.get("package-dir", {}).values()}
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", *IMAGE_INPUTS, *sorted(tops)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    return sorted(REPO / path for path in listed if path and (REPO / path).is_file())

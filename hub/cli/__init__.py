@@ -75,6 +75,7 @@ class _Commands(LazyGroup):
         ),
     },
 )
+@click.version_option(package_name="taskhub", message="%(prog)s %(version)s")
 def main() -> None:
     """taskhub: a self-hosted hub for Tekton Tasks, Pipelines and StepActions."""
 
