@@ -11,6 +11,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
@@ -98,6 +99,8 @@ class Catalog(Base):
     refresh_seconds: Mapped[int] = mapped_column(Integer, default=DEFAULT_REFRESH_SECONDS)
     next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The secret of its push webhook (git sources), sealed with the hub's secrets key; made on first use.
+    webhook_secret: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     resources: Mapped[list[Resource]] = relationship(back_populates="catalog", cascade="all, delete-orphan")

@@ -29,6 +29,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub import db, errors
     from hub.api import admin as admin_api
     from hub.api import artifacthub as artifacthub_api
+    from hub.api import events as events_api
+    from hub.api import listeners as listeners_api
     from hub.api import objects as objects_api
     from hub.api import openapi as openapi_api
     from hub.api import resolve as resolve_api
@@ -36,6 +38,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.api import tekton as tekton_api
     from hub.objects import object_store
     from hub.registries import Resolvers
+    from hub.web import events as events_web
     from hub.web import pages as web_pages
     from hub.web import runs as runs_web
     from hub.wsgi import auth
@@ -74,6 +77,14 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(runs_web.bp)
     app.extensions["taskhub.objects"] = object_store(settings, engine)
     app.register_blueprint(objects_api.bp)
+    from hub.triggers_service import TriggersService
+    from jobs import JobQueue
+
+    app.extensions["taskhub.triggers"] = TriggersService(settings, engine, app.extensions["taskhub.objects"],
+                                                         JobQueue(engine))  # fmt: skip
+    app.register_blueprint(listeners_api.bp)
+    app.register_blueprint(events_api.bp)
+    app.register_blueprint(events_web.bp)
     errors.register(app)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)

@@ -78,6 +78,16 @@ class Settings:
     # The key that seals Secrets in the database (URL-safe base64 of 32 bytes, as `Fernet.generate_key()` makes);
     # empty: the file data_dir/secrets.key, made on first use. Every hub and worker sharing a database needs the same.
     secrets_key: str = ""
+    # The largest body an EventListener's sink takes (bytes); larger ones are answered 413 and recorded.
+    triggers_max_body_bytes: int = 10 * 1024 * 1024
+    # How long a provider's delivery id (X-GitHub-Delivery, ...) is remembered: a delivery sent again within it is
+    # recorded as a duplicate and not processed (seconds).
+    triggers_dedupe_seconds: float = 3600.0
+    # Networks (comma-separated CIDRs) custom interceptors and legacy webhooks may be reached in, besides public
+    # addresses; loopback, link-local and private addresses are refused unless listed.
+    triggers_interceptor_networks: str = ""
+    # How long a call to a custom interceptor may take, connection included (seconds).
+    triggers_interceptor_timeout: float = 10.0
     # How many API runs one worker process runs at once; the others wait, recorded as Pending.
     run_workers: int = 4
 

@@ -13,7 +13,7 @@ again if its kind is idempotent, recorded abandoned otherwise.
 """
 
 from jobs.context import JobCancelled, JobContext, JobFailed
-from jobs.kinds import CATALOG_SYNC, KINDS, PUBLISH, REGISTRY_SYNC, RUN
+from jobs.kinds import CATALOG_SYNC, KINDS, PUBLISH, REGISTRY_SYNC, RUN, TRIGGER_EVENT
 from jobs.queue import Claim, Enqueued, JobKind, JobQueue, Progress, QueueTimes
 from jobs.worker import Handler, Periodic, Worker
 
@@ -23,6 +23,7 @@ __all__ = [
     "PUBLISH",
     "REGISTRY_SYNC",
     "RUN",
+    "TRIGGER_EVENT",
     "Claim",
     "Enqueued",
     "Handler",

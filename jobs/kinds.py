@@ -12,4 +12,7 @@ PUBLISH = JobKind("publish", idempotent=True)
 # A run's steps may have effects outside taskhub: a run whose worker stopped answering is abandoned, never re-run.
 RUN = JobKind("run", idempotent=False, max_attempts=1)
 
-KINDS = {kind.name: kind for kind in (CATALOG_SYNC, REGISTRY_SYNC, PUBLISH, RUN)}
+# What an accepted webhook event does: it may create runs, so one that stopped half way is not done again.
+TRIGGER_EVENT = JobKind("trigger-event", idempotent=False, max_attempts=1)
+
+KINDS = {kind.name: kind for kind in (CATALOG_SYNC, REGISTRY_SYNC, PUBLISH, RUN, TRIGGER_EVENT)}

@@ -10,6 +10,7 @@ from hub import models as _hub_models  # noqa: F401  (API tokens are part of the
 from jobs import models as _job_models  # noqa: F401  (jobs and leases are part of the schema)
 from runner import models as _run_models  # noqa: F401  (run records are part of the schema)
 from runner.objects import models as _object_models  # noqa: F401  (the object store is part of the schema)
+from triggers import models as _trigger_models  # noqa: F401  (events are part of the schema)
 
 target_metadata = Base.metadata
 

@@ -177,6 +177,7 @@ class TriggersEngine:
             status: Status = "failed" if chain.failed else "stopped"
             return replace(base, status=status, reason=chain.reason, interceptor=chain.stopped_by,
                            extensions=chain.extensions)  # fmt: skip
+        values: Mapping[str, str] = {}
         try:
             params, template = self._bindings_and_template(trigger)
             event = event_object(chain.body, chain.headers, chain.extensions, event_id)
@@ -191,8 +192,8 @@ class TriggersEngine:
                 event_id=event_id,
                 namespace=selected.namespace,
             )
-        except (BindingError, TemplateError) as exc:
-            return replace(base, reason=str(exc), extensions=chain.extensions)
+        except (BindingError, TemplateError) as exc:  # a template's error keeps the params that broke it
+            return replace(base, reason=str(exc), extensions=chain.extensions, params=values)
         return replace(base, status="created", params=values, extensions=chain.extensions,
                        resources=tuple(resources))  # fmt: skip
 

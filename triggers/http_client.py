@@ -112,6 +112,20 @@ def _short(exc: Exception) -> str:
     return text[:300]
 
 
+def networks_allowed(networks: str) -> Callable[[str, str], bool]:
+    """An allow-check for a hub: public addresses, and those in `networks` (comma-separated CIDRs, e.g. the
+    private network custom interceptors run in). Loopback, link-local (cloud metadata) and private addresses are
+    refused unless listed."""
+    listed = [ipaddress.ip_network(n.strip(), strict=False) for n in networks.split(",") if n.strip()]
+
+    def allow(host: str, address: str) -> bool:
+        del host
+        ip = ipaddress.ip_address(address)
+        return ip.is_global or any(ip in network for network in listed)
+
+    return allow
+
+
 def loopback_only(host: str, address: str) -> bool:
     """An allow-check for tests and single-machine hubs: loopback addresses only."""
     del host

@@ -42,6 +42,12 @@ def answer_event(listener: EventListener, body: bytes, event_id: str) -> SinkAns
     return SinkAnswer(202, _object(fields), accepted=True)
 
 
+def refusal(status: int, name: str, namespace: str, message: str) -> SinkAnswer:
+    """An error answer in the shape of upstream's 400 (taskhub's 404 and 413 too): the listener and the reason."""
+    fields = [("eventListener", name), ("namespace", namespace), ("eventListenerUID", ""), ("errorMessage", message)]
+    return SinkAnswer(status, _object(fields))
+
+
 def listener_missing() -> SinkAnswer:
     """No such EventListener: 500 with an empty body, as upstream."""
     return SinkAnswer(500, b"", content_type="text/plain")

@@ -46,6 +46,10 @@ class _Commands(LazyGroup):
             "Cancel the run NAME on the cluster (PipelineRun: spec.status Cancelled; TaskRun: TaskRunCancelled).",
         ),
         "delete": LazyCommand("hub.cli.objects", "Delete the object NAME of KIND."),
+        "events": LazyCommand(
+            "hub.cli.events",
+            "Events received by EventListener sinks and catalog webhooks, and what each trigger did with them.",
+        ),
         "get": LazyCommand(
             "hub.cli.objects",
             "List the objects of KIND (or show the one named NAME); a Secret's values are never shown.",

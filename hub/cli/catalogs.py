@@ -24,7 +24,11 @@ from hub.config import Settings
         "publish": LazyCommand(
             "hub.cli.registries",
             "Push every indexed version of NAME as a bundle PREFIX/<kind>/<name>:<version>, skipping what is there.",
-        )
+        ),
+        "webhook": LazyCommand(
+            "hub.cli.catalog_webhook",
+            "Show the push webhook URL and secret of the git catalog NAME (the secret is made on first use).",
+        ),
     },
 )
 def catalog() -> None:

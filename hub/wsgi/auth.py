@@ -38,6 +38,10 @@ COOKIE = "taskhub_token"
 # grants reading only and every write needs the Authorization header.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PATHS = frozenset({"/login", "/logout"})
+# Webhook receivers: EventListener sinks and catalogs' push webhooks. Providers send no API token (an
+# Authorization header there is the provider's, for interceptors to check, not ours); they answer in private mode
+# too, authenticated by the listener's interceptors or the catalog's webhook secret.
+WEBHOOK_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
 MAX_CACHED_TOKENS = 1024
 WWW_AUTHENTICATE = 'Bearer realm="taskhub"'
 
@@ -161,6 +165,8 @@ class AccessGate:
         self.wsgi = RateLimitGate(wsgi, limits, self.refuse)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if str(environ.get("PATH_INFO", "")).startswith(WEBHOOK_PREFIXES):
+            return self.wsgi(environ, start_response)
         header = environ.get("HTTP_AUTHORIZATION")
         if not self.private and (header is None or _other_scheme(header)):
             return self.wsgi(environ, start_response)

@@ -1,0 +1,103 @@
+"""`taskhub events list|show`: what the sinks and catalog webhooks received, and what became of each event."""
+
+from __future__ import annotations
+
+import json
+import sys
+import uuid
+
+import click
+
+from hub.cli import main
+from hub.cli.context import Context, pass_context
+from hub.objects import object_store
+from triggers.events import EventLog, event_json
+from triggers.models import EVENT_STATUSES, TriggerEvent
+
+
+def _log(ctx: Context) -> EventLog:
+    store = object_store(ctx.settings, ctx.migrated_engine())
+    assert store.sealer is not None
+    return EventLog(ctx.engine, store.sealer)
+
+
+@main.group()
+def events() -> None:
+    """Events received by EventListener sinks and catalog webhooks, and what each trigger did with them."""
+
+
+@events.command("list")
+@click.option("--status", type=click.Choice(EVENT_STATUSES), help="Only events with this status.")
+@click.option("--listener", metavar="NAMESPACE/NAME", help="Only the events of this EventListener.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many, newest first.")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_context
+def events_list(ctx: Context, status: str | None, listener: str | None, limit: int, output: str) -> None:
+    """The newest events first: number, listener, status, HTTP answer, triggers, runs created, reason."""
+    namespace = name = None
+    if listener:
+        namespace, _, name = listener.rpartition("/")
+        namespace = namespace or "default"
+    rows, total = _log(ctx).recent(status=status, namespace=namespace, name=name, limit=limit)
+    if output == "json":
+        click.echo(json.dumps({"data": [event_json(r) for r in rows], "total": total}, indent=2))
+        return
+    if not rows:
+        click.echo("no events recorded", err=True)
+        return
+    table = [["ID", "TO", "STATUS", "HTTP", "TRIGGERS", "RUNS", "RECEIVED", "REASON"]]
+    for row in rows:
+        shown = event_json(row)
+        to = f"{row.namespace}/{row.name}" if row.source == "listener" else f"catalog {row.name}"
+        table.append([str(row.id), to, row.status, str(row.http_status), str(shown["triggers"]), str(shown["created"]),
+                      row.received_at.strftime("%Y-%m-%d %H:%M:%S"), row.reason[:80]])  # fmt: skip
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for line in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+
+
+@events.command("show")
+@click.argument("key")
+@click.option("-o", "--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--body", is_flag=True, help="Print the raw body as received instead (to standard output).")
+@pass_context
+def events_show(ctx: Context, key: str, output: str, body: bool) -> None:
+    """One event, by number or eventID: headers (secret values redacted), each trigger's outcome, runs created."""
+    try:
+        lookup: int | str = int(key) if key.isdigit() else str(uuid.UUID(key))
+    except ValueError:
+        raise click.ClickException(f"event {key!r} not found") from None
+    row = _log(ctx).get(lookup)
+    if row is None:
+        raise click.ClickException(f"event {key} not found")
+    if body:
+        sys.stdout.buffer.write(row.body)
+        return
+    shown = event_json(row, detail=True)
+    if output == "json":
+        click.echo(json.dumps(shown, indent=2))
+        return
+    _print_event(row, shown)
+
+
+def _print_event(row: TriggerEvent, shown: dict) -> None:
+    to = f"EventListener {row.namespace}/{row.name}" if row.source == "listener" else f"catalog {row.name}"
+    click.echo(f"Event {row.id} ({row.event_id}) to {to}: {row.status}, answered {row.http_status}")
+    click.echo(f"  {row.method} {row.url}, {row.size} bytes, received {row.received_at.isoformat()}")
+    if row.delivery_id:
+        click.echo(
+            f"  delivery {row.delivery_id}" + (f", duplicate of event {row.duplicate_of}" if row.duplicate_of else "")
+        )
+    if row.reason:
+        click.echo(f"  reason: {row.reason}")
+    for outcome in shown["outcomes"]:
+        stopped = f" by {outcome['interceptor']}" if outcome["interceptor"] else ""
+        click.echo(f"Trigger {outcome['namespace']}/{outcome['trigger']}: {outcome['status']}{stopped}")
+        if outcome["reason"]:
+            click.echo(f"  {outcome['reason']}")
+        for created in outcome["created"]:
+            run = f" (run {created['run']})" if created.get("run") else ""
+            click.echo(f"  created {created['kind']} {created['namespace']}/{created['name']}{run}")
+    click.echo("Headers:")
+    for name, value in row.headers:
+        click.echo(f"  {name}: {value}")

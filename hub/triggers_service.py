@@ -1,0 +1,106 @@
+"""Triggers in the hub: the sink's answer and record for each request, and the `trigger-event` job that processes
+an accepted event, built from the settings. The sink view and `taskhub triggers serve` call `receive`; a worker
+calls `processor.handle`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from hub.config import Settings
+from jobs import RUN, TRIGGER_EVENT, JobQueue
+from runner.objects import ObjectStore
+from runner.records import RunRecords
+from triggers.admission import parse_resource
+from triggers.catalog_webhooks import CatalogWebhooks
+from triggers.engine import TriggersEngine
+from triggers.events import EventLog, Incoming
+from triggers.fielderrors import InvalidResource
+from triggers.http_client import RequestsInterceptorHTTP, networks_allowed
+from triggers.models import LISTENER
+from triggers.processing import EventProcessor, ResourceCreator, RunnerCreator
+from triggers.resources import EventListener
+from triggers.sink import SinkAnswer, answer_event, refusal
+
+
+@dataclass(frozen=True)
+class QueuedRuns:
+    """Runs recorded Pending with a `run` job queued, as the runs API starts them."""
+
+    records: RunRecords
+    queue: JobQueue
+    backend: str
+    base_url: str = ""
+
+    def submit(self, obj: dict[str, Any], *, created_by: str = "") -> tuple[int, int]:
+        run_id = self.records.create(obj, backend=self.backend, created_by=created_by)
+        job = self.queue.enqueue(RUN, str(run_id), {"base_url": self.base_url}, created_by=created_by)
+        return run_id, job.id
+
+
+class TriggersService:
+    """The sink and the event jobs of one hub."""
+
+    def __init__(self, settings: Settings, engine: Engine, store: ObjectStore, queue: JobQueue) -> None:
+        if store.sealer is None:
+            raise ValueError("the Triggers service needs an object store with a secrets key")
+        self.settings, self.engine, self.store, self.queue = settings, engine, store, queue
+        self.events = EventLog(engine, store.sealer, dedupe_seconds=settings.triggers_dedupe_seconds)
+        self.allow = networks_allowed(settings.triggers_interceptor_networks)
+        self.catalog_webhooks = CatalogWebhooks(engine, store.sealer, self.events, queue)
+
+    @functools.cached_property
+    def processor(self) -> EventProcessor:
+        runs = QueuedRuns(RunRecords(self.engine), self.queue, self.settings.run_backend, self.settings.public_url)
+        return self.processor_with(RunnerCreator(runs))
+
+    def processor_with(self, creator: ResourceCreator) -> EventProcessor:
+        http = RequestsInterceptorHTTP(self.allow, timeout=self.settings.triggers_interceptor_timeout)
+        engine = TriggersEngine(self.store, self.store, http)
+        return EventProcessor(self.events, engine, creator, lambda ns, name: self.store.get("EventListener", ns, name))
+
+    def receive(self, incoming: Incoming, *, too_large: bool = False) -> SinkAnswer:
+        """The sink's answer to one request, recorded; an accepted event is queued for a worker."""
+        ns, name = incoming.namespace, incoming.name
+        event_id = str(uuid.uuid4())
+        manifest = self.store.get("EventListener", ns, name)
+        if manifest is None:
+            # Upstream answers 500 with no body (its informer has no such listener yet); here the URL names the
+            # listener, so a wrong one is a 404 that says so.
+            message = f'EventListener "{name}" not found in namespace "{ns}"'
+            self.events.refused(incoming, event_id, 404, message)
+            return refusal(404, name, ns, message)
+        try:
+            listener = parse_resource(manifest, namespace=ns)
+        except InvalidResource as exc:
+            self.events.refused(incoming, event_id, 500, str(exc))
+            return refusal(500, name, ns, str(exc))
+        assert isinstance(listener, EventListener)
+        uid = listener.meta.uid
+        if too_large:
+            limit = self.settings.triggers_max_body_bytes
+            message = f"request body over the sink's limit of {limit} bytes (TASKHUB_TRIGGERS_MAX_BODY_BYTES)"
+            self.events.refused(incoming, event_id, 413, message, uid=uid)
+            return refusal(413, name, ns, message)
+        answer = answer_event(listener, incoming.body, event_id)
+        if not answer.accepted:
+            reason = str(json.loads(answer.body).get("errorMessage", ""))
+            self.events.refused(incoming, event_id, answer.status, reason, uid=uid)
+            return answer
+        recorded = self.events.accepted(incoming, event_id, uid=uid, status=answer.status)
+        if recorded.duplicate_of is None:
+            job = self.queue.enqueue(TRIGGER_EVENT, str(recorded.id), created_by=f"el:{ns}/{name}"[:63])
+            self.events.set_job(recorded.id, job.id)
+        return answer
+
+
+def incoming_request(
+    namespace: str, name: str, method: str, url: str, headers: list[tuple[str, str]], body: bytes, size: int
+) -> Incoming:
+    return Incoming(LISTENER, namespace, name, method, url, headers, body, size)

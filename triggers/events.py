@@ -1,0 +1,207 @@
+"""The record of events: every request to a sink or a catalog's push webhook is kept, answered or refused, with
+its headers (secret-bearing values redacted, the full set sealed for the job that verifies them and removed once
+it ran), size, raw body, the HTTP answer, and each trigger's outcome. Upstream answers 202 and logs rejections
+at debug level (tektoncd/triggers#1465, #1666); here a person can see which interceptor stopped an event and why.
+
+A provider's delivery id (X-GitHub-Delivery, X-Gitlab-Event-UUID, X-Gitea-Delivery) is claimed per listener in
+one statement, so a delivery sent twice within the window is processed once, whichever worker took it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from catalog.models import utcnow
+from runner.objects.sealing import Sealer
+from triggers.models import DONE, DUPLICATE, FAILED, PROCESSING, QUEUED, REFUSED, Delivery, TriggerEvent
+
+# Headers whose values authenticate the sender: never shown, kept sealed only until the event is processed.
+SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "x-hub-signature", "x-hub-signature-256", "x-gitlab-token",
+     "x-gitea-signature", "x-gogs-signature", "x-slack-signature"}
+)  # fmt: skip
+_SECRET_WORDS = re.compile(r"token|secret|signature|password|auth|api-?key", re.IGNORECASE)
+DELIVERY_HEADERS = ("X-Github-Delivery", "X-Gitlab-Event-Uuid", "X-Gitea-Delivery")
+REDACTED = "[redacted]"
+
+
+def redacted(headers: Sequence[tuple[str, str]]) -> list[list[str]]:
+    """Headers as recorded: the values of secret-bearing ones replaced."""
+    return [[k, REDACTED if k.lower() in SECRET_HEADERS or _SECRET_WORDS.search(k) else v] for k, v in headers]
+
+
+def delivery_id(headers: Sequence[tuple[str, str]]) -> str:
+    """The provider's delivery id of a request, or ""."""
+    wanted = {name.lower() for name in DELIVERY_HEADERS}
+    return next((v.strip()[:255] for k, v in headers if k.lower() in wanted and v.strip()), "")
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request as the sink received it: where it went, and what it carried."""
+
+    source: str
+    namespace: str
+    name: str
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    size: int
+
+
+@dataclass(frozen=True)
+class Recorded:
+    id: int
+    event_id: str
+    duplicate_of: int | None = None
+
+
+class EventLog:
+    """Events in the database of `engine`; the full headers sealed with `sealer` until processed."""
+
+    def __init__(self, engine: Engine, sealer: Sealer, *, dedupe_seconds: float = 3600.0) -> None:
+        self.engine, self.sealer, self.dedupe_seconds = engine, sealer, dedupe_seconds
+
+    def refused(self, incoming: Incoming, event_id: str, status: int, reason: str, *, uid: str = "") -> int:
+        """Records an event answered with an error (nothing will process it); returns its id."""
+        with Session(self.engine) as session, session.begin():
+            row = self._row(incoming, event_id, status, REFUSED, uid, reason=reason)
+            row.body = incoming.body
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def accepted(self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202) -> Recorded:
+        """Records an accepted event, the full headers sealed for its job; a delivery id seen within the window
+        makes it a duplicate of the first (recorded, not to be processed)."""
+        delivery = delivery_id(incoming.headers)
+        with Session(self.engine) as session, session.begin():
+            row = self._row(incoming, event_id, status, QUEUED, uid)
+            row.body, row.delivery_id = incoming.body, delivery
+            row.sealed_headers = self.sealer.seal({"headers": json.dumps(incoming.headers).encode()})
+            session.add(row)
+            session.flush()
+            first = self._claim_delivery(session, f"{incoming.source}:{incoming.namespace}/{incoming.name}",
+                                         delivery, row.id) if delivery else None  # fmt: skip
+            if first is not None:
+                row.status, row.duplicate_of, row.sealed_headers = DUPLICATE, first, None
+                row.reason = f"delivery {delivery} was already received as event {first}: not processed again"
+                row.finished_at = utcnow()
+            return Recorded(row.id, event_id, first)
+
+    def _claim_delivery(self, session: Session, target: str, delivery: str, event: int) -> int | None:
+        """None when this event is the delivery's first within the window, else the id of the first one."""
+        now = utcnow()
+        cutoff = now - timedelta(seconds=self.dedupe_seconds)
+        insert = (postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert)(
+            Delivery
+        )  # fmt: skip
+        claimed = session.execute(
+            insert.values(target=target, delivery_id=delivery, event=event, seen_at=now)
+            .on_conflict_do_update(
+                index_elements=[Delivery.target, Delivery.delivery_id],
+                set_={"event": event, "seen_at": now},
+                where=Delivery.seen_at < cutoff,  # an old one is forgotten: this event is the first again
+            )
+            .returning(Delivery.event)
+        ).scalar()
+        if claimed == event:
+            return None
+        return session.scalar(select(Delivery.event).where(Delivery.target == target, Delivery.delivery_id == delivery))
+
+    def forget_deliveries(self) -> int:
+        """Drops the delivery ids older than the window; returns how many."""
+        cutoff = utcnow() - timedelta(seconds=self.dedupe_seconds)
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
+
+    def set_job(self, event: int, job_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(TriggerEvent).where(TriggerEvent.id == event).values(job_id=job_id))
+
+    def _row(
+        self, incoming: Incoming, event_id: str, status: int, state: str, uid: str, reason: str = ""
+    ) -> TriggerEvent:
+        return TriggerEvent(
+            event_id=event_id, source=incoming.source, namespace=incoming.namespace, name=incoming.name,
+            listener_uid=uid[:36], method=incoming.method[:16], url=incoming.url, headers=redacted(incoming.headers),
+            size=incoming.size, http_status=status, status=state, reason=reason, outcomes=[],
+        )  # fmt: skip
+
+    # -- the processing job's side -----------------------------------------------------------------------------
+
+    def start(self, event: int) -> tuple[TriggerEvent, list[tuple[str, str]]] | None:
+        """Marks a queued event processing; returns it with its full headers, or None if it is not queued."""
+        with Session(self.engine, expire_on_commit=False) as session, session.begin():
+            row = session.get(TriggerEvent, event)
+            if row is None or row.status != QUEUED:
+                return None
+            row.status = PROCESSING
+            sealed = self.sealer.open(row.sealed_headers) if row.sealed_headers else {}
+            headers = [(str(k), str(v)) for k, v in json.loads(sealed.get("headers", b"[]"))]
+            return row, headers
+
+    def finish(self, event: int, outcomes: list[dict[str, Any]], *, failed: str = "", reason: str = "") -> None:
+        """Records what the event did; the sealed headers go."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(TriggerEvent)
+                .where(TriggerEvent.id == event)
+                .values(status=FAILED if failed else DONE, reason=failed or reason, outcomes=outcomes,
+                        sealed_headers=None, finished_at=utcnow())
+            )  # fmt: skip
+
+    # -- reading -----------------------------------------------------------------------------------------------
+
+    def recent(
+        self, *, source: str | None = None, namespace: str | None = None, name: str | None = None,
+        status: str | None = None, limit: int = 20, offset: int = 0,
+    ) -> tuple[list[TriggerEvent], int]:  # fmt: skip
+        """The newest events first, filtered; and how many match in all."""
+        query = select(TriggerEvent)
+        for column, value in ((TriggerEvent.source, source), (TriggerEvent.namespace, namespace),
+                              (TriggerEvent.name, name), (TriggerEvent.status, status)):  # fmt: skip
+            if value is not None:
+                query = query.where(column == value)
+        with Session(self.engine, expire_on_commit=False) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(query.order_by(TriggerEvent.id.desc()).limit(limit).offset(offset)).all()
+        return list(rows), total
+
+    def get(self, key: int | str) -> TriggerEvent | None:
+        """One event, by its number or its eventID."""
+        query = select(TriggerEvent)
+        query = query.where(TriggerEvent.id == key) if isinstance(key, int) else query.where(
+            TriggerEvent.event_id == key
+        )  # fmt: skip
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.scalar(query)
+
+
+def event_json(row: TriggerEvent, *, detail: bool = False) -> dict[str, Any]:
+    """An event as the API, the CLI and the web pages show it (never its body or sealed headers)."""
+    out: dict[str, Any] = {
+        "id": row.id, "eventID": row.event_id, "source": row.source, "namespace": row.namespace, "name": row.name,
+        "method": row.method, "url": row.url, "size": row.size, "httpStatus": row.http_status, "status": row.status,
+        "reason": row.reason, "deliveryID": row.delivery_id, "duplicateOf": row.duplicate_of,
+        "receivedAt": row.received_at.isoformat(),
+        "finishedAt": row.finished_at.isoformat() if row.finished_at else None,
+        "triggers": len(row.outcomes or []),
+        "created": sum(len(o.get("created") or []) for o in row.outcomes or []),
+    }  # fmt: skip
+    if detail:
+        out["headers"] = row.headers
+        out["outcomes"] = row.outcomes
+        out["listenerUID"] = row.listener_uid
+        out["job"] = row.job_id
+    return out
