@@ -1,8 +1,11 @@
 """Benchmark of the runners, each figure against a peer measured in the same run.
 
 1. Local executor overhead per step: a TaskRun of --steps steps, each a small shell script, as a ratio to a bare
-   `subprocess` chain running the same scripts one after another with the same shell (target: at most 2x).
-   The executor's extra work per step is what is measured: script files, path mapping, logs, results, status.
+   `subprocess` chain running the same scripts one after another with the same shell (target: at most 2x), and
+   to the same bare chain with each script in the sandbox every step gets (runner/local/sandbox.py: bubblewrap,
+   its namespaces and mounts, the unprivileged user), the floor of a sandboxed step (target: at most 2x).
+   The executor's extra work per step is what the second ratio measures: script files, path mapping, logs,
+   results, status; the first adds what the sandbox costs.
 2. Ten independent one-second tasks in one PipelineRun on the local executor: wall time from `run()` to its
    return (target: under 1.5 s, i.e. they run in parallel).
 3. API writes per PipelineRun created on Kubernetes (target 1): --pipelineruns PipelineRuns run through
@@ -19,6 +22,7 @@ Run it with ``.venv/bin/python bench/runs.py`` (``--help`` for the knobs).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import subprocess
@@ -33,6 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from runner.local import LocalExecutor  # noqa: E402 - after the path set-up above
+from runner.local.sandbox import Bind, Sandbox  # noqa: E402
 
 STEP_TARGET = 2.0  # executor time over the bare subprocess chain, at most
 PARALLEL_TARGET = 1.5  # seconds for ten independent one-second tasks, under
@@ -69,6 +74,24 @@ def bare_chain(work: Path, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def sandboxed_chain(work: Path, steps: int) -> float:
+    """The sandbox's floor: the bare chain with each script run in a sandbox that binds the chain's directory."""
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o777)
+    sandbox = Sandbox([work], [work])
+    start = time.perf_counter()
+    for i in range(steps):
+        script = work / f"script-{i}"
+        script.write_text("#!/bin/sh\nset -e\n" + SCRIPT.format(i=i))
+        with open(work / f"log-{i}", "wb") as out:
+            proc = sandbox.popen(
+                ["/bin/sh", str(script)], [Bind(work, work, True)], work, {"PATH": "/usr/bin:/bin"}, out
+            )
+            if proc.wait() != 0:
+                raise SystemExit(f"sandboxed script failed: {(work / f'log-{i}').read_text()}")
+    return time.perf_counter() - start
+
+
 def executor_chain(work: Path, steps: int) -> float:
     """The local executor running the TaskRun; seconds from `run()` to its return."""
     executor = LocalExecutor(work)
@@ -80,14 +103,15 @@ def executor_chain(work: Path, steps: int) -> float:
     return elapsed
 
 
-def measure_steps(root: Path, steps: int, repeats: int) -> tuple[float, float]:
-    """Median seconds per step of (executor, bare chain), measured in alternating rounds."""
-    ours, peer = [], []
+def measure_steps(root: Path, steps: int, repeats: int) -> tuple[float, float, float]:
+    """Median seconds per step of (executor, bare chain, sandboxed bare chain), measured in alternating rounds."""
+    ours, peer, floor = [], [], []
     for round_ in range(repeats):
         log(f"steps: round {round_ + 1}/{repeats}")
         ours.append(executor_chain(root / f"executor-{round_}", steps) / steps)
         peer.append(bare_chain(root / f"bare-{round_}", steps) / steps)
-    return statistics.median(ours), statistics.median(peer)
+        floor.append(sandboxed_chain(root / f"sandboxed-{round_}", steps) / steps)
+    return statistics.median(ours), statistics.median(peer), statistics.median(floor)
 
 
 def measure_parallel(root: Path, tasks: int) -> float:
@@ -225,12 +249,12 @@ def main() -> None:
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="taskhub-bench-runner-"))
     try:
-        ours, peer = measure_steps(root, args.steps, args.repeats)
+        ours, peer, floor = measure_steps(root, args.steps, args.repeats)
         parallel = measure_parallel(root, args.tasks)
         kube_ours, kube_verdict = measure_kubernetes_writes(args.pipelineruns)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    ratio = ours / peer
+    ratio, sandboxed = ours / peer, ours / floor
     rows = [
         ("figure", "taskhub", "peer", "result"),
         (
@@ -238,6 +262,12 @@ def main() -> None:
             f"{ours * 1000:.2f} ms",
             f"{peer * 1000:.2f} ms",
             f"{ratio:.2f}x ({'ok' if ratio <= STEP_TARGET else 'over'} target {STEP_TARGET}x)",
+        ),
+        (
+            f"local executor, per step, to a sandboxed bare chain ({args.steps} steps)",
+            f"{ours * 1000:.2f} ms",
+            f"{floor * 1000:.2f} ms",
+            f"{sandboxed:.2f}x ({'ok' if sandboxed <= STEP_TARGET else 'over'} target {STEP_TARGET}x)",
         ),
         (
             f"local executor, {args.tasks} independent 1 s tasks",

@@ -43,6 +43,10 @@ class Conflict(TaskhubError):
     """The thing to create already exists."""
 
 
+class BackendUnavailable(TaskhubError):
+    """A run backend this hub does not offer, or that this host cannot provide; the message says why."""
+
+
 class CatalogSourceError(TaskhubError):
     """A catalog's source could not be read (missing directory, failed git clone)."""
 

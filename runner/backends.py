@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 from sqlalchemy import Engine
 
-from catalog.errors import TaskhubError
-from runner.local import LocalExecutor, ResolutionError
+from catalog.errors import BackendUnavailable, TaskhubError
+from runner.local import LocalExecutor, ResolutionError, SandboxUnavailable
+from runner.local.sandbox import unavailable_reason as sandbox_unavailable_reason
 from runner.local_store import InstalledStore
 from runner.pinning import LockEntry, step_action_resolver
 
@@ -42,6 +43,10 @@ class RunBackend(Protocol):
 
     name: str
 
+    def unavailable_reason(self) -> str | None:
+        """None if runs can go to this backend from here, else why not, in one line."""
+        ...
+
     def run(
         self,
         pinned: dict[str, Any],
@@ -55,12 +60,19 @@ class RunBackend(Protocol):
 
 
 class LocalBackend:
-    """The embedded executor: steps run as processes on this host, in a directory under `work_root`."""
+    """The embedded executor: steps run as sandboxed processes on this host, in a directory under `work_root`;
+    they never see the `hidden` paths (the hub's data dir)."""
 
     name = "local"
 
-    def __init__(self, work_root: Path, store: InstalledStore, namespace: str = "default") -> None:
-        self.work_root, self.store, self.namespace = Path(work_root), store, namespace
+    def __init__(
+        self, work_root: Path, store: InstalledStore, namespace: str = "default", hidden: tuple[Path, ...] = ()
+    ) -> None:
+        self.work_root, self.store, self.namespace, self.hidden = Path(work_root), store, namespace, hidden
+
+    def unavailable_reason(self) -> str | None:
+        reason = sandbox_unavailable_reason()
+        return None if reason is None else f"local runs cannot be isolated on this host: {reason}"
 
     def run(
         self,
@@ -78,8 +90,12 @@ class LocalBackend:
             log_sink=log,
             progress=progress,
             namespace=self.namespace,
+            hidden=self.hidden,
         )
-        result = executor.run(pinned, cancel)
+        try:
+            result = executor.run(pinned, cancel)
+        except SandboxUnavailable as exc:
+            raise BackendUnavailable(f"local runs cannot be isolated on this host: {exc}") from None
         return BackendRun(result.object, list(result.children))
 
     def _installed(self, ref: dict[str, Any], kind: str) -> dict[str, Any]:
@@ -98,6 +114,9 @@ class KubernetesBackend:
 
     def __init__(self, namespace: str | None = None, kubeconfig: str | None = None, context: str | None = None) -> None:
         self.namespace, self.kubeconfig, self.context = namespace or None, kubeconfig or None, context or None
+
+    def unavailable_reason(self) -> str | None:
+        return None  # the cluster answers for itself when a run is created
 
     def run(
         self,
@@ -185,4 +204,4 @@ def backend_named(
     if name == "kubernetes":
         return KubernetesBackend(namespace, kubeconfig, context)
     store = InstalledStore(engine, namespace or "default")
-    return LocalBackend(data_dir / "local-runs", store, namespace or "default")
+    return LocalBackend(data_dir / "local-runs", store, namespace or "default", hidden=(data_dir,))

@@ -72,6 +72,9 @@ def run(
     chosen = backend_named(
         backend, ctx.settings.data_dir, namespace, engine=engine, kubeconfig=kubeconfig, context=kube_context
     )
+    unavailable = chosen.unavailable_reason()
+    if unavailable is not None:
+        raise click.ClickException(unavailable)
     launcher = RunLauncher(RunRecords(engine), resolve_ref, chosen)
     cancel = threading.Event()
     with _cancel_on_interrupt(cancel):

@@ -4,6 +4,7 @@ from runner.local.documents import resolver_from_documents, runnable_documents
 from runner.local.errors import ResolutionError
 from runner.local.executor import InvalidRunObject, LocalExecutor, LocalRun
 from runner.local.pod import LogSink, StepLog
+from runner.local.sandbox import SandboxUnavailable
 
 __all__ = [
     "InvalidRunObject",
@@ -11,6 +12,7 @@ __all__ = [
     "LocalRun",
     "LogSink",
     "ResolutionError",
+    "SandboxUnavailable",
     "StepLog",
     "resolver_from_documents",
     "runnable_documents",

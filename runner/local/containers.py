@@ -1,13 +1,16 @@
-"""A container of the pod (step or sidecar) as a host process: its paths, environment, command and directory."""
+"""A container of the pod (step or sidecar) as a sandboxed host process: its paths, mounts, environment, command
+and directory."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from runner.local import readonly
 from runner.local.hostpaths import Mount, PathMap
+from runner.local.sandbox import Bind, Confined, Sandbox, shared_dir
 from runner.local.stepenv import step_environment
 from runner.local.steps import host_argv, working_directory
 from runner.local.workspaces import Lookup
@@ -20,8 +23,19 @@ class Launch:
     argv: list[str] | None
     env: dict[str, str]
     cwd: Path
-    drop_dac: bool
     paths: PathMap
+    binds: list[Bind]
+    sandbox: Sandbox
+
+    def start(self, argv: list[str], stdout: IO[bytes] | int) -> Confined:
+        """Starts `argv` (this container's command, or a probe) in the container's sandbox."""
+        return self.sandbox.popen(argv, self.binds, self.cwd, self.env, stdout)
+
+    def missing_program(self) -> str | None:
+        """What a container runtime says when the command does not exist, or None when it does."""
+        program = (self.argv or [""])[0]
+        found = os.access(program, os.X_OK) if "/" in program else shutil.which(program, path=self.env.get("PATH"))
+        return None if found else f"{program}: No such file or directory\n"
 
 
 def prepare_launch(
@@ -34,19 +48,36 @@ def prepare_launch(
     pod: str,
     namespace: str,
     lookup: Lookup | None,
+    sandbox: Sandbox,
 ) -> Launch:
-    """The process of a container: paths rewritten, script written, read-only mounts set up."""
-    paths = PathMap(mounts, writable)
-    private.mkdir(parents=True, exist_ok=True)
+    """The process of a container: paths rewritten, script written, mounts listed."""
+    paths = PathMap(mounts)
+    shared_dir(private.parent, private.name)
     env = step_environment(container, paths, private, pod, namespace, lookup)
     argv = host_argv(container, script_name, paths, scripts_dir)
     cwd = working_directory(container, paths, private)
-    drop_dac = paths.touched_protected
-    views = sorted(paths.touched_views.items())
-    if argv is not None and views:
-        if readonly.namespaces_work():
-            argv, drop_dac = readonly.wrap(argv, [(src, view) for view, src in views], drop_dac=drop_dac), False
-        else:
-            readonly.snapshot([(src, view) for view, src in views])
-            drop_dac = True
-    return Launch(argv, env, cwd, drop_dac, paths)
+    writable_hosts = [host for path in writable if (host := paths.host_path(path)) is not None]
+    binds = container_binds(mounts, writable_hosts, private, scripts_dir)
+    return Launch(argv, env, cwd, paths, binds, sandbox)
+
+
+def container_binds(mounts: list[Mount], writable: list[Path], private: Path, scripts: Path) -> list[Bind]:
+    """What a container's sandbox mounts: each mount at its host path (a read-only one from its source onto its
+    view) and the scripts read-only, parents before children, then its private directory and the `writable` paths
+    below protected mounts."""
+    listed = [Bind(m.source, m.host, False) if m.source is not None else Bind(m.host, m.host, not m.protected)
+              for m in mounts]  # fmt: skip
+    listed.append(Bind(scripts, scripts, False))
+    listed.sort(key=lambda bind: len(bind.dest.parts))
+    kept: list[Bind] = []
+    for bind in [*listed, Bind(private, private, True), *(Bind(path, path, True) for path in writable)]:
+        kept = [k for k in kept if k.dest != bind.dest]  # a later mount at the same path shadows
+        if not any(_covers(k, bind) for k in kept):
+            kept.append(bind)
+    return kept
+
+
+def _covers(outer: Bind, inner: Bind) -> bool:
+    # A bind of a directory onto itself already shows what lies below it, with the same mode.
+    same = outer.source == outer.dest and inner.source == inner.dest and outer.writable == inner.writable
+    return same and str(inner.dest).startswith(f"{outer.dest}/")

@@ -16,6 +16,7 @@ from runner.local.pipelinerun import cancel_message, run_pipelinerun
 from runner.local.pod import LogSink, Services, StepLog
 from runner.local.process import Interrupt
 from runner.local.runenv import ProgressSink, Resolver, RunEnv
+from runner.local.sandbox import Sandbox, SandboxUnavailable, unavailable_reason
 from runner.local.status import TR_CANCELLED, condition_of
 from runner.local.taskrun import run_taskrun
 
@@ -49,7 +50,9 @@ class LocalRun:
 
 
 class LocalExecutor:
-    """Runs Tekton runs with steps as host processes; `image` is recorded, never pulled or used."""
+    """Runs Tekton runs with steps as sandboxed host processes (runner/local/sandbox.py); `image` is recorded,
+    never pulled or used. Steps never see `work_root` (but their own run's directory and claims) nor any `hidden`
+    path."""
 
     def __init__(
         self,
@@ -61,8 +64,10 @@ class LocalExecutor:
         namespace: str = "default",
         default_timeout: float | None = 3600.0,
         max_result_size: int = 4096,
+        hidden: tuple[Path, ...] = (),
     ) -> None:
         self.work_root = Path(work_root)
+        self.hidden = (self.work_root, *hidden)
         self.resolve = resolve
         self.log_sink = log_sink
         self.progress = progress
@@ -71,15 +76,20 @@ class LocalExecutor:
         self.max_result_size = max_result_size
 
     def run(self, obj: dict[str, Any], cancel: threading.Event | None = None) -> LocalRun:
-        """Runs a TaskRun or PipelineRun to its end (or until `cancel` is set) and returns what it left."""
+        """Runs a TaskRun or PipelineRun to its end (or until `cancel` is set) and returns what it left;
+        SandboxUnavailable if this host cannot sandbox steps."""
         run_obj = self._checked(obj)
+        reason = unavailable_reason()
+        if reason is not None:
+            raise SandboxUnavailable(reason)
         name = run_obj["metadata"]["name"]
         runs = self.work_root / "runs"
         runs.mkdir(parents=True, exist_ok=True)
         directory = Path(tempfile.mkdtemp(prefix=f"{name}.", dir=runs))
+        sandbox = Sandbox(self.hidden, (directory, self.work_root / "claims"))
         env = RunEnv(
             root=directory,
-            services=Services(None, lambda claim: claim_dir(claim), self.log_sink, self.max_result_size),
+            services=Services(None, lambda claim: claim_dir(claim), self.log_sink, self.max_result_size, sandbox),
             resolver=self.resolve,
             namespace=self.namespace,
             default_timeout=self.default_timeout,

@@ -10,10 +10,11 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class Mount:
-    """One container path and the host directory standing in for it; `protected` if a step may not write there.
+    """One container path and the host directory standing in for it; `protected` if a step may not write there
+    (but for the sub-paths it is given: runner/local/containers.py).
 
     With `source` set, the mount is read-only: `host` is an empty view directory onto which `source` is mounted
-    read-only for the process (runner/local/readonly.py).
+    read-only in the process's sandbox (runner/local/sandbox.py).
     """
 
     container: str
@@ -31,45 +32,20 @@ def _pattern(paths: tuple[str, ...]) -> re.Pattern[str]:
 
 
 class PathMap:
-    """Rewrites container paths in step text (script, command, args, env, workingDir) to host paths.
+    """Rewrites container paths in step text (script, command, args, env, workingDir) to host paths."""
 
-    Below a protected mount, `writable` lists the sub-paths a step may still write (its own /tekton/run/<i>,
-    /tekton/results...); touching any other protected path sets `touched_protected`.
-    """
-
-    def __init__(self, mounts: list[Mount], writable: tuple[str, ...] = ()) -> None:
+    def __init__(self, mounts: list[Mount]) -> None:
         by_path: dict[str, Mount] = {}
         for mount in mounts:
             by_path[mount.container.rstrip("/") or "/"] = mount  # a later mount at the same path shadows
         self._mounts = by_path
         self._pattern = _pattern(tuple(sorted(by_path, key=len, reverse=True)))
-        self._writable = writable
-        self.touched_protected = False
-        self.touched_views: dict[Path, Path] = {}  # view -> source of the read-only mounts the text reaches
 
     def rewrite(self, text: str) -> str:
         """`text` with every mapped container path replaced by its host path (one pass, never re-mapped)."""
         if not text or "/" not in text:
             return text
-
-        def host(match: re.Match[str]) -> str:
-            mount = self._mounts[match.group(1)]
-            self._note_view(mount)
-            if mount.protected and not self._is_writable(mount.container + text[match.end() :]):
-                self.touched_protected = True
-            return str(mount.host)
-
-        return self._pattern.sub(host, text)
-
-    def _is_writable(self, path: str) -> bool:
-        for prefix in self._writable:
-            if path.startswith(prefix) and (len(path) == len(prefix) or not re.match(r"[\w.-]", path[len(prefix)])):
-                return True
-        return False
-
-    def _note_view(self, mount: Mount) -> None:
-        if mount.source is not None:
-            self.touched_views[mount.host] = mount.source
+        return self._pattern.sub(lambda match: str(self._mounts[match.group(1)].host), text)
 
     def host_path(self, container_path: str) -> Path | None:
         """The host path for an absolute container path under a mount, or None if it is not mapped."""
@@ -80,6 +56,5 @@ class PathMap:
                 best = path
         if best is None:
             return None
-        self._note_view(self._mounts[best])
         rest = container_path[len(best) :].lstrip("/")
         return self._mounts[best].host / rest if rest else self._mounts[best].host

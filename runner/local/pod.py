@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.local import readonly
 from runner.local.celwhen import CELError
 from runner.local.containers import Launch, prepare_launch
 from runner.local.durations import parse_duration
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount
 from runner.local.podmounts import PodMounts, WorkspaceMount, isolated_workspaces
-from runner.local.process import DROP_DAC, BackgroundProcess, Interrupt, run_process
+from runner.local.process import BackgroundProcess, Interrupt, run_process
 from runner.local.results import read_result_files, status_results, typed_results
+from runner.local.sandbox import Sandbox, shared_dir
 from runner.local.sidecars import SidecarGroup, sidecar_name
 from runner.local.status import (
     STEP_COMPLETED,
@@ -61,6 +60,7 @@ class Services:
     claims: Callable[[str], Path]
     log_sink: LogSink | None
     max_result_size: int
+    sandbox: Sandbox
     logs: list[StepLog] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -136,10 +136,6 @@ class Pod:
             failure = (exc.reason, exc.message)
         finally:
             sidecar_failure = sidecars.stop()
-            readonly.make_writable(self.tekton / "run")
-            self.volumes.release()
-            for view in mounts.views() if mounts is not None else []:
-                readonly.release_snapshot(view)
         if sidecar_failure is not None and (failure is None or failure[0] == TR_STEP_FAILED):
             failure = sidecar_failure  # a failed sidecar outranks a failed step (status.go getFailureInfo)
         results: list[dict[str, Any]] = []
@@ -152,23 +148,20 @@ class Pod:
         return PodOutcome(self.states, results, failure, sidecars.states())
 
     def _lay_out(self) -> None:
-        for sub in ("results", "steps", "scripts", "home", "bin", "creds", "downward", "run"):
+        # Steps write results, home and /workspace; the rest of /tekton is the executor's (mounted read-only).
+        for sub in ("steps", "scripts", "bin", "creds", "downward", "run"):
             (self.tekton / sub).mkdir(parents=True, exist_ok=True)
-        (self.dir / "workspace").mkdir(exist_ok=True)
+        for sub in ("results", "home"):
+            shared_dir(self.tekton, sub)
+        shared_dir(self.dir, "workspace")
         (self.dir / "containers").mkdir(exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        # Steps may not create run directories of others; the executor opens each one as its step starts.
-        os.chmod(self.tekton / "run", 0o555)
 
     def _open_step_dir(self, index: int, with_results: bool) -> Path:
         run_dir = self.tekton / "run" / str(index)
-        os.chmod(self.tekton / "run", 0o755)
-        try:
-            (run_dir / "status").mkdir(parents=True, exist_ok=True)
-            if with_results:
-                (run_dir / "status" / "results").mkdir(exist_ok=True)
-        finally:
-            os.chmod(self.tekton / "run", 0o555)
+        (run_dir / "status").mkdir(parents=True, exist_ok=True)
+        if with_results:
+            shared_dir(run_dir / "status", "results")
         return run_dir
 
     def _private(self, container: str) -> Path:
@@ -195,6 +188,7 @@ class Pod:
             self.plan.pod,
             self.plan.namespace,
             self.services.lookup,
+            self.services.sandbox,
         )
         log_path = self.log_dir / f"{container}.log"
         self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
@@ -206,17 +200,7 @@ class Pod:
         container = f"sidecar-{name}"
         own_mounts = mounts.sidecar_mounts(spec, self._private(container))
         launch, log_path, sink = self._launch(spec, name, container, f"sidecar-script-{index}", own_mounts)
-        argv = launch.argv
-        if argv is not None and launch.drop_dac:
-            argv = [*DROP_DAC, *argv]
-        process = BackgroundProcess(
-            argv,
-            cwd=launch.cwd,
-            env=launch.env,
-            log_path=log_path,
-            sink=sink,
-            not_started=_unknown_entrypoint(spec),
-        )
+        process = BackgroundProcess(launch, log_path=log_path, sink=sink, not_started=_unknown_entrypoint(spec))
         group.start(name, spec, launch, process)
 
     def _run_steps(self, mounts: PodMounts) -> tuple[str, str] | None:
@@ -282,14 +266,7 @@ class Pod:
             self.states.append(self._state(step, index, 0, STEP_COMPLETED, STEP_SKIPPED, now, now))
             return None
         # Under /tekton a step may write results, home and its own run directory, nothing of other steps.
-        writable = (
-            "/tekton/results",
-            "/tekton/home",
-            "/tekton/scripts",
-            f"/tekton/run/{index}",
-            f"/tekton/steps/{index}",
-            f"/tekton/steps/step-{name}",
-        )
+        writable = ("/tekton/results", "/tekton/home", f"/tekton/run/{index}")
         container = f"step-{name}"
         own_mounts = mounts.step_mounts(self.plan.steps, step)
         launch, log_path, line_sink = self._launch(step, name, container, f"script-{index}", own_mounts, writable)
@@ -298,16 +275,7 @@ class Pod:
             outcome_code, timed_out, start, end = 127, False, timestamp(), timestamp()
         else:
             timeout = parse_duration(str(step["timeout"])) if step.get("timeout") else None
-            result = run_process(
-                launch.argv,
-                cwd=launch.cwd,
-                env=launch.env,
-                log_path=log_path,
-                interrupt=self.interrupt,
-                timeout=timeout,
-                sink=line_sink,
-                drop_dac=launch.drop_dac,
-            )
+            result = run_process(launch, log_path=log_path, interrupt=self.interrupt, timeout=timeout, sink=line_sink)
             outcome_code, timed_out, start, end = (
                 result.exit_code,
                 result.timed_out,
@@ -339,8 +307,7 @@ class Pod:
         return (TR_STEP_FAILED, f'"{container}" exited with code {outcome_code}: Error')
 
     def _finish_step(self, run_dir: Path, code: int) -> None:
-        (run_dir / "status" / "exitCode").write_text(str(code))
-        _lock_step_dir(run_dir)
+        (run_dir / "status" / "exitCode").write_text(str(code))  # status/ is the executor's: no step wrote there
 
     def _collect_results(self, step: dict[str, Any], name: str, status_dir: Path) -> list[dict[str, Any]]:
         # The entrypoint reads result files after every step, failed and continued ones too.
@@ -373,22 +340,6 @@ def _unknown_entrypoint(container: dict[str, Any]) -> str:
         f"taskhub local executor: the entrypoint of image {container.get('image')!r} is not known; "
         "give this container a command or a script\n"
     )
-
-
-def _lock_step_dir(run_dir: Path) -> None:
-    # Only the running step may write its /tekton/run/<i> (what the entrypoint enforces in a pod).
-    dir_mode, file_mode = 0o555, 0o444
-    status = run_dir / "status"
-    files: list[str] = []
-    for directory in (run_dir, status, status / "results"):
-        if directory.is_dir():
-            os.chmod(directory, dir_mode)
-    if (status / "results").is_dir():
-        with os.scandir(status / "results") as entries:
-            files = [entry.path for entry in entries if entry.is_file(follow_symlinks=False)]
-    for path in [*files, str(status / "exitCode")]:
-        if os.path.exists(path):
-            os.chmod(path, file_mode)
 
 
 def _as_json(value: ParamValue) -> str:

@@ -1,5 +1,5 @@
 """What each container of a pod mounts: /tekton, /workspace, the Task's workspaces (shared or isolated to the
-steps and sidecars that list them, §1.7) and its volumeMounts, read-only ones as views (runner/local/readonly.py)."""
+steps and sidecars that list them, §1.7) and its volumeMounts, read-only ones as views (runner/local/sandbox.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount
+from runner.local.sandbox import shared_dir
 from runner.local.status import TR_TASK_VALIDATION_FAILED, TR_VALIDATION_FAILED
 from runner.local.steps import step_name
 from runner.local.workspaces import VolumeMaker, join_sub_path
@@ -82,10 +83,6 @@ class PodMounts:
             self._views[key] = view
         return Mount(container_path, self._views[key], source=host)
 
-    def views(self) -> list[Path]:
-        """Every read-only view directory made so far."""
-        return list(self._views.values())
-
     def step_mounts(self, steps: list[dict[str, Any]], step: dict[str, Any]) -> list[Mount]:
         """/tekton (protected), /workspace, the step status aliases, workspaces and volumeMounts of one step."""
         if self._step_base is None:
@@ -100,10 +97,10 @@ class PodMounts:
 
     def sidecar_mounts(self, sidecar: dict[str, Any], private: Path) -> list[Mount]:
         """A sidecar's own /tekton and /workspace (not the steps'), workspaces and volumeMounts."""
-        rootfs = private / "rootfs"
-        mounts = [Mount("/tekton", rootfs / "tekton"), Mount("/workspace", rootfs / "workspace")]
-        for mount in mounts:
-            mount.host.mkdir(parents=True, exist_ok=True)
+        shared_dir(private.parent, private.name)
+        shared_dir(private, "rootfs")
+        mounts = [Mount("/tekton", shared_dir(private, "rootfs", "tekton")),
+                  Mount("/workspace", shared_dir(private, "rootfs", "workspace"))]  # fmt: skip
         own = self.volume_mounts(sidecar)
         taken = {m.container.rstrip("/") for m in own}
         shared = [m for m in self._workspace_mounts(sidecar, sidecar=True) if m.container.rstrip("/") not in taken]

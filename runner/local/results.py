@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.local.errors import RunFailure
+from runner.local.sandbox import read_beneath
 from runner.local.status import TR_RESULT_TOO_LARGE, TR_VALIDATION_FAILED
 from runner.local.substitution import ParamValue
 
@@ -22,11 +23,9 @@ def read_result_files(directory: Path, decls: list[dict[str, Any]], into: dict[s
     """Adds (or overwrites) the raw value of each declared result whose file exists in `directory`."""
     for decl in decls:
         name = str(decl.get("name"))
-        path = directory / name
-        try:
-            into[name] = path.read_bytes().decode(errors="replace")
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            continue
+        content = read_beneath(directory, name) if "/" not in name else None
+        if content is not None:
+            into[name] = content.decode(errors="replace")
 
 
 def typed_results(raw: dict[str, str], decls: list[dict[str, Any]], max_size: int) -> dict[str, ParamValue]:

@@ -11,6 +11,7 @@ from typing import Any
 
 from runner.local.errors import ResolutionError
 from runner.local.pod import Services
+from runner.local.sandbox import shared_dir
 
 Resolver = Callable[[dict[str, Any], str], dict[str, Any]]
 # Told the child runs as they stand whenever one starts or ends: the finished ones, then the running ones.
@@ -87,8 +88,8 @@ class RunEnv:
             if "/" in claim or claim in (".", "..") or not claim:
                 raise ResolutionError(f"invalid claim name {claim!r}")
             path = (self.claims_root or self.root / "claims") / claim
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return shared_dir(path.parent, path.name)
 
     def child_started(self, obj: dict[str, Any], start_time: str) -> None:
         """A child run was started: the caller hears of it, Running since start_time, until it ends."""

@@ -112,19 +112,14 @@ class SidecarGroup:
             command = [sidecar.launch.paths.rewrite(str(c)) for c in probe["exec"].get("command") or []]
             if not command:
                 return False
+            # In a sandbox with the sidecar's mounts, environment and directory (not its processes).
+            proc = sidecar.launch.start(command, subprocess.DEVNULL)
             try:
-                done = subprocess.run(
-                    command,
-                    cwd=sidecar.launch.cwd,
-                    env=sidecar.launch.env,
-                    stdin=subprocess.DEVNULL,
-                    capture_output=True,
-                    timeout=timeout,
-                    check=False,
-                )
-            except (OSError, subprocess.SubprocessError):
+                return proc.wait(timeout) == 0
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
                 return False
-            return done.returncode == 0
         for kind in ("httpGet", "tcpSocket", "grpc"):
             action = probe.get(kind)
             if isinstance(action, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,16 @@ from runner.local.hostpaths import PathMap
 from runner.local.status import TR_CONFIG_ERROR
 from runner.local.workspaces import Lookup, fetch_object, object_files
 
-# Only what a process needs to find programs and speak the locale: nothing else of the executor's environment
-# (credentials, TASKHUB_* settings) leaks into steps.
-_HOST_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TERM")
+# What an image usually sets; nothing of the executor's own environment (credentials, TASKHUB_* settings) reaches
+# a step.
+IMAGE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 def step_environment(
     step: dict[str, Any], paths: PathMap, private: Path, pod: str, namespace: str, lookup: Lookup | None
 ) -> dict[str, str]:
-    """The environment of a step process: a few host variables, a private HOME, then envFrom and env."""
-    env = {k: os.environ[k] for k in _HOST_ENV if k in os.environ}
-    env.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    """The environment of a step process: an image's PATH, a private HOME, HOSTNAME, then envFrom and env."""
+    env = {"PATH": IMAGE_PATH}
     # An image's HOME (usually /root) is private to its container: here a directory private to the step.
     env["HOME"] = str(private)
     env["HOSTNAME"] = pod

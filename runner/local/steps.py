@@ -184,20 +184,15 @@ def host_argv(step: dict[str, Any], script_name: str, paths: PathMap, scripts_di
 
 
 def working_directory(step: dict[str, Any], paths: PathMap, private: Path) -> Path:
-    """The host directory a step starts in (created if missing); its private directory when none is given."""
+    """The host directory a step starts in (its sandbox makes it if missing); its private directory when none is
+    given."""
     working_dir = _text(step.get("workingDir"))
     if not working_dir:
         return private  # an image's WORKDIR (usually /) is the container's own: private to the step here
     if not working_dir.startswith("/"):
         working_dir = "/workspace/" + working_dir  # relative dirs live under /workspace (working-dir-initializer)
-    host = paths.host_path(working_dir)
-    if host is None:
-        # Any other absolute directory exists only inside the container: a private stand-in here.
-        host = private / "rootfs" / working_dir.lstrip("/")
-    else:
-        paths.rewrite(working_dir)  # notes whether the directory is protected
-    host.mkdir(parents=True, exist_ok=True)
-    return host
+    # Any other absolute directory exists only inside the container: a private stand-in here.
+    return paths.host_path(working_dir) or private / "rootfs" / working_dir.lstrip("/")
 
 
 def _text(value: Any) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.local.errors import ResolutionError, RunFailure
-from runner.local.readonly import make_read_only, make_writable
+from runner.local.sandbox import shared_dir
 from runner.local.status import TR_CONFIG_ERROR, TR_VALIDATION_FAILED
 
 Lookup = Callable[[str, str], dict[str, Any]]
@@ -85,7 +85,6 @@ class VolumeMaker:
         self.pod_dir = pod_dir
         self.claims = claims
         self.lookup = lookup
-        self.read_only_dirs: list[Path] = []
 
     def make(self, kind_of_use: str, name: str, source: dict[str, Any]) -> tuple[Path, bool]:
         """(host directory, read-only) for a workspace binding or volume named `name`."""
@@ -95,9 +94,7 @@ class VolumeMaker:
             raise RunFailure(TR_VALIDATION_FAILED, f"{where}: expected exactly one volume source")
         spec = source.get(kind) or {}
         if kind == "emptyDir":
-            path = self.pod_dir / "volumes" / f"{kind_of_use}-{name}"
-            path.mkdir(parents=True, exist_ok=True)
-            return path, False
+            return shared_dir(self.pod_dir, "volumes", f"{kind_of_use}-{name}"), False
         if kind == "persistentVolumeClaim":
             claim = spec.get("claimName")
             if not claim:
@@ -109,9 +106,7 @@ class VolumeMaker:
             except ResolutionError as exc:
                 raise RunFailure(TR_VALIDATION_FAILED, f"{where}: {exc}") from exc
         if kind == "volumeClaimTemplate":
-            path = self.pod_dir / "claims" / name
-            path.mkdir(parents=True, exist_ok=True)
-            return path, False
+            return shared_dir(self.pod_dir, "claims", name), False
         if kind == "hostPath":
             return Path(str(spec.get("path"))), False
         if kind == "csi":
@@ -121,9 +116,7 @@ class VolumeMaker:
         sources = (spec.get("sources") or []) if kind == "projected" else [{kind: spec}]
         for projection in sources:
             self._project(path, projection, where)
-        # Files keep Kubernetes' defaultMode 0644 (copies of them stay writable); the directory is read-only.
-        make_read_only(path, 0o644)
-        self.read_only_dirs.append(path)
+        # Files keep Kubernetes' defaultMode 0644; containers mount the directory read-only.
         return path, True
 
     def _project(self, dest: Path, projection: dict[str, Any], where: str) -> None:
@@ -139,21 +132,18 @@ class VolumeMaker:
                 _write_files(dest, object_files(kind, obj), spec.get("items"), f'{where} {kind.lower()} "{name}"')
         # downwardAPI and serviceAccountToken projections have nothing to show outside a cluster.
 
-    def release(self) -> None:
-        """Makes read-only copies removable again once the pod's steps are done."""
-        for path in self.read_only_dirs:
-            make_writable(path)
-
 
 def join_sub_path(base: Path, *sub_paths: str | None) -> Path:
-    """`base` joined with workspace subPaths, created if missing as the kubelet does; no way out of `base`."""
-    path = base
+    """`base` joined with workspace subPaths, created if missing as the kubelet does (writable by steps); no way
+    out of `base`, not even through a symlink a step left there."""
+    parts: list[str] = []
     for sub in sub_paths:
         if not sub:
             continue
-        parts = Path(sub).parts
-        if Path(sub).is_absolute() or ".." in parts:
+        if Path(sub).is_absolute() or ".." in Path(sub).parts:
             raise RunFailure(TR_VALIDATION_FAILED, f'subPath "{sub}" must be a relative path inside the volume')
-        path = path.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        parts += Path(sub).parts
+    if not parts:
+        base.mkdir(parents=True, exist_ok=True)
+        return base
+    return shared_dir(base, *parts)
