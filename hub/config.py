@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,10 +67,18 @@ class Settings:
     # The catalog that Artifact Hub's default repository names (tekton-catalog-tasks, tekton-catalog-pipelines)
     # stand for when no catalog has those names; empty turns the aliases off.
     artifact_hub_default_catalog: str = "tekton"
-    # Where runs started through the API (POST /v1/runs) run: "local" (steps as processes of the hub's host, as the
-    # hub's user; work directories in data_dir/local-runs) or "kubernetes" (PipelineRuns on the cluster of
-    # `kubeconfig`). Either way a runs:write token lets its holder run any command there.
+    # Where runs started through the API (POST /v1/runs) run: "local" (steps as sandboxed processes of the hub's
+    # host, runner/local/sandbox.py; work directories in data_dir/local-runs) or "kubernetes" (PipelineRuns on the
+    # cluster of `kubeconfig`). Either way a runs:write token lets its holder run any command there.
     run_backend: str = "local"
+    # The backends the API runs on, comma-separated; "auto": kubernetes, and local only while the hub listens on a
+    # loopback address (listen_host), as runs:write then runs commands on this host.
+    api_run_backends: str = "auto"
+    # The address the hub listens on; `taskhub serve --host` sets it for its workers.
+    listen_host: str = "127.0.0.1"
+    # Run records (params, results, logs) readable by anyone who may read the hub; false: only with a token holding
+    # the runs:read (or runs:write) scope.
+    public_runs: bool = False
     # The namespace of API runs: on Kubernetes where they are created (empty: the kubeconfig context's); locally
     # the namespace of installed objects (`taskhub hub install --local`; empty: default).
     run_namespace: str = ""
@@ -96,9 +105,21 @@ class Settings:
             raise ValueError(
                 f"setting TASKHUB_RUN_BACKEND={self.run_backend!r}: expected one of {', '.join(RUN_BACKENDS)}"
             )
+        unknown = set(self.accepted_backends()) - set(RUN_BACKENDS)
+        if unknown or not self.api_run_backends.strip():
+            raise ValueError(
+                f"setting TASKHUB_API_RUN_BACKENDS={self.api_run_backends!r}: expected auto or a comma-separated "
+                f"list of {', '.join(RUN_BACKENDS)}"
+            )
         if not self.database_url:
             url = f"sqlite:///{(Path(self.data_dir) / 'taskhub.db').resolve()}"
             object.__setattr__(self, "database_url", url)
+
+    def accepted_backends(self) -> tuple[str, ...]:
+        """The backends API runs may go to (see api_run_backends)."""
+        if self.api_run_backends.strip() == "auto":
+            return RUN_BACKENDS if _loopback(self.listen_host) else ("kubernetes",)
+        return tuple(b.strip() for b in self.api_run_backends.split(",") if b.strip())
 
     @property
     def category_names(self) -> tuple[str, ...]:
@@ -131,6 +152,15 @@ class Settings:
         return cls.from_mapping(
             {k: v for k, v in environ.items() if k.startswith(PREFIX) and k[len(PREFIX) :].lower() in fields}
         )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name (or 0.0.0.0, ::) that others may reach
 
 
 def _convert(type_name: object, value: Any, key: str) -> Any:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
 from catalog.errors import (
+    BackendUnavailable,
     BundleError,
     Conflict,
     InvalidReference,
@@ -43,6 +44,8 @@ def status_of(error: TaskhubError) -> tuple[int, str]:
         return 403, "registry-not-allowed"
     if isinstance(error, Conflict):
         return 409, "conflict"
+    if isinstance(error, BackendUnavailable):
+        return 503, "backend-unavailable"
     if isinstance(error, BundleError):
         return 422, "invalid-bundle"
     if isinstance(error, RegistryError):  # the registry is down, refused our credentials, or served bad content
@@ -114,7 +117,7 @@ def register(app: Flask) -> None:
     @app.errorhandler(TaskhubError)
     def domain_error(error: TaskhubError) -> Response | tuple[str, int]:
         status, name = status_of(error)
-        if status >= 500:
+        if status >= 500 and not isinstance(error, BackendUnavailable):  # that one is the operator's choice
             log.error("unexpected %s: %s", type(error).__name__, error)
         if _wants_api_error():
             return api_error(status, name, str(error))

@@ -16,9 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from sqlalchemy import Engine
 from werkzeug.exceptions import UnsupportedMediaType
 
-from catalog.errors import Conflict, InvalidRequest, NotFound
+from catalog.errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from hub.config import Settings
-from hub.wsgi.auth import current_identity, require_scope
+from hub.wsgi.auth import check_run_reader, current_identity, require_scope
 from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
 from runner.local_store import InstalledStore
@@ -64,6 +64,12 @@ def _launcher() -> RunLauncher:
     return RunLauncher(records(), resolve_ref, current_app.extensions["taskhub.run_backend"])
 
 
+@bp.before_request
+def _readable() -> None:
+    if request.method in ("GET", "HEAD"):
+        check_run_reader()
+
+
 @bp.after_request
 def _not_cached(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"  # a run changes until it ends
@@ -78,6 +84,7 @@ def _not_cached(response: Response) -> Response:
 def start_run() -> tuple[Response, int, dict[str, str]]:
     """Record the run in the body and start it in the background: 202 with the Pending record."""
     obj = _run_of_body()
+    _check_backend()
     identity = current_identity()
     run_id = background_runs().submit(_launcher(), obj, created_by=identity.name if identity else "")
     detail = _detail(run_id)
@@ -95,6 +102,21 @@ def cancel_run(run_id: int) -> tuple[Response, int]:
         raise Conflict(f"run {run_id} already ended: {status}")
     background_runs().cancel(run_id)
     return jsonify(data=_with_links(_detail(run_id).to_json(), run_id)), 202
+
+
+def _check_backend() -> None:
+    """BackendUnavailable (503) when the operator keeps API runs off this backend or this host cannot run them."""
+    settings: Settings = current_app.config["TASKHUB"]
+    backend: RunBackend = current_app.extensions["taskhub.run_backend"]
+    if backend.name not in settings.accepted_backends():
+        raise BackendUnavailable(
+            f"this hub does not run {backend.name} runs through the API (TASKHUB_API_RUN_BACKENDS="
+            f"{settings.api_run_backends}, listening on {settings.listen_host}): local runs execute the caller's "
+            "commands on the hub's host, so they are off unless the hub listens on loopback or the operator lists local"
+        )
+    reason = backend.unavailable_reason()
+    if reason is not None:
+        raise BackendUnavailable(reason)
 
 
 def _run_of_body() -> dict[str, Any]:

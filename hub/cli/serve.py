@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -22,6 +23,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
     from hub.wsgi.server import serve as serve_wsgi
 
     ctx.migrated_engine().dispose()
+    os.environ["TASKHUB_LISTEN_HOST"] = host  # the workers' settings decide from it whether the API runs locally
     click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
     serve_wsgi("hub.app:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log)
     sys.exit(0)

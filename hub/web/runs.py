@@ -9,12 +9,14 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, request
 
 from catalog.errors import NotFound
+from hub.wsgi.auth import check_run_reader
 from runner.models import STATUSES
 from runner.records import RunRecords
 from runner.run_details import format_duration
 from runner.run_graph import draw, logs_by_node, run_graph
 
 bp = Blueprint("runs_web", __name__)
+bp.before_request(check_run_reader)  # runs' params and logs are not public unless the operator says so
 
 PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100

@@ -42,6 +42,9 @@ LOGIN_PATHS = frozenset({"/login", "/logout"})
 # Authorization header there is the provider's, for interceptors to check, not ours); they answer in private mode
 # too, authenticated by the listener's interceptors or the catalog's webhook secret.
 WEBHOOK_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
+# Run records are read with these scopes unless they are public; the run pages read the login cookie on any hub.
+RUN_READ_SCOPES = ("runs:read", "runs:write")
+RUN_PAGES = "/runs"
 MAX_CACHED_TOKENS = 1024
 WWW_AUTHENTICATE = 'Bearer realm="taskhub"'
 
@@ -129,6 +132,19 @@ def require_scope(scope: str) -> Callable[[F], F]:
     return decorate
 
 
+def check_run_reader() -> None:
+    """Run records (params, results, logs) are for tokens with runs:read or runs:write, unless the operator made
+    them public (TASKHUB_PUBLIC_RUNS): 401 without a token, 403 naming the scope with another."""
+    if current_app.config["TASKHUB"].public_runs:
+        return
+    identity = current_identity()
+    if identity is None:
+        message = "run records are not public on this hub: send an API token with the 'runs:read' scope"
+        raise InvalidToken(message, reason="missing-token")
+    if not any(identity.allows(scope) for scope in RUN_READ_SCOPES):
+        raise MissingScope("runs:read", identity.name)
+
+
 def _wants_html() -> bool:
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
@@ -144,7 +160,8 @@ def refusal(status: int, name: str, message: str) -> Response:
     if path.startswith(TEKTON_API_PREFIXES) or (path == "/" and not _wants_html()):
         return goa_error(status, name, message)
     settings = current_app.config["TASKHUB"]
-    if status == 401 and settings.private:
+    runs_closed = not settings.public_runs and path.startswith(RUN_PAGES)
+    if status == 401 and (settings.private or runs_closed):
         return Response(render_template("login.html", message=message, next=request.full_path.rstrip("?")), status)
     return Response(render_template("error.html", status=status, message=message), status)
 
@@ -168,7 +185,9 @@ class AccessGate:
         if str(environ.get("PATH_INFO", "")).startswith(WEBHOOK_PREFIXES):
             return self.wsgi(environ, start_response)
         header = environ.get("HTTP_AUTHORIZATION")
-        if not self.private and (header is None or _other_scheme(header)):
+        if not self.private and header is not None and _other_scheme(header):
+            header = None  # a proxy's Basic: not ours
+        if not self.private and header is None and self._cookie_token(environ) is None:
             return self.wsgi(environ, start_response)
         if header is None and environ.get("PATH_INFO") in LOGIN_PATHS:
             return self.wsgi(environ, start_response)  # signing in replaces whatever cookie there was
@@ -210,8 +229,10 @@ class AccessGate:
         return result
 
     def _cookie_token(self, environ: Environ) -> str | None:
-        if not self.private or environ.get("REQUEST_METHOD") not in SAFE_METHODS:
+        if environ.get("REQUEST_METHOD") not in SAFE_METHODS:
             return None
+        if not self.private and not str(environ.get("PATH_INFO", "")).startswith(RUN_PAGES):
+            return None  # a public hub reads the login cookie only for the run pages, which may need a token
         return parse_cookie(environ).get(COOKIE) or None
 
     def _check_private(self, environ: Environ, identity: TokenIdentity | None) -> None:
@@ -269,7 +290,7 @@ def login() -> Response | str:
         identity = gate.identify(token)
     except InvalidToken as exc:
         return Response(render_template("login.html", message=str(exc), next=target), 401)
-    if not identity.allows("read"):
+    if not any(identity.allows(scope) for scope in ("read", *RUN_READ_SCOPES)):
         message = str(MissingScope("read", identity.name))
         return Response(render_template("login.html", message=message, next=target), 403)
     response = redirect(target)
@@ -291,8 +312,8 @@ def init_app(app: Flask) -> None:
     gate = AccessGate(app, app.wsgi_app, app.extensions["taskhub.engine"])
     app.extensions["taskhub.access_gate"] = gate
     app.wsgi_app = gate  # type: ignore[method-assign]
-    if gate.private:
-        app.register_blueprint(bp)
+    if gate.private or not app.config["TASKHUB"].public_runs:
+        app.register_blueprint(bp)  # the login form: to read a private hub, or the run pages
 
     @app.errorhandler(InvalidToken)
     def invalid_token(error: InvalidToken) -> Response:

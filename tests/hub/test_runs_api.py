@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from hub.app import create_app
+from hub.config import Settings
 from tests.hub.test_auth import bearer, issue
 
 RUN: dict[str, Any] = {
@@ -42,6 +43,12 @@ def run_with(pause: str = "0", **changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A hub whose operator made run records public (access to them is tested in test_runs_access.py)."""
+    return dataclasses.replace(settings, public_runs=True)
+
+
+@pytest.fixture
 def runs_app(app: Flask) -> Iterator[Flask]:
     yield app
     background = app.extensions["taskhub.background_runs"]
@@ -59,10 +66,12 @@ def writer(runs_app: Flask) -> dict[str, str]:
     return bearer(issue(runs_app, "ci", "runs:write"))
 
 
-def wait_for_end(http: FlaskClient, location: str, seconds: float = 30) -> dict[str, Any]:
+def wait_for_end(
+    http: FlaskClient, location: str, seconds: float = 30, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        answer = http.get(location)
+        answer = http.get(location, headers=headers or {})
         assert answer.status_code == 200
         data = answer.get_json()["data"]
         if data["status"] in FINISHED:

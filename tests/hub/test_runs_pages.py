@@ -3,6 +3,7 @@ client (SQLite and PostgreSQL) and in headless Chromium."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Page, expect
 
+from hub.config import Settings
 from runner.local import LocalExecutor
 from runner.pinning import LockEntry
 from runner.records import RunRecords
@@ -132,6 +134,12 @@ def record_local_run(records: RunRecords, text: str, work: Path, lock: list[Any]
     writer.flush()
     records.finished(run_id, result.object, result.children)
     return run_id
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A hub whose operator made run records public (access to them is tested in test_runs_access.py)."""
+    return dataclasses.replace(settings, public_runs=True)
 
 
 @pytest.fixture
