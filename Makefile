@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-SAMPLE ?= $(abspath ../shared/catalog-sample)
+# The catalog `make run` indexes: SAMPLE when given, else ../shared/catalog-sample when present, else tektoncd/catalog.
+SAMPLE ?=
 HOST ?= 127.0.0.1
 PORT ?= 8000
 IMAGE ?= localhost/taskhub:latest
@@ -23,7 +24,7 @@ $(BIN)/taskhub: pyproject.toml
 
 setup: $(BIN)/taskhub ## create the virtualenv and install taskhub with its test tools
 
-run: setup ## index the sample catalog, publish it to a local registry and index it back, serve on $(HOST):$(PORT)
+run: setup ## index a catalog (SAMPLE, ../shared/catalog-sample or tektoncd/catalog), publish it to a local registry and index it back, serve on $(HOST):$(PORT)
 	SAMPLE=$(SAMPLE) HOST=$(HOST) PORT=$(PORT) TASKHUB=$(BIN)/taskhub scripts/run-local
 
 lint: setup ## ruff and mypy

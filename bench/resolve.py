@@ -47,6 +47,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from api import (
+    DEFAULT_CATALOG,
     free_port,
     interruptible,
     log,
@@ -623,7 +624,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--catalog", type=Path, default=REPO.parent / "shared" / "catalog-sample", help="sample catalog")
+    p.add_argument("--catalog", type=Path, default=DEFAULT_CATALOG, help="the catalog synced and served")
     p.add_argument("--workers", type=int, default=2, help="hub (taskhub serve) and nginx workers")
     p.add_argument("--cold", type=int, default=40, help="cold resolves measured (median), one fresh tag each")
     p.add_argument("--cold-warmup", type=int, default=4, help="cold resolves before those, not counted")

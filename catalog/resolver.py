@@ -1,6 +1,7 @@
 """Resolving Tekton references to resource bytes pinned by digest, with Tekton's own resolver parameters.
 
-Two resolvers, as in Tekton (../shared/specs/bundles-and-resolvers.md §3 and §4):
+Two resolvers, as in Tekton (tektoncd/pipeline: pkg/resolution/resolver/bundle/ and pkg/resolution/resolver/hub/,
+docs/bundle-resolver.md, docs/hub-resolver.md):
 
 - ``bundles``: ``bundle``, ``name``, ``kind``, ``cache``. The layer holding the object is read from the
   registry, and the answer is pinned to the image manifest's digest. Only registries on the allowlist are

@@ -26,7 +26,7 @@ from runner.kube import (
 )
 
 PLURALS = {"PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
-# pipelines-semantics §5.5: the spec.status value that cancels each kind.
+# The spec.status that cancels each kind (tektoncd/pipeline: docs/pipelineruns.md, docs/taskruns.md, "Cancelling").
 CANCEL_STATUS = {"PipelineRun": "Cancelled", "TaskRun": "TaskRunCancelled"}
 # Below runner.kube's 30 s read timeout: an idle watch is ended by the server and resumed, never timed out.
 WATCH_SECONDS = 25

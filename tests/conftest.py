@@ -1,4 +1,4 @@
-"""Fixtures shared by every test: real databases (SQLite and PostgreSQL), the app, the sample catalog."""
+"""Fixtures shared by every test: real databases (SQLite and PostgreSQL), the app, the test catalog."""
 
 from __future__ import annotations
 
@@ -26,18 +26,29 @@ from hub.config import Settings
 from tests.container_fixture import *  # noqa: F403
 from tests.kube_fixture import *  # noqa: F403
 from tests.registry_fixture import *  # noqa: F403
+from tests.upstream_data import missing_reason, upstream_data
 
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("TASKHUB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASES = os.environ.get("TASKHUB_TEST_DATABASES", "sqlite,postgresql").split(",")
 
 
+FIXTURE_CATALOG = REPO / "tests" / "fixtures" / "catalog"
+
+
 @pytest.fixture(scope="session")
-def sample_catalog() -> Path:
-    """The real tektoncd/catalog subset in ../shared (or TASKHUB_SAMPLE_CATALOG)."""
-    path = Path(os.environ.get("TASKHUB_SAMPLE_CATALOG", REPO.parent / "shared" / "catalog-sample"))
-    if not (path / "task").is_dir():
-        pytest.fail(f"sample catalog not found at {path}; set TASKHUB_SAMPLE_CATALOG")
+def fixture_catalog() -> Path:
+    """taskhub's own test catalog (tests/fixtures/catalog): Tasks, Pipelines and a StepAction in the
+    tektoncd/catalog layout, with several versions, READMEs, samples and folders that are wrong on purpose."""
+    return FIXTURE_CATALOG
+
+
+@pytest.fixture(scope="session")
+def upstream_catalog() -> Path:
+    """A subset of the real tektoncd/catalog ($TASKHUB_CONFORMANCE_DATA/catalog-sample); skips the test without it."""
+    path = upstream_data("catalog-sample")
+    if path is None:
+        pytest.skip(missing_reason("catalog-sample"))
     return path
 
 
@@ -93,10 +104,10 @@ def postgres_server() -> Iterator[str]:
 _counter = itertools.count()
 
 
-def _migrate_and_index(url: str, data_dir: Path, sample: Path) -> SyncSummary:
+def _migrate_and_index(url: str, data_dir: Path, catalog: Path) -> SyncSummary:
     engine = make_engine(url)
     upgrade(engine)
-    register(engine, "tekton", sample)
+    register(engine, "tekton", catalog)
     summary = sync(engine, Settings(data_dir=data_dir, database_url=url), "tekton")
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
@@ -106,20 +117,20 @@ def _migrate_and_index(url: str, data_dir: Path, sample: Path) -> SyncSummary:
 
 
 @pytest.fixture(scope="session")
-def sqlite_templates(tmp_path_factory: pytest.TempPathFactory, sample_catalog: Path) -> dict[str, Path]:
-    """SQLite files made once: "migrated" (empty schema) and "indexed" (the sample synced); tests get copies."""
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory, fixture_catalog: Path) -> dict[str, Path]:
+    """SQLite files made once: "migrated" (empty schema) and "indexed" (the test catalog synced); tests get copies."""
     base = tmp_path_factory.mktemp("sqlite-templates")
     migrated = base / "migrated.db"
     engine = make_engine(f"sqlite:///{migrated}")
     upgrade(engine)
     engine.dispose()
     indexed = base / "indexed.db"
-    _SAMPLE_SUMMARY["sqlite"] = _migrate_and_index(f"sqlite:///{indexed}", base, sample_catalog)
+    _SAMPLE_SUMMARY["sqlite"] = _migrate_and_index(f"sqlite:///{indexed}", base, fixture_catalog)
     return {"migrated": migrated, "indexed": indexed}
 
 
 @pytest.fixture(scope="session")
-def postgres_templates(request: pytest.FixtureRequest, sample_catalog: Path, tmp_path_factory) -> str:
+def postgres_templates(request: pytest.FixtureRequest, fixture_catalog: Path, tmp_path_factory) -> str:
     """PostgreSQL template databases made once, copied per test with CREATE DATABASE ... TEMPLATE."""
     server = request.getfixturevalue("postgres_server")
     _admin_sql(server, "CREATE DATABASE template_migrated", "CREATE DATABASE template_indexed")
@@ -127,7 +138,7 @@ def postgres_templates(request: pytest.FixtureRequest, sample_catalog: Path, tmp
     upgrade(engine)
     engine.dispose()
     data_dir = tmp_path_factory.mktemp("pg-template")
-    _SAMPLE_SUMMARY["postgresql"] = _migrate_and_index(f"{server}/template_indexed", data_dir, sample_catalog)
+    _SAMPLE_SUMMARY["postgresql"] = _migrate_and_index(f"{server}/template_indexed", data_dir, fixture_catalog)
     return server
 
 
@@ -136,7 +147,7 @@ _SAMPLE_SUMMARY: dict[str, SyncSummary] = {}
 
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A migrated database of each kind (the test runs once per kind); it already holds the synced sample
+    """A migrated database of each kind (the test runs once per kind); it already holds the synced test
     catalog when the test asks for the `indexed` fixture."""
     template = "indexed" if "indexed" in request.fixturenames else "migrated"
     if request.param == "sqlite":
@@ -190,7 +201,7 @@ def register(engine: Engine, name: str, source: str | Path, **kwargs: str) -> No
 
 @pytest.fixture
 def indexed(database_url: str) -> SyncSummary:
-    """The sample catalog registered as "tekton" and synced (copied from a template synced once per session);
+    """The test catalog registered as "tekton" and synced (copied from a template synced once per session);
     returns the summary of that sync."""
     return _SAMPLE_SUMMARY["sqlite" if database_url.startswith("sqlite") else "postgresql"]
 
@@ -202,7 +213,7 @@ def app(settings: Settings) -> Flask:
 
 @pytest.fixture
 def client(app: Flask, indexed: SyncSummary) -> FlaskClient:
-    """A test client of a hub that serves the sample catalog."""
+    """A test client of a hub that serves the test catalog."""
     return app.test_client()
 
 

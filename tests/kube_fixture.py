@@ -51,7 +51,8 @@ TEKTON_CRDS: dict[str, tuple[str, str]] = {
     "TaskRun": ("taskruns", "v1"),
     "PipelineRun": ("pipelineruns", "v1"),
 }
-# Remote resolution's one kind (bundles-and-resolvers.md §5.1): v1beta1 is its storage version upstream.
+# Remote resolution's one kind: v1beta1 is its storage version upstream (tektoncd/pipeline:
+# config/300-crds/300-resolutionrequest.yaml).
 RESOLUTION_GROUP = "resolution.tekton.dev"
 RESOLUTION_CRDS: dict[str, tuple[str, str]] = {"ResolutionRequest": ("resolutionrequests", "v1beta1")}
 AUDIT_POLICY = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"

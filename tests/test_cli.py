@@ -41,13 +41,13 @@ def run(tmp_path, empty_database_url):
     return run
 
 
-def test_add_sync_errors(run, sample_catalog):
+def test_add_sync_errors(run, fixture_catalog):
     assert f"database at revision {HEAD}" in run("db", "upgrade").stdout
-    assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(sample_catalog)).stdout
+    assert "taskhub catalog sync tekton" in run("catalog", "add", "tekton", str(fixture_catalog)).stdout
     synced = run("catalog", "sync")
-    assert "tekton: 24 resources, 69 versions" in synced.stdout
-    assert "69 added, 0 updated, 0 removed" in synced.stdout
-    assert "problems: 5 error, 9 warning, 16 info" in synced.stdout
+    assert "tekton: 19 resources, 47 versions" in synced.stdout
+    assert "47 added, 0 updated, 0 removed" in synced.stdout
+    assert "problems: 5 error, 3 warning, 14 info" in synced.stdout
     assert "[1/1] tekton" in synced.stderr  # progress goes to stderr, the summary to stdout
     assert "no changes" in run("catalog", "sync", "tekton").stdout
     errors = run("catalog", "errors", "tekton").stdout.splitlines()
@@ -58,18 +58,18 @@ def test_add_sync_errors(run, sample_catalog):
     assert "tekton\tcommunity" in run("catalog", "list").stdout
 
 
-def test_clear_errors_and_exit_codes(run, sample_catalog, tmp_path):
-    before = run("catalog", "add", "x", str(sample_catalog), check=False)
+def test_clear_errors_and_exit_codes(run, fixture_catalog, tmp_path):
+    before = run("catalog", "add", "x", str(fixture_catalog), check=False)
     assert before.returncode == 1 and "run `taskhub db upgrade` first" in before.stderr
     run("db", "upgrade")
     missing = run("catalog", "sync", "nope", check=False)
     assert missing.returncode == 1 and "catalog 'nope' not found" in missing.stderr
     assert "no catalogs" in run("catalog", "sync", check=False).stderr
-    bad_type = run("catalog", "add", "y", str(sample_catalog), "--type", "weird", check=False)
+    bad_type = run("catalog", "add", "y", str(fixture_catalog), "--type", "weird", check=False)
     assert bad_type.returncode == 2 and "weird" in bad_type.stderr
 
     copy = tmp_path / "copy"
-    shutil.copytree(sample_catalog, copy, symlinks=True)
+    shutil.copytree(fixture_catalog, copy, symlinks=True)
     run("catalog", "add", "moving", str(copy))
     run("catalog", "sync", "moving")
     copy.rename(tmp_path / "moved-away")
@@ -77,7 +77,7 @@ def test_clear_errors_and_exit_codes(run, sample_catalog, tmp_path):
     assert failed.returncode == 1
     assert "sync failed, the previous index is kept" in failed.stderr and "does not exist" in failed.stderr
     assert "last sync failed" in run("catalog", "errors", "moving").stdout
-    assert "69 versions" not in failed.stdout
+    assert "47 versions" not in failed.stdout
     assert "last sync failed" in run("catalog", "list").stdout
 
 
@@ -109,9 +109,9 @@ def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], li
         server.wait(timeout=30)
 
 
-def test_serve_with_granian(run, sample_catalog):
+def test_serve_with_granian(run, fixture_catalog):
     run("db", "upgrade")
-    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
     with serving(run, "--workers", "1", "--access-log") as (base, server, output):
         with urllib.request.urlopen(f"{base}/v1/resource/tekton/task/git-clone", timeout=5) as response:
@@ -130,9 +130,9 @@ def test_serve_with_granian(run, sample_catalog):
     assert f"taskhub serving on {base}/" in server.stderr.read()
 
 
-def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run, sample_catalog):
+def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run, fixture_catalog):
     run("db", "upgrade")
-    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
     hung = socket.create_server(("127.0.0.1", 0))  # accepts, and never answers
     hung.settimeout(30)
@@ -185,18 +185,18 @@ def _status(url: str) -> int:
         return error.code
 
 
-def test_bundles_and_registries(run, sample_catalog, registry, auth_registry, tmp_path):
+def test_bundles_and_registries(run, fixture_catalog, registry, auth_registry, tmp_path):
     run("db", "upgrade")
-    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
     published = run("catalog", "publish", "tekton", "--registry", f"{registry.host}/catalog")
-    assert "tekton -> " in published.stdout and "69 pushed, 0 already there, 0 failed" in published.stdout
-    assert "[69/69]" in published.stderr
+    assert "tekton -> " in published.stdout and "47 pushed, 0 already there, 0 failed" in published.stdout
+    assert "[47/47]" in published.stderr
     again = run("catalog", "publish", "tekton", "--registry", f"{registry.host}/catalog").stdout
-    assert "0 pushed, 69 already there" in again
+    assert "0 pushed, 47 already there" in again
     assert "added registry local" in run("registry", "add", "local", f"{registry.host}/catalog").stdout
     synced = run("registry", "sync")
-    assert "local: 24 resources, 69 versions" in synced.stdout and "69 added" in synced.stdout
+    assert "local: 19 resources, 47 versions" in synced.stdout and "47 added" in synced.stdout
     assert "no changes" in run("registry", "sync", "local").stdout
     listed = run("bundle", "list", f"{registry.host}/catalog/task/git-clone:0.10").stdout
     assert listed == "task.tekton.dev/git-clone\n"
@@ -204,7 +204,7 @@ def test_bundles_and_registries(run, sample_catalog, registry, auth_registry, tm
     assert "name: git-clone" in as_yaml and "kind: Task" in as_yaml
 
     task = tmp_path / "hello.yaml"
-    task.write_text((sample_catalog / "task/shellcheck/0.1/shellcheck.yaml").read_text())
+    task.write_text((fixture_catalog / "task/shellcheck/0.1/shellcheck.yaml").read_text())
     ref = f"{auth_registry.host}/mine/shellcheck:0.1"
     refused = run("bundle", "push", ref, "-f", str(task), check=False)
     assert refused.returncode == 1 and "denied access (HTTP 401) (no credentials were given)" in refused.stderr
@@ -240,14 +240,14 @@ def test_unreachable_database_is_one_clear_line(tmp_path):
     assert done.stderr.startswith("Error: the database is unavailable:") and "Traceback" not in done.stderr
 
 
-def test_resolve_on_the_command_line(run, sample_catalog, registry):
+def test_resolve_on_the_command_line(run, fixture_catalog, registry):
     import hashlib
 
     run("db", "upgrade")
-    run("catalog", "add", "tekton", str(sample_catalog))
+    run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
     data = run("resolve", "hub", "name=git-clone", "version=>=0.7, <0.10")
-    assert data.stdout.encode() == (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    assert data.stdout.encode() == (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
     assert "task git-clone 0.9 from" in data.stderr
     answer = json.loads(run("resolve", "hub", "name=git-clone", "version=~>0.9", "-o", "json").stdout)
     assert answer["version"] == "0.10"

@@ -40,12 +40,12 @@ def test_the_image_runs_as_a_numbered_user_with_git_and_without_compilers(podman
 
 
 def test_the_image_syncs_a_git_catalog_and_serves_it_from_a_read_only_root(
-    podman: Podman, taskhub_image: str, sample_catalog: Path, tmp_path: Path
+    podman: Podman, taskhub_image: str, fixture_catalog: Path, tmp_path: Path
 ):
     data = tmp_path / "data"
     data.mkdir()
     os.chown(data, UID, UID)
-    repo = _git_repository(sample_catalog, tmp_path / "catalog")
+    repo = _git_repository(fixture_catalog, tmp_path / "catalog")
     read_only = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp", "-v", f"{data}:{DATA}"]
     podman.run(
         "run", "--rm", *read_only, "-v", f"{repo}:/catalog:ro", "--entrypoint", "sh", taskhub_image, "-c",

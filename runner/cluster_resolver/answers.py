@@ -1,6 +1,7 @@
 """The answer to one ResolutionRequest, whichever way it went: the resolved bytes as Tekton's resolvers write them
 into the request's status, or the failure message Tekton's resolution framework would write
-(bundles-and-resolvers.md §5). Nothing here speaks Kubernetes; runner.cluster_resolver.requests does."""
+(tektoncd/pipeline: pkg/resolution/resolver/framework/reconciler.go). Nothing here speaks Kubernetes;
+runner.cluster_resolver.requests does."""
 
 from __future__ import annotations
 
@@ -68,7 +69,8 @@ class Answer:
         return f"{self.namespace}/{self.name}: {r.resolver} {r.kind} {r.name}{version} from {r.uri} sha256:{r.digest}"
 
     def status(self, now: datetime) -> dict[str, Any]:
-        """The status to merge into the request (bundles-and-resolvers.md §5.1)."""
+        """The status to merge into the request (tektoncd/pipeline:
+        pkg/apis/resolution/v1beta1/resolution_request_types.go)."""
         stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         if self.resolved is None:
             condition = {"type": "Succeeded", "status": "False", "lastTransitionTime": stamp,

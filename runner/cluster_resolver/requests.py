@@ -1,6 +1,6 @@
 """taskhub as a cluster's resolver: watch the ResolutionRequests labelled `resolution.tekton.dev/type: taskhub` and
-answer each one the way a Tekton resolver does (bundles-and-resolvers.md §5), so that a PipelineRun can say
-`resolver: taskhub`.
+answer each one the way a Tekton resolver does (tektoncd/pipeline: docs/how-to-write-a-resolver.md,
+pkg/apis/resolution/v1beta1/), so that a PipelineRun can say `resolver: taskhub`.
 
 The params decide which of taskhub's two resolvers answers: a request with a `bundle` param is a bundles request
 (`bundle`, `name`, `kind`, `cache`), any other a hub request (`name`, `version` (a constraint), `kind`, `catalog`,

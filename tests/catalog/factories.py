@@ -1,4 +1,4 @@
-"""Small synthetic catalogs for tests that need a case the real sample does not have."""
+"""Small synthetic catalogs for tests that need a case the test catalog does not have."""
 
 from __future__ import annotations
 

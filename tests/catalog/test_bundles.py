@@ -1,7 +1,7 @@
 """Tekton bundles: built byte for byte as `tkn bundle push` builds them, read as Tekton's bundles resolver reads them.
 
-The vectors come from tektoncd/cli's tests (pkg/bundle/builder_test.go, pkg/cmd/bundle/push_test.go) and from the
-spec's derived table (/work/shared/specs/bundles-and-resolvers.md §2.7).
+The vectors come from tektoncd/cli's tests (pkg/bundle/builder_test.go: TestDeterministicLayers,
+TestDeterministicManifest; pkg/cmd/bundle/push_test.go).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Queries over the index of the real sample catalog."""
+"""Queries over the index of the test catalog."""
 
 from sqlalchemy.orm import Session
 

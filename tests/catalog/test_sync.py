@@ -32,12 +32,12 @@ def snapshot(engine):
 
 
 def test_sample_sync_summary(indexed):
-    assert indexed.added == 69
-    assert indexed.versions == 69
-    assert indexed.resources == 24
+    assert indexed.added == 47
+    assert indexed.versions == 47
+    assert indexed.resources == 19
     assert indexed.problems["error"] == 5
     lines = "\n".join(indexed.lines())
-    assert "24 resources, 69 versions" in lines
+    assert "19 resources, 47 versions" in lines
     assert "5 error" in lines and "taskhub catalog errors tekton" in lines
 
 
@@ -83,7 +83,7 @@ def test_changed_removed_and_returning_versions(engine, settings, tmp_path):
         ]
 
 
-def test_failed_sync_keeps_the_previous_index(engine, settings, indexed, monkeypatch, sample_catalog, tmp_path):
+def test_failed_sync_keeps_the_previous_index(engine, settings, indexed, monkeypatch, fixture_catalog, tmp_path):
     before = snapshot(engine)
 
     def explode(*args, **kwargs):
@@ -96,7 +96,7 @@ def test_failed_sync_keeps_the_previous_index(engine, settings, indexed, monkeyp
         cat.source = str(tmp_path / "changed")
         s.commit()
     changed = tmp_path / "changed"
-    shutil.copytree(sample_catalog, changed, symlinks=True)
+    shutil.copytree(fixture_catalog, changed, symlinks=True)
     write_version(changed, "brand-new", "0.1")
     with pytest.raises(RuntimeError, match="disk on fire"):
         sync(engine, settings, "tekton")

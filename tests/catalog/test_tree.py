@@ -1,4 +1,5 @@
-"""Walking catalog trees: the real sample's edge cases, and hostile trees."""
+"""Walking catalog trees: the test catalog's edge cases (and the real tektoncd/catalog's, given the data), and
+hostile trees."""
 
 import os
 from pathlib import Path
@@ -14,8 +15,13 @@ def has_problem(tree, level, path, fragment):
 
 
 @pytest.fixture(scope="module")
-def sample_tree(sample_catalog):
-    return read_catalog_tree(sample_catalog)
+def fixture_tree(fixture_catalog):
+    return read_catalog_tree(fixture_catalog)
+
+
+@pytest.fixture(scope="module")
+def upstream_tree(upstream_catalog):
+    return read_catalog_tree(upstream_catalog)
 
 
 def manifests_in(root: Path) -> set[tuple[str, str, str]]:
@@ -29,47 +35,79 @@ def manifests_in(root: Path) -> set[tuple[str, str, str]]:
     return found
 
 
-def test_every_valid_sample_version_is_indexed(sample_tree, sample_catalog):
-    indexed = {(v.kind.lower(), v.name, v.version) for v in sample_tree.versions}
+def indexed_versions(tree) -> set[tuple[str, str, str]]:
+    return {(v.kind.lower(), v.name, v.version) for v in tree.versions}
+
+
+def test_every_valid_version_is_indexed(fixture_tree, fixture_catalog):
+    indexed = indexed_versions(fixture_tree)
+    rejected = {
+        ("task", "no-version-label", "0.1"),
+        ("task", "misspelled-version-label", "0.1"),  # apps.kubernetes.io/version
+        ("task", "yq", "0.5"),  # label 0.4 in folder 0.5
+        ("task", "name-mismatch", "0.1"),  # metadata.name name-other
+    }
+    assert indexed == manifests_in(fixture_catalog) - rejected
+    assert ("task", "git-clone", "0.10") in indexed
+    assert ("stepaction", "git-clone", "0.2") in indexed  # same name, another kind
+    assert ("pipeline", "buildpacks", "0.2") in indexed and ("task", "buildpacks", "0.1") in indexed
+
+
+def test_every_edge_case_is_reported(fixture_tree):
+    t = fixture_tree
+    assert has_problem(t, "error", "task/no-version-label/0.1/no-version-label.yaml", "missing the mandatory")
+    assert has_problem(
+        t, "error", "task/misspelled-version-label/0.1/misspelled-version-label.yaml", "missing the mandatory version"
+    )
+    assert has_problem(t, "error", "task/yq/0.5/yq.yaml", "version label '0.4' does not match the folder version")
+    assert has_problem(t, "error", "task/name-mismatch/0.1/name-mismatch.yaml", "'name-other' does not match")
+    assert has_problem(t, "error", "pipeline/no-manifest/0.1", "no manifest: expected no-manifest.yaml")
+    assert has_problem(t, "info", "task/artifacthub-repo.yml", "plain file where a task folder is expected")
+    assert has_problem(t, "info", "pipeline/artifacthub-repo.yml", "plain file where a pipeline folder is expected")
+    assert has_problem(t, "warning", "stepaction/git-clone/0.1/git-clone.yaml", "spec.description is missing")
+    assert has_problem(t, "info", "task/kaniko/0.1/kaniko.yaml", "no display name")
+    assert has_problem(t, "warning", "task/with-namespace/0.1/with-namespace.yaml", "namespace")
+
+
+def test_metadata_is_extracted(fixture_tree):
+    by_key = {(v.kind, v.name, v.version): v for v in fixture_tree.versions}
+    git_clone = by_key[("Task", "git-clone", "0.10")]
+    assert git_clone.meta.deprecated
+    assert git_clone.meta.display_name == "git clone"
+    assert git_clone.readme and git_clone.readme.startswith("#")
+    scan = by_key[("Task", "image-scan", "0.2")]
+    assert "linux/390x" in scan.meta.platforms  # a typo in the catalog is kept as written, as catlin does
+    linked = by_key[("Task", "linked-samples", "0.1")]
+    assert set(linked.samples) == {"pipelinerun.yaml", "service-account.yaml"}  # symlinks inside the catalog
+    templated = by_key[("Task", "template-sample", "0.1")]
+    assert "pipeline-run.yaml" in templated.samples  # templates that do not parse are still shown as text
+    assert by_key[("Task", "deploy-check", "4.0")].meta.version.text == "4.0"
+
+
+# -- the real tektoncd/catalog subset, when $TASKHUB_CONFORMANCE_DATA has it ------------------------------------
+
+
+def test_every_valid_upstream_version_is_indexed(upstream_tree, upstream_catalog):
+    indexed = indexed_versions(upstream_tree)
     rejected = {
         ("task", "jumpstarter-run-cmd", "0.1"),  # no version label
         ("task", "rhacs-generic", "0.1"),  # label key misspelled: no version label
         ("task", "yq", "0.5"),  # label 0.4 in folder 0.5
         ("task", "python-boto3-aws", "0.1"),  # metadata.name python-boto3
     }
-    assert indexed == manifests_in(sample_catalog) - rejected
-    assert ("task", "git-clone", "0.10") in indexed
-    assert ("stepaction", "git-clone", "0.2") in indexed  # same name, another kind
-    assert ("pipeline", "buildpacks", "0.2") in indexed and ("task", "buildpacks", "0.1") in indexed
+    assert indexed == manifests_in(upstream_catalog) - rejected
 
 
-def test_every_sample_edge_case_is_reported(sample_tree):
-    t = sample_tree
+def test_every_upstream_edge_case_is_reported(upstream_tree):
+    t = upstream_tree
     assert has_problem(t, "error", "task/jumpstarter-run-cmd/0.1/jumpstarter-run-cmd.yaml", "missing the mandatory")
     assert has_problem(t, "error", "task/rhacs-generic/0.1/rhacs-generic.yaml", "missing the mandatory version label")
-    assert has_problem(t, "error", "task/yq/0.5/yq.yaml", "version label '0.4' does not match the folder version")
     assert has_problem(t, "error", "task/python-boto3-aws/0.1/python-boto3-aws.yaml", "'python-boto3' does not match")
     assert has_problem(t, "error", "pipeline/openwhisk/0.1", "no manifest: expected openwhisk.yaml")
-    assert has_problem(t, "info", "task/artifacthub-repo.yml", "plain file where a task folder is expected")
-    assert has_problem(t, "info", "pipeline/artifacthub-repo.yml", "plain file where a pipeline folder is expected")
-    assert has_problem(t, "warning", "stepaction/git-clone/0.1/git-clone.yaml", "spec.description is missing")
-    assert has_problem(t, "info", "task/kaniko/0.1/kaniko.yaml", "no display name")
     assert has_problem(t, "warning", "task/argocd-task-connect-repo/0.1/argocd-task-connect-repo.yaml", "namespace")
-
-
-def test_sample_metadata_is_extracted(sample_tree):
-    by_key = {(v.kind, v.name, v.version): v for v in sample_tree.versions}
-    git_clone = by_key[("Task", "git-clone", "0.10")]
-    assert git_clone.meta.deprecated
-    assert git_clone.meta.display_name == "git clone"
-    assert git_clone.readme and git_clone.readme.startswith("#")
-    trivy = by_key[("Task", "trivy-scanner", "0.2")]
-    assert "linux/390x" in trivy.meta.platforms  # upstream typo kept, as catlin does
-    boskos = by_key[("Task", "boskos-release", "0.1")]
-    assert set(boskos.samples) == {"pipelinerun.yaml", "service-account.yaml"}  # symlinks inside the catalog
-    rda = by_key[("Task", "redhat-dependency-analytics", "0.1")]
-    assert "pipeline-run.yaml" in rda.samples  # templates that do not parse are still shown as text
-    assert by_key[("Task", "rhacs-deployment-check", "4.0")].meta.version.text == "4.0"
+    by_key = {(v.kind, v.name, v.version): v for v in t.versions}
+    assert "linux/390x" in by_key[("Task", "trivy-scanner", "0.2")].meta.platforms
+    assert set(by_key[("Task", "boskos-release", "0.1")].samples) == {"pipelinerun.yaml", "service-account.yaml"}
 
 
 def test_yml_extension_is_accepted(tmp_path):

@@ -45,10 +45,10 @@ def test_every_admin_endpoint_needs_its_scope(admin_app, method, path, scope):
     assert_goa_error(forbidden, 403, "invalid-scopes", f"token 'reader' lacks the {scope!r} scope")
 
 
-def test_refresh_indexes_a_catalog_and_reports_failures(admin_app, sample_catalog, tmp_path):
+def test_refresh_indexes_a_catalog_and_reports_failures(admin_app, fixture_catalog, tmp_path):
     source = tmp_path / "mine"
     for task in ("git-clone", "yq"):
-        shutil.copytree(sample_catalog / "task" / task, source / "task" / task)
+        shutil.copytree(fixture_catalog / "task" / task, source / "task" / task)
     register(admin_app, "mine", source)
     client = admin_app.test_client()
     token = issue(admin_app, "ci", "catalog:refresh")
@@ -80,14 +80,14 @@ def test_publish_then_sync_the_registry(admin_app, registry):
     published = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=bearer(publisher))
     job = published.get_json()
     assert published.status_code == 200 and job["status"] == "done"
-    assert job["summary"][0] == f"tekton -> {target}: 69 pushed, 0 already there, 0 failed"
+    assert job["summary"][0] == f"tekton -> {target}: 47 pushed, 0 already there, 0 failed"
     assert OciRegistry(registry.host).head_manifest(f"{target}/task/git-clone:0.10") is not None
     pinned = client.get("/v1/resource/tekton/task/git-clone/0.10")
     assert pinned.status_code == 200
 
     syncer = issue(admin_app, "syncer", "registry:sync")
     synced = client.post("/v1/registries/local/sync", headers=bearer(syncer)).get_json()
-    assert synced["status"] == "done" and synced["summary"][1] == "  69 added, 0 updated, 0 removed"
+    assert synced["status"] == "done" and synced["summary"][1] == "  47 added, 0 updated, 0 removed"
     assert client.get("/v1/resource/local/task/git-clone/0.10").status_code == 200
     assert_goa_error(
         client.post("/v1/registries/tekton/sync", headers=bearer(syncer)), 404, "not-found", "not a registry"

@@ -1,4 +1,4 @@
-"""The Artifact Hub API against the real sample catalog: package shapes and values, versions, search, errors,
+"""The Artifact Hub API against the test catalog: package shapes and values, versions, search, errors,
 and the exact calls of Tekton's hub resolver (type artifact) and `tkn hub install --type artifact`."""
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def annotations(manifest: Path) -> dict[str, str]:
     return yaml.safe_load(manifest.read_text())["metadata"]["annotations"]
 
 
-def test_package_version_carries_the_manifest_and_its_metadata(client, sample_catalog):
-    folder = sample_catalog / "task/git-clone/0.9"
+def test_package_version_carries_the_manifest_and_its_metadata(client, fixture_catalog):
+    folder = fixture_catalog / "task/git-clone/0.9"
     manifest = folder / "git-clone.yaml"
     body = get_json(client, f"{API}/tekton-task/tekton/git-clone/0.9.0")
     assert body["name"] == body["normalized_name"] == "git-clone"
@@ -63,7 +63,7 @@ def test_package_version_carries_the_manifest_and_its_metadata(client, sample_ca
     assert body["keywords"][:2] == ["tekton", "task"] and "git" in body["keywords"]
     assert body["readme"] == (folder / "README.md").read_text()
     assert body["prerelease"] is False
-    assert [v["version"] for v in body["available_versions"]] == on_disk_versions(sample_catalog, "task", "git-clone")
+    assert [v["version"] for v in body["available_versions"]] == on_disk_versions(fixture_catalog, "task", "git-clone")
     assert all(v["prerelease"] is False and isinstance(v["ts"], int) for v in body["available_versions"])
     repository = body["repository"]
     assert repository["name"] == "tekton" and repository["kind"] == 7
@@ -80,17 +80,17 @@ def test_two_part_and_full_versions_name_the_same_package_version(client):
     assert get_json(client, f"{API}/tekton-task/tekton/git-clone/0.10")["version"] == "0.10.0"
 
 
-def test_package_without_version_is_the_newest(client, sample_catalog):
+def test_package_without_version_is_the_newest(client, fixture_catalog):
     body = get_json(client, f"{API}/tekton-task/tekton/git-clone")
-    assert body["version"] == on_disk_versions(sample_catalog, "task", "git-clone")[0] == "0.10.0"
-    assert body["data"]["manifestRaw"] == (sample_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
+    assert body["version"] == on_disk_versions(fixture_catalog, "task", "git-clone")[0] == "0.10.0"
+    assert body["data"]["manifestRaw"] == (fixture_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
     assert get_json(client, f"{API}/tekton-task/tekton/git-clone/summary")["version"] == "0.10.0"
 
 
-def test_pipelines_and_stepactions(client, sample_catalog):
+def test_pipelines_and_stepactions(client, fixture_catalog):
     pipeline = get_json(client, f"{API}/tekton-pipeline/tekton/buildpacks")
     assert pipeline["repository"]["kind"] == 11
-    manifest = sample_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml"
+    manifest = fixture_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml"
     assert pipeline["data"]["manifestRaw"] == manifest.read_text()
     spec_tasks = yaml.safe_load(manifest.read_text())["spec"]["tasks"]
     assert [t["name"] for t in pipeline["data"]["tasks"]] == [t["name"] for t in spec_tasks]
@@ -99,7 +99,7 @@ def test_pipelines_and_stepactions(client, sample_catalog):
     step = get_json(client, f"{API}/tekton-stepaction/tekton/git-clone")
     assert step["repository"]["kind"] == 23
     assert [v["version"] for v in step["available_versions"]] == on_disk_versions(
-        sample_catalog, "stepaction", "git-clone"
+        fixture_catalog, "stepaction", "git-clone"
     )
     assert "kind: StepAction" in step["data"]["manifestRaw"]
 
@@ -161,14 +161,14 @@ def test_search_pages_with_a_total_count(client):
     assert int(with_deprecated.headers["Pagination-Total-Count"]) == len(everything)
 
 
-def test_search_filters(client, sample_catalog):
+def test_search_filters(client, fixture_catalog):
     git = get_json(client, f"{API}/search?ts_query_web=git&deprecated=true")["packages"]
     assert git[0]["name"] == "git-clone"  # exact and prefix name matches rank first
     assert "git-clone" not in {p["name"] for p in get_json(client, f"{API}/search?ts_query_web=git")["packages"]}
     pipelines = get_json(client, f"{API}/search?kind=11&limit=60&deprecated=1")["packages"]
     assert {p["repository"]["kind"] for p in pipelines} == {11}
     assert sorted(p["name"] for p in pipelines) == sorted(
-        p.name for p in (sample_catalog / "pipeline").iterdir() if p.is_dir() and any(p.glob(f"*/{p.name}.yaml"))
+        p.name for p in (fixture_catalog / "pipeline").iterdir() if p.is_dir() and any(p.glob(f"*/{p.name}.yaml"))
     )
     both = get_json(client, f"{API}/search?kind=11&kind=23&limit=60&deprecated=true")["packages"]
     assert {p["repository"]["kind"] for p in both} == {11, 23}
@@ -339,19 +339,19 @@ def hub_resolver_artifact(base: str, name: str, version: str, kind: str = "task"
     return data, {"uri": fetch_url, "digest": {"sha256": hashlib.sha256(data).hexdigest()}}
 
 
-def test_tekton_hub_resolver_type_artifact_works_unchanged(hub_url, indexed, sample_catalog):
+def test_tekton_hub_resolver_type_artifact_works_unchanged(hub_url, indexed, fixture_catalog):
     data, source = hub_resolver_artifact(hub_url, "git-clone", "0.9")  # no catalog param: the defaults
-    assert data == (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    assert data == (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
     assert source["uri"].endswith("/api/v1/packages/tekton-task/tekton-catalog-tasks/git-clone/0.9.0")
     _, package = http_get(source["uri"])
     assert source["digest"]["sha256"] == json.loads(package)["digest"]  # as with Artifact Hub
     data, source = hub_resolver_artifact(hub_url, "git-clone", ">= 0.5, < 0.8")
     assert source["uri"].endswith("/git-clone/0.7.0")
-    assert data == (sample_catalog / "task/git-clone/0.7/git-clone.yaml").read_bytes()
+    assert data == (fixture_catalog / "task/git-clone/0.7/git-clone.yaml").read_bytes()
     data, _ = hub_resolver_artifact(hub_url, "buildpacks", "0.2", kind="pipeline")
-    assert data == (sample_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml").read_bytes()
+    assert data == (fixture_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml").read_bytes()
     data, _ = hub_resolver_artifact(hub_url, "git-clone", "0.2", kind="stepaction", catalog="tekton")
-    assert data == (sample_catalog / "stepaction/git-clone/0.2/git-clone.yaml").read_bytes()
+    assert data == (fixture_catalog / "stepaction/git-clone/0.2/git-clone.yaml").read_bytes()
     with pytest.raises(LookupError, match=r"no version found for constraint >= 5\.0"):
         hub_resolver_artifact(hub_url, "git-clone", ">= 5.0")
     with pytest.raises(LookupError, match="not found on hub"):
@@ -382,9 +382,9 @@ def tkn_hub_install_artifact(base: str, name: str, catalog: str, version: str = 
     return version, package["data"]["manifestRaw"], min_version, labels
 
 
-def test_tkn_hub_install_type_artifact_works_unchanged(hub_url, indexed, sample_catalog):
+def test_tkn_hub_install_type_artifact_works_unchanged(hub_url, indexed, fixture_catalog):
     version, manifest, min_version, labels = tkn_hub_install_artifact(hub_url, "git-clone", "tekton")
-    latest = sample_catalog / "task/git-clone/0.10/git-clone.yaml"
+    latest = fixture_catalog / "task/git-clone/0.10/git-clone.yaml"
     assert version == "0.10.0"  # upstream Tekton Hub picked 0.9: versions compared as strings
     assert manifest == latest.read_text()
     assert min_version == annotations(latest)["tekton.dev/pipelines.minVersion"]
@@ -394,6 +394,6 @@ def test_tkn_hub_install_type_artifact_works_unchanged(hub_url, indexed, sample_
         "artifacthub.io/support-tier": "Community",
     }
     version, manifest, _, _ = tkn_hub_install_artifact(hub_url, "buildah", "tekton", version="0.8.0")
-    assert manifest == (sample_catalog / "task/buildah/0.8/buildah.yaml").read_text()
+    assert manifest == (fixture_catalog / "task/buildah/0.8/buildah.yaml").read_text()
     with pytest.raises(LookupError, match="No Resource Found"):
         tkn_hub_install_artifact(hub_url, "buildah", "tekton", version="7.0.0")

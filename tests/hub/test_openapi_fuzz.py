@@ -36,7 +36,7 @@ CONFORMANCE_CONFIG = {
     "phases": {"stateful": {"enabled": False}},
 }
 # Every scope but catalog:publish, whose endpoint pushes to whatever registry the body names: the fuzz reaches it
-# only as far as the scope check. Refreshes and registry syncs only touch the local sample catalog.
+# only as far as the scope check. Refreshes and registry syncs only touch the local test catalog.
 FUZZ_SCOPES = ("read", "tokens:create", "catalog:refresh", "registry:sync", "objects:read", "objects:write")
 
 
@@ -55,7 +55,7 @@ def test_openapi_document_is_valid_and_lists_every_api(client):
 
 @pytest.fixture
 def fuzzed_hub(settings, indexed):
-    """The hub serving the sample catalog, without rate limits (a 429 would hide the handlers from the fuzz)."""
+    """The hub serving the test catalog, without rate limits (a 429 would hide the handlers from the fuzz)."""
     return create_app(dataclasses.replace(settings, rate_limit_resolve="0", rate_limit_search="0"))
 
 

@@ -22,11 +22,11 @@ def resolve(client, **params):
     return client.get(PREFIX, query_string=params)
 
 
-def test_hub_reference_with_a_constraint_resolves_to_the_greatest_match(client, sample_catalog):
+def test_hub_reference_with_a_constraint_resolves_to_the_greatest_match(client, fixture_catalog):
     answer = resolve(client, resolver="hub", name="git-clone", version=">=0.7, <0.10")
     assert answer.status_code == 200, answer.data
     body = answer.get_json()
-    on_disk = (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    on_disk = (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
     assert body["version"] == "0.9" and body["data"].encode() == on_disk  # 0.9 < 0.10: versions, not strings
     assert body["refSource"] == {
         "uri": "http://localhost/v1/resource/tekton/task/git-clone/0.9/yaml",
@@ -93,7 +93,7 @@ def test_malformed_bodies_are_4xx(client):
 
 @pytest.fixture
 def bundles(engine, settings, indexed, registry):
-    """The sample catalog published to a real registry that the hub knows as the "bundles" catalog."""
+    """The test catalog published to a real registry that the hub knows as the "bundles" catalog."""
     reg = CachedRegistry(OciRegistry(registry.host), BlobCache(settings.data_dir / "publish-blobs"))
     with Session(engine) as s, s.begin():
         publish_catalog(s, get_catalog(s, "tekton"), reg, f"{registry.host}/catalog")

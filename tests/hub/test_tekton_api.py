@@ -1,4 +1,4 @@
-"""The Tekton Hub v1 API against the real sample catalog: shapes, fixed upstream defects, caching."""
+"""The Tekton Hub v1 API against the test catalog: shapes, fixed upstream defects, caching."""
 
 import json
 from pathlib import Path
@@ -27,7 +27,7 @@ def assert_goa_error(response, status, name, message=None):
         assert message in body["message"]
 
 
-def test_resource_by_catalog_kind_name(client, sample_catalog: Path):
+def test_resource_by_catalog_kind_name(client, fixture_catalog: Path):
     data = get_data(client, "/v1/resource/tekton/task/git-clone")
     assert set(data) == {
         "id", "name", "catalog", "categories", "kind", "hubURLPath", "hubRawURLPath", "latestVersion", "tags",
@@ -38,7 +38,7 @@ def test_resource_by_catalog_kind_name(client, sample_catalog: Path):
     assert data["catalog"] == {"id": data["catalog"]["id"], "name": "tekton", "type": "community"}
     assert data["hubURLPath"] == "tekton/Task/git-clone"  # the kind as stored, as upstream writes it
     assert data["hubRawURLPath"] == "resource/tekton/task/git-clone/raw"
-    on_disk = sorted(p.name for p in (sample_catalog / "task" / "git-clone").iterdir() if p.is_dir())
+    on_disk = sorted(p.name for p in (fixture_catalog / "task" / "git-clone").iterdir() if p.is_dir())
     assert [v["version"] for v in data["versions"]] == sorted(on_disk, key=lambda v: tuple(map(int, v.split("."))))
     assert [v["version"] for v in data["versions"]][-2:] == ["0.9", "0.10"]
     latest = data["latestVersion"]
@@ -83,9 +83,9 @@ def test_pipelinesversion_too_old_and_malformed(client):
     assert_goa_error(client.get("/v1/resource/tekton/task/git-clone?pipelinesversion=v0.9"), 400, "invalid_pattern")
 
 
-def test_version_endpoints(client, sample_catalog):
-    manifest = (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
-    readme = (sample_catalog / "task/git-clone/0.9/README.md").read_text()
+def test_version_endpoints(client, fixture_catalog):
+    manifest = (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
+    readme = (fixture_catalog / "task/git-clone/0.9/README.md").read_text()
     data = get_data(client, "/v1/resource/tekton/task/git-clone/0.9")
     assert data["version"] == "0.9"
     assert data["resource"]["name"] == "git-clone" and data["resource"]["kind"] == "Task"
@@ -96,7 +96,7 @@ def test_version_endpoints(client, sample_catalog):
     assert raw.status_code == 200 and raw.get_data(as_text=True) == manifest
     assert raw.content_type.startswith("text/plain")
     latest_raw = client.get("/v1/resource/tekton/task/git-clone/raw").get_data(as_text=True)
-    assert latest_raw == (sample_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
+    assert latest_raw == (fixture_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
     # Tekton's hub resolver normalises 0.9.0 to 0.9 and back; both spellings find the version.
     assert get_data(client, "/v1/resource/tekton/task/git-clone/0.9.0")["version"] == "0.9"
 
@@ -189,11 +189,11 @@ def test_query_errors(client):
 def test_paging_with_total_count(client):
     everything = client.get("/v1/resources")
     total = int(everything.headers["Pagination-Total-Count"])
-    assert total == len(everything.get_json()["data"]) == 24
-    page = client.get("/v1/resources?limit=5&offset=20")
-    assert page.headers["Pagination-Total-Count"] == "24"
-    assert [r["name"] for r in page.get_json()["data"]] == [r["name"] for r in everything.get_json()["data"]][20:]
-    assert len(client.get("/v1/query?limit=99999999").get_json()["data"]) == 24
+    assert total == len(everything.get_json()["data"]) == 19
+    page = client.get("/v1/resources?limit=5&offset=15")
+    assert page.headers["Pagination-Total-Count"] == "19"
+    assert [r["name"] for r in page.get_json()["data"]] == [r["name"] for r in everything.get_json()["data"]][15:]
+    assert len(client.get("/v1/query?limit=99999999").get_json()["data"]) == 19
 
 
 def test_catalogs_categories_status(client):
@@ -216,7 +216,7 @@ def test_catalog_errors_endpoint(client):
     by_type = {group["type"]: group["errors"] for group in data}
     assert [group["type"] for group in data] == ["error", "warning", "info"]
     assert "task/yq/0.5/yq.yaml: version label '0.4' does not match the folder version '0.5'" in by_type["error"]
-    assert any(e.startswith("pipeline/openwhisk/0.1: no manifest") for e in by_type["error"])
+    assert any(e.startswith("pipeline/no-manifest/0.1: no manifest") for e in by_type["error"])
     assert_goa_error(client.get("/catalog/nope/error"), 404, "not-found")
 
 
@@ -253,12 +253,12 @@ def test_etag_and_cache_control(client):
     assert other.headers["ETag"] != etag
 
 
-def test_hub_resolver_calls(client, sample_catalog):
+def test_hub_resolver_calls(client, fixture_catalog):
     """What Tekton's hub resolver (type tekton) sends: the catalog as configured ("Tekton"), then .../yaml."""
     versions = [v["version"] for v in get_data(client, "/v1/resource/Tekton/task/git-clone")["versions"]]
     assert versions[-1] == "0.10"
     body = get_data(client, "/v1/resource/Tekton/task/git-clone/0.10/yaml")
-    assert body["yaml"] == (sample_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
+    assert body["yaml"] == (fixture_catalog / "task/git-clone/0.10/git-clone.yaml").read_text()
     step = get_data(client, "/v1/resource/tekton/stepaction/git-clone/0.2/yaml")["yaml"]
     assert "kind: StepAction" in step
 

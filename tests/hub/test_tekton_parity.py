@@ -217,8 +217,8 @@ def test_artifact_hub_stats_and_what_stays_a_tekton_hub_404(client):
     assert stats.status_code == 200 and stats.headers["Content-Type"] == "application/json"
     body = stats.get_json()
     assert set(body) == {"generated_at", "packages", "snapshots", "repositories", "organizations", "users"}
-    assert body["packages"]["total"] == 24 and body["packages"]["running_total"][-1][1] == 24
-    assert body["repositories"]["total"] == 3  # the sample catalog, once per kind it holds
+    assert body["packages"]["total"] == 19 and body["packages"]["running_total"][-1][1] == 19
+    assert body["repositories"]["total"] == 3  # the test catalog, once per kind it holds
     assert body["users"] == {"total": 0} and body["organizations"] == {"total": 0}
     # Pipelines-as-Code reads a 404 here as "a Tekton Hub": a /v1 base URL must keep reading as one.
     for path in ("/v1/api/v1/stats", "/v1/no/such", "/v1/api/v1/packages/x"):

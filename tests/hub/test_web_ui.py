@@ -90,7 +90,7 @@ def test_ticking_a_kind_shows_only_that_kind(page: Page, indexed: SyncSummary) -
     facet(page, "kind", "Pipeline").click()
     page.wait_for_url(re.compile(r"kind=Pipeline"))
 
-    assert card_names(page) == ["build-push-gke-deploy", "buildpacks"]
+    assert card_names(page) == ["build-push-deploy", "buildpacks"]
     kinds = page.locator("article.card").evaluate_all("cards => cards.map(c => c.dataset.kind)")
     assert kinds == ["Pipeline", "Pipeline"]
     expect(page.locator("#result-count")).to_have_text("2 results")
@@ -116,7 +116,7 @@ def test_tag_then_category_narrow_the_results(page: Page, indexed: SyncSummary) 
 
 
 def _catalog_with_mtimes(sample: Path, dest: Path, newest: list[str]) -> Path:
-    """A copy of the sample whose files are all old, except the resources in newest (newest first)."""
+    """A copy of the test catalog whose files are all old, except the resources in newest (newest first)."""
     shutil.copytree(sample, dest, symlinks=True)
     old = datetime(2024, 1, 1, tzinfo=UTC).timestamp()
     for path in dest.rglob("*"):
@@ -130,30 +130,30 @@ def _catalog_with_mtimes(sample: Path, dest: Path, newest: list[str]) -> Path:
 
 
 def test_sort_by_recently_updated_and_by_name(
-    page: Page, engine: Engine, settings: Settings, sample_catalog: Path, tmp_path: Path
+    page: Page, engine: Engine, settings: Settings, fixture_catalog: Path, tmp_path: Path
 ) -> None:
     newest = ["task/kind", "task/shellcheck", "pipeline/buildpacks"]
-    register(engine, "tekton", _catalog_with_mtimes(sample_catalog, tmp_path / "catalog", newest))
+    register(engine, "tekton", _catalog_with_mtimes(fixture_catalog, tmp_path / "catalog", newest))
     sync(engine, settings, "tekton")
     page.goto("/")
-    assert card_names(page)[:2] == ["ai-code-review", "ansible-runner"]
+    assert card_names(page)[:2] == ["build-push-deploy", "buildah"]
 
     page.get_by_label("Sort").select_option(label="Recently updated")  # JS submits on change
     page.wait_for_url(re.compile(r"sort=updated"))
-    assert card_names(page)[:4] == ["kind", "shellcheck", "buildpacks", "ai-code-review"]
+    assert card_names(page)[:4] == ["kind", "shellcheck", "buildpacks", "build-push-deploy"]
     dates = page.locator("article.card .updated").all_inner_texts()
     assert dates[:4] == ["updated 2024-01-04", "updated 2024-01-03", "updated 2024-01-02", "updated 2024-01-01"]
     expect(page.get_by_label("Sort")).to_have_value("updated")
 
     search(page, "git")  # the chosen sort stays while the words change
-    assert card_names(page)[:2] == ["buildpacks", "ai-code-review"]
+    assert card_names(page)[:2] == ["buildpacks", "git-clone"]
     page.get_by_label("Sort").select_option(label="Relevance")
     page.wait_for_url(re.compile(r"sort=relevance"))
     assert card_names(page)[0] == "git-clone"
     page.get_by_label("Sort").select_option(label="Name")
     page.wait_for_url(re.compile(r"sort=name"))
     names = card_names(page)
-    assert names[0] == "ai-code-review"
+    assert names[0] == "buildpacks"
     assert names == sorted(names)
     expect(page.get_by_role("searchbox", name="Search")).to_have_value("git")
 
@@ -343,8 +343,8 @@ def test_catalog_page_lists_the_sync_problems(page: Page, hub_url: str, indexed:
 
     expected = {
         "task/yq/0.5/yq.yaml": ("error", "does not match the folder version"),
-        "task/jumpstarter-run-cmd/0.1/jumpstarter-run-cmd.yaml": ("error", "missing the mandatory version label"),
-        "pipeline/openwhisk/0.1": ("error", "no manifest"),
+        "task/no-version-label/0.1/no-version-label.yaml": ("error", "missing the mandatory version label"),
+        "pipeline/no-manifest/0.1": ("error", "no manifest"),
         "task/artifacthub-repo.yml": ("info", "plain file"),
     }
     for path, (level, reason) in expected.items():

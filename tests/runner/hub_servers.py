@@ -1,4 +1,4 @@
-"""Hubs for the `taskhub hub` tests: taskhub itself serving the sample catalog on a free port (both APIs), and a
+"""Hubs for the `taskhub hub` tests: taskhub itself serving the test catalog on a free port (both APIs), and a
 scripted stub for answers a real hub does not give (404 pages, garbage, Artifact Hub shapes from the spec)."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["StubHub", "served_hub", "stub_hub"]
 
 @pytest.fixture(scope="module")
 def served_hub(sqlite_templates: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """taskhub serving the indexed sample catalog ("tekton") over real HTTP; yields its base URL.
+    """taskhub serving the indexed test catalog ("tekton") over real HTTP; yields its base URL.
 
     One hub per test module: the tests only read from it.
     """

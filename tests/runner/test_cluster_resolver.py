@@ -51,7 +51,7 @@ HUB = "http://127.0.0.1:8000"  # the refSource base when TASKHUB_PUBLIC_URL is u
 
 @pytest.fixture
 def settings(sqlite_templates: dict[str, Path], tmp_path: Path) -> Settings:
-    """A hub holding the indexed sample catalog ("tekton") that may resolve bundles from any registry."""
+    """A hub holding the indexed test catalog ("tekton") that may resolve bundles from any registry."""
     shutil.copy(sqlite_templates["indexed"], tmp_path / "taskhub.db")
     return Settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'taskhub.db'}", resolve_registries="*")
 
@@ -161,12 +161,12 @@ def data_of(request: dict[str, Any]) -> bytes:
 
 
 def test_hub_request_is_answered_with_the_indexed_bytes_pinned_by_digest(
-    objects, kube_namespace, start_watcher, sample_catalog
+    objects, kube_namespace, start_watcher, fixture_catalog
 ):
     start_watcher()
     name = create_request(objects, kube_namespace, {"name": "git-clone", "version": "0.9"})
     answered = wait_answered(objects, kube_namespace, name)
-    on_disk = (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    on_disk = (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
     assert data_of(answered) == on_disk
     source = {
         "uri": f"{HUB}/v1/resource/tekton/task/git-clone/0.9/yaml",
@@ -178,29 +178,29 @@ def test_hub_request_is_answered_with_the_indexed_bytes_pinned_by_digest(
     assert succeeded(answered)["status"] == "True"
 
 
-def test_a_version_constraint_picks_the_greatest_match(objects, kube_namespace, start_watcher, sample_catalog):
+def test_a_version_constraint_picks_the_greatest_match(objects, kube_namespace, start_watcher, fixture_catalog):
     start_watcher()
     wanted = {">=0.7, <0.10": "0.9", "~>0.9": "0.10", "!=0.10": "0.9"}
     names = {create_request(objects, kube_namespace, {"name": "git-clone", "version": v}): v for v in wanted}
     for name, constraint in names.items():
         data = data_of(wait_answered(objects, kube_namespace, name))
         version = wanted[constraint]
-        assert data == (sample_catalog / f"task/git-clone/{version}/git-clone.yaml").read_bytes(), constraint
+        assert data == (fixture_catalog / f"task/git-clone/{version}/git-clone.yaml").read_bytes(), constraint
 
 
-def test_artifact_type_and_pipeline_kind(objects, kube_namespace, start_watcher, sample_catalog):
+def test_artifact_type_and_pipeline_kind(objects, kube_namespace, start_watcher, fixture_catalog):
     start_watcher()
     name = create_request(objects, kube_namespace,
                           {"type": "artifact", "kind": "pipeline", "name": "buildpacks", "version": "0.2"})  # fmt: skip
     answered = wait_answered(objects, kube_namespace, name)
-    assert data_of(answered) == (sample_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml").read_bytes()
+    assert data_of(answered) == (fixture_catalog / "pipeline/buildpacks/0.2/buildpacks.yaml").read_bytes()
     # No catalog: Tekton's default tekton-catalog-pipelines, which stands for this hub's default catalog.
     assert answered["status"]["refSource"]["uri"] == f"{HUB}/api/v1/packages/tekton-pipeline/tekton/buildpacks/0.2.0"
 
 
 @pytest.fixture
 def bundles(engine: Engine, settings: Settings, registry: RegistryProcess) -> CachedRegistry:
-    """The sample catalog published as Tekton bundles to a real registry."""
+    """The test catalog published as Tekton bundles to a real registry."""
     reg = CachedRegistry(OciRegistry(registry.host), BlobCache(settings.data_dir / "publish-blobs"))
     with Session(engine) as s, s.begin():
         publish_catalog(s, get_catalog(s, "tekton"), reg, f"{registry.host}/catalog")

@@ -1,5 +1,5 @@
 """`taskhub hub install|reinstall|upgrade|downgrade|check-upgrade` against a real kube-apiserver (single-version
-Tekton CRDs) and a real taskhub serving the sample catalog over HTTP."""
+Tekton CRDs) and a real taskhub serving the test catalog over HTTP."""
 
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ from tests.runner.install_fixtures import absent, fails, get_task, ok
 # -- install ---------------------------------------------------------------------------------------------
 
 
-def test_install_converts_v1beta1_to_v1_and_labels_it_as_tkn_does(run, objects, kube_namespace, sample_catalog):
+def test_install_converts_v1beta1_to_v1_and_labels_it_as_tkn_does(run, objects, kube_namespace, fixture_catalog):
     result = run("install", "task", "git-clone", "--version", "0.9")
     assert ok(result).strip() == f"Task git-clone(0.9) installed in {kube_namespace} namespace"
     assert "WARN: This version has been deprecated" in result.stderr  # tekton.dev/deprecated: "true"
     task = get_task(objects, kube_namespace, "git-clone")
-    manifest = yaml.safe_load((sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_text())
+    manifest = yaml.safe_load((fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_text())
     assert manifest["apiVersion"] == "tekton.dev/v1beta1"
     assert task["apiVersion"] == "tekton.dev/v1"
     assert task["metadata"]["labels"] == {**manifest["metadata"]["labels"], "hub.tekton.dev/catalog": "tekton"}

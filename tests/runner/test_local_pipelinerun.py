@@ -1,4 +1,5 @@
-"""PipelineRuns on the local executor: the canonical outcomes of pipelines-semantics.md §9, and the DAG at work."""
+"""PipelineRuns on the local executor: the outcomes Tekton's condition algorithm gives (tektoncd/pipeline:
+pkg/reconciler/pipelinerun/resources/pipelinerunstate.go, GetPipelineConditionStatus), and the DAG at work."""
 
 from __future__ import annotations
 

@@ -38,12 +38,12 @@ def stored(tmp_path: Path, namespace: str, kind: str, name: str) -> dict | None:
         engine.dispose()
 
 
-def test_local_install_writes_the_object_as_a_cluster_would_hold_it(local, tmp_path: Path, sample_catalog):
+def test_local_install_writes_the_object_as_a_cluster_would_hold_it(local, tmp_path: Path, fixture_catalog):
     result = local("install", "task", "git-clone", "--version", "0.9")
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().startswith("Task git-clone(0.9) installed in default namespace of the local store")
     obj = stored(tmp_path, "default", "task", "git-clone")
-    manifest = yaml.safe_load((sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_text())
+    manifest = yaml.safe_load((fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_text())
     assert obj["apiVersion"] == "tekton.dev/v1"  # the runner reads v1
     assert obj["metadata"]["namespace"] == "default"
     assert obj["metadata"]["labels"] == {**manifest["metadata"]["labels"], "hub.tekton.dev/catalog": "tekton"}

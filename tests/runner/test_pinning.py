@@ -23,7 +23,7 @@ from runner.pinning import (
 
 @pytest.fixture
 def published(engine, settings, indexed, registry):
-    """The sample catalog published to a real registry that the hub knows as the "bundles" catalog."""
+    """The test catalog published to a real registry that the hub knows as the "bundles" catalog."""
     reg = CachedRegistry(OciRegistry(registry.host), BlobCache(settings.data_dir / "publish-blobs"))
     with Session(engine) as s, s.begin():
         publish_catalog(s, get_catalog(s, "tekton"), reg, f"{registry.host}/catalog")
@@ -57,7 +57,7 @@ def pipeline_run(bundle: str) -> dict:
     }
 
 
-def test_pin_run_inlines_tasks_and_locks_exact_versions_and_digests(resolve_ref, published, registry, sample_catalog):
+def test_pin_run_inlines_tasks_and_locks_exact_versions_and_digests(resolve_ref, published, registry, fixture_catalog):
     bundle = f"{registry.host}/catalog/task/git-clone:0.10"
     manifest_digest = published.head_manifest(bundle).split(":")[1]
     pinned, lock = pin_run(pipeline_run(bundle), resolve_ref)
@@ -69,7 +69,7 @@ def test_pin_run_inlines_tasks_and_locks_exact_versions_and_digests(resolve_ref,
     # v1beta1 content converted to v1, its params kept.
     assert any(p["name"] == "url" for p in hub_task["taskSpec"]["params"])
 
-    on_disk = (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
+    on_disk = (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_bytes()
     recorded = json.loads(pinned["metadata"]["annotations"][LOCK_ANNOTATION])
     assert recorded == [e.to_json() for e in lock]
     by_path = {e["path"]: e for e in recorded}

@@ -1,5 +1,5 @@
-"""The two hub clients against taskhub serving the sample catalog (both APIs), and the Artifact Hub client against
-a stub built from the Artifact Hub API's documented shapes (tekton-hub-api.md §4.3)."""
+"""The two hub clients against taskhub serving the test catalog (both APIs), and the Artifact Hub client against
+a stub built from the Artifact Hub API's documented shapes (artifacthub/hub: docs/api/openapi.yaml)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_versions_sort_and_match_as_versions():
 
 
 @pytest.mark.parametrize("client_type", [TektonHubClient, ArtifactHubClient])
-def test_both_apis_of_taskhub_agree(client_type, served_hub, sample_catalog):  # noqa: F811
+def test_both_apis_of_taskhub_agree(client_type, served_hub, fixture_catalog):  # noqa: F811
     hub = client_type(served_hub)
     full = client_type is ArtifactHubClient
     info = hub.resource("tekton", "task", "git-clone")
@@ -42,7 +42,7 @@ def test_both_apis_of_taskhub_agree(client_type, served_hub, sample_catalog):  #
     assert old.versions == expected
     assert (
         hub.manifest("tekton", "task", "git-clone", old.version)
-        == (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
+        == (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
     )
     # 0.6 to 0.8 need Tekton Pipelines 0.29.0, 0.9 and 0.10 need 0.38.0.
     assert hub.latest_compatible("tekton", "task", "git-clone", "v0.30.0") == ("0.8.0" if full else "0.8")

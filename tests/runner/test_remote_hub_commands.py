@@ -48,7 +48,7 @@ def test_search_with_no_hits_and_without_criteria(served_hub):
 
 
 @pytest.mark.parametrize(("hub_type", "version"), [("tekton", "0.9"), ("artifact", "0.9.0")])
-def test_info_and_get(served_hub, sample_catalog, hub_type, version):
+def test_info_and_get(served_hub, fixture_catalog, hub_type, version):
     args = ["--api-server", served_hub, "--type", hub_type, "--from", "tekton"]
     info = ok(hub_cmd("info", "task", "git-clone", "--version", "0.9", *args))
     assert f"Version: {version} (deprecated)" in info
@@ -57,7 +57,7 @@ def test_info_and_get(served_hub, sample_catalog, hub_type, version):
     as_json = json.loads(ok(hub_cmd("info", "task", "git-clone", *args, "-o", "json")))
     assert as_json["version"] == as_json["versions"][-1]
     manifest = ok(hub_cmd("get", "task", "git-clone", "--version", "0.9", *args))
-    assert manifest == (sample_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
+    assert manifest == (fixture_catalog / "task/git-clone/0.9/git-clone.yaml").read_text()
 
 
 def test_artifact_type_installs_upgrades_and_checks_against_taskhub(run, objects, kube_namespace):
@@ -65,7 +65,7 @@ def test_artifact_type_installs_upgrades_and_checks_against_taskhub(run, objects
     ok(run("install", "task", "git-clone", "--version", "0.9", *artifact))
     task = get_task(objects, kube_namespace, "git-clone")
     labels = task["metadata"]["labels"]
-    # The sample catalog is a local directory: no organization, so Community, as tkn decides; and no empty
+    # The test catalog is a local directory: no organization, so Community, as tkn decides; and no empty
     # artifacthub.io/org label (tkn writes one).
     assert labels["artifacthub.io/catalog"] == "tekton"
     assert "artifacthub.io/org" not in labels
