@@ -1,44 +1,61 @@
-"""Matrix fan-out of a PipelineTask (§3.5): combinations in Tekton's order, `include` entries merged in."""
+"""Matrix fan-out of a PipelineTask (§3.5): combinations in Tekton's order, `include` entries merged in, and the
+display name each fanned-out TaskRun gets."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from runner.local.params import normalise_value
+from runner.local.substitution import Replacements, add_value, replace_text
 
 
-@dataclass
-class Combination:
-    """One fanned-out TaskRun's matrix params, and its display name from `include[].name` if any."""
-
-    params: dict[str, str]
-    name: str | None = None
-
-
-def combinations(matrix: dict[str, Any]) -> list[Combination]:
-    """Every combination of the (already substituted, array-valued) matrix params and includes."""
+def combinations(matrix: dict[str, Any]) -> list[dict[str, str]]:
+    """The params of every combination of the (already substituted, array-valued) matrix params and includes."""
     params = [p for p in matrix.get("params") or [] if isinstance(p, dict)]
-    combos: list[Combination] = [Combination({})] if params else []
+    includes = [_include_params(i) for i in matrix.get("include") or [] if isinstance(i, dict)]
+    if not params:
+        # Without params the includes are the combinations, one each (tektoncd/pipeline:
+        # pkg/apis/pipeline/v1/matrix_types.go, FanOut).
+        return includes
+    combos: list[dict[str, str]] = [{}]
     for param in params:
         value = normalise_value(param.get("value"))
         values = value if isinstance(value, list) else [str(value)]
         # Each next param's values form the outer loop, so the first param varies fastest.
-        combos = [Combination({**c.params, str(param["name"]): v}) for v in values for c in combos]
+        combos = [{**combo, str(param["name"]): v} for v in values for combo in combos]
     names = {str(p["name"]) for p in params}
-    for include in matrix.get("include") or []:
-        extra = {str(p.get("name")): normalise_value(p.get("value")) for p in include.get("params") or []}
-        extra_str = {k: v if isinstance(v, str) else str(v) for k, v in extra.items()}
-        overlap = {k: v for k, v in extra_str.items() if k in names}
-        if not combos or (overlap and not any(all(c.params.get(k) == v for k, v in overlap.items()) for c in combos)):
-            combos.append(Combination(dict(extra_str), include.get("name")))
-            continue
-        for combo in combos:
-            if all(combo.params.get(k) == v for k, v in overlap.items()):
-                combo.params.update(extra_str)
-                if include.get("name"):
-                    combo.name = str(include["name"])
+    for extra in includes:
+        overlap = {k: v for k, v in extra.items() if k in names}
+        matching = [c for c in combos if all(c.get(k) == v for k, v in overlap.items())]
+        if overlap and not matching:
+            combos.append(dict(extra))
+        for combo in matching:
+            combo.update(extra)
     return combos
+
+
+def _include_params(include: dict[str, Any]) -> dict[str, str]:
+    values = {str(p.get("name")): normalise_value(p.get("value")) for p in include.get("params") or []}
+    return {k: v if isinstance(v, str) else str(v) for k, v in values.items()}
+
+
+def display_name(task: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The displayName of a PipelineTask's child run with `params` (its TaskRun's): the PipelineTask's own with
+    the string params substituted, or for a matrix the names of the includes whose params all match, joined by
+    spaces (tektoncd/pipeline: pkg/reconciler/pipelinerun/resources/pipelinerunresolution.go, getDisplayName)."""
+    reps = Replacements()
+    for name, value in params.items():
+        if isinstance(value, str):
+            add_value(reps, "params", name, value)
+    shown = replace_text(str(task["displayName"]), reps) if task.get("displayName") else None
+    matched = [
+        replace_text(str(include["name"]), reps)
+        for include in (task.get("matrix") or {}).get("include") or []
+        if isinstance(include, dict)
+        and include.get("name")
+        and all(params.get(k) == v for k, v in _include_params(include).items())
+    ]
+    return " ".join(matched) if matched else shown
 
 
 def empty_matrix(matrix: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.local.durations import parse_duration
 from runner.local.errors import RunFailure
-from runner.local.matrix import combinations
+from runner.local.matrix import combinations, display_name
 from runner.local.params import param_type, value_type
 from runner.local.status import PR_VALIDATION_FAILED
 from runner.local.substitution import ParamValue
@@ -178,22 +178,19 @@ def plan_children(task: dict[str, Any], resolved: ResolvedTask, ctx: PipelineCon
     base_params = _params_for_task(task, resolved, ctx)
     matrix = task.get("matrix")
     combos = combinations(matrix) if matrix else []
-    runs: list[tuple[str, list[dict[str, Any]], str | None]] = []
+    # (name, params, combination) of each TaskRun; a matrix fans out one per combination.
+    runs: list[tuple[str, list[dict[str, Any]], dict[str, str]]] = []
     if not matrix:
-        runs.append((child_name(ctx.pr_name, name), base_params, task.get("displayName")))
-    else:
-        for index, combo in enumerate(combos):
-            names = set(combo.params)
-            params = [p for p in base_params if p["name"] not in names]
-            params += [{"name": k, "value": v} for k, v in combo.params.items()]
-            display = combo.name or task.get("displayName")
-            if display:
-                for key, value in combo.params.items():
-                    display = display.replace(f"$(params.{key})", value)
-            runs.append((child_name(ctx.pr_name, name, str(index)), params, display))
+        runs.append((child_name(ctx.pr_name, name), base_params, {}))
+    for index, combo in enumerate(combos):
+        params = [p for p in base_params if p["name"] not in combo] + [
+            {"name": k, "value": v} for k, v in combo.items()
+        ]
+        runs.append((child_name(ctx.pr_name, name, str(index)), params, combo))
     workspaces = child_workspaces(task, ctx, task.get("taskSpec") if resolved.inline else None)
     children = []
-    for run_name, params, display in runs:
+    own_params = {str(p.get("name")): p.get("value") for p in task.get("params") or [] if isinstance(p, dict)}
+    for run_name, params, combo in runs:
         spec = {"params": params}
         if task.get("taskRef") is not None:
             spec["taskRef"] = copy.deepcopy(task["taskRef"])
@@ -232,5 +229,6 @@ def plan_children(task: dict[str, Any], resolved: ResolvedTask, ctx: PipelineCon
             inline=resolved.inline,
             ignore_failure=task.get("onError") == "continue",
         )
-        children.append(ChildRun(obj, origin, display))
+        # Named by the TaskRun's params as Tekton makes them: the PipelineTask's and the combination's.
+        children.append(ChildRun(obj, origin, display_name(task, {**own_params, **combo})))
     return children

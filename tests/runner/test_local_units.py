@@ -119,7 +119,7 @@ def test_matrix_combinations_vary_the_first_param_fastest_and_merge_includes() -
             "include": [{"name": "extra", "params": [{"name": "p", "value": "a"}, {"name": "flag", "value": "on"}]}],
         }
     )
-    assert [c.params for c in combos] == [
+    assert combos == [
         {"p": "a", "q": "x", "flag": "on"},
         {"p": "b", "q": "x"},
         {"p": "a", "q": "y", "flag": "on"},
@@ -128,8 +128,15 @@ def test_matrix_combinations_vary_the_first_param_fastest_and_merge_includes() -
 
 
 def test_an_include_only_matrix_runs_exactly_the_includes() -> None:
-    combos = combinations({"include": [{"name": "one", "params": [{"name": "IMAGE", "value": "i1"}]}]})
-    assert [(c.name, c.params) for c in combos] == [("one", {"IMAGE": "i1"})]
+    combos = combinations(
+        {
+            "include": [
+                {"name": "one", "params": [{"name": "IMAGE", "value": "i1"}]},
+                {"name": "two", "params": [{"name": "IMAGE", "value": "i2"}, {"name": "ARGS", "value": "-v"}]},
+            ]
+        }
+    )
+    assert combos == [{"IMAGE": "i1"}, {"IMAGE": "i2", "ARGS": "-v"}]
 
 
 def test_when_expressions_compare_exact_strings_and_are_anded() -> None:
