@@ -216,7 +216,9 @@ class _Prepared:
                     raise RunFailure(
                         TR_VALIDATION_FAILED, f'workspace binding "{extra}" does not match any declared workspace'
                     )
-                declared.append({"name": extra})  # inline specs get undeclared bindings (propagation)
+                # An inline spec gets undeclared bindings, declared by name (pkg/workspace/apply.go, Apply).
+                declared.append({"name": extra})
+                self.spec["workspaces"] = [*(self.spec.get("workspaces") or []), {"name": extra}]
         mounts = []
         for decl in declared:
             name = str(decl.get("name"))

@@ -300,3 +300,31 @@ spec:
         'invalid value: undefined workspace "nope": spec.steps[0].workspaces[0].name',
     )
     assert "steps" not in result.object["status"]
+
+
+def test_propagated_workspaces_are_declared_in_the_status_task_spec(tmp_path: Path) -> None:
+    # A binding an inline taskSpec does not declare is declared for it, by name (tektoncd/pipeline:
+    # pkg/workspace/apply.go; pkg/reconciler/taskrun/taskrun_test.go TestPropagatedWorkspaces), also when the
+    # binding comes from a PipelineRun's workspace the task only uses.
+    result = run(
+        tmp_path,
+        """
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+  workspaces: [{name: shared, emptyDir: {}}]
+  pipelineSpec:
+    workspaces: [{name: shared}]
+    tasks:
+    - name: uses
+      taskSpec:
+        workspaces: [{name: own, optional: true}]
+        steps: [{image: alpine, script: 'touch $(workspaces.shared.path)/x'}]
+""",
+    )
+    assert cond(result.object)[:2] == ("True", "Succeeded")
+    assert result.children[0]["status"]["taskSpec"]["workspaces"] == [
+        {"name": "own", "optional": True},
+        {"name": "shared"},
+    ]
