@@ -23,16 +23,17 @@ def resolver_from_documents(documents: Iterable[dict[str, Any]], fallback: Resol
                 index[(str(doc.get("kind")), str(name))] = doc
 
     def resolve(ref: dict[str, Any], kind: str) -> dict[str, Any]:
-        wanted = str(ref.get("kind") or kind)
+        # A reference names what its place asks for: a taskRef's `kind`, in any case, still names a namespaced
+        # Task (tektoncd/pipeline: pkg/reconciler/taskrun/resources/taskref.go, LocalTaskRefResolver).
         if not ref.get("resolver"):
-            found = index.get((wanted, str(ref.get("name"))))
+            found = index.get((kind, str(ref.get("name"))))
             if found is not None:
                 return copy.deepcopy(found)
         if fallback is not None:
             return fallback(ref, kind)
         if ref.get("resolver"):
             raise ResolutionError(f'no resolver "{ref["resolver"]}" is available to the local executor')
-        raise ResolutionError(f'{wanted.lower()} "{ref.get("name")}" not found')
+        raise ResolutionError(f'{kind.lower()} "{ref.get("name")}" not found')
 
     return resolve
 

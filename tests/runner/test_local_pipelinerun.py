@@ -319,3 +319,28 @@ def test_a_cycle_is_an_invalid_graph(tmp_path: Path) -> None:
     )
     assert cond(result.object)[:2] == ("False", "PipelineInvalidGraph")
     assert "cycle detected" in cond(result.object)[2]
+
+
+def test_a_task_reference_of_any_kind_spelling_names_a_task(tmp_path: Path) -> None:
+    # Tekton reads every taskRef without a resolver as a namespaced Task, `kind: task` too (tektoncd/pipeline:
+    # pkg/reconciler/taskrun/resources/taskref.go, LocalTaskRefResolver).
+    docs = list(
+        yaml.safe_load_all("""
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: hello}
+spec:
+  steps: [{image: alpine, script: 'echo hello'}]
+---
+apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+  pipelineSpec:
+    tasks:
+    - {name: lower, taskRef: {name: hello, kind: task}}
+    - {name: upper, taskRef: {name: hello, kind: Task}}
+""")
+    )
+    result = LocalExecutor(tmp_path, resolver_from_documents(docs)).run(docs[1])
+    assert cond(result.object) == ("True", "Succeeded", "Tasks Completed: 2 (Failed: 0, Cancelled 0), Skipped: 0")
