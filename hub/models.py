@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, String, text
+from sqlalchemy import JSON, ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.models import Base, UTCDateTime, utcnow
@@ -31,6 +31,9 @@ class ApiToken(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
     # "cli" or the name of the token that created it through the API.
     created_by: Mapped[str] = mapped_column(String(63))
+    # The token that created it through the API (None: the command line); what a tokens:create token lists and
+    # revokes. An id, not a name: a later token of the same name inherits nothing.
+    creator_id: Mapped[int | None] = mapped_column(ForeignKey("api_tokens.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

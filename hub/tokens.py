@@ -29,7 +29,7 @@ SCOPES: dict[str, str] = {
     "catalog:refresh": "sync catalogs (POST /v1/catalog/NAME/refresh)",
     "registry:sync": "index registries (POST /v1/registries/NAME/sync)",
     "catalog:publish": "publish catalogs to a registry (POST /v1/catalog/NAME/publish)",
-    "tokens:create": "create, list and revoke tokens holding no more than its own scopes",
+    "tokens:create": "create tokens holding no more than its own scopes nor outliving it; list and revoke those",
     "runs:read": "read run records (params, results, logs) when they are not public (TASKHUB_PUBLIC_RUNS=false)",
     "runs:write": "start and cancel runs (and read them)",
     "objects:read": "read the hub's objects: Triggers resources, Tasks, ConfigMaps, Secrets (never their values)",
@@ -70,6 +70,7 @@ class TokenIdentity:
     name: str
     scopes: frozenset[str]
     expires_at: datetime | None
+    id: int | None = None
 
     def allows(self, scope: str) -> bool:
         """Whether the token holds scope, directly or through ``admin``."""
@@ -128,7 +129,10 @@ def parse_expiry(text: str, now: datetime) -> datetime | None:
             f"invalid expiry {text!r}: expected a duration like 30d or 12h, an ISO date like 2027-01-31, or never",
             reason="invalid-expiry",
         ) from None
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidRequest(f"expiry {text!r} is too far away", reason="invalid-expiry") from None
     if moment <= now:
         raise InvalidRequest(f"expiry {text!r} is in the past", reason="invalid-expiry")
     return moment
@@ -142,19 +146,32 @@ def create_token(
     session: Session,
     name: str,
     scopes: Iterable[str],
-    expires: str = DEFAULT_EXPIRY,
+    expires: str | None = None,
     *,
     created_by: str = "cli",
+    creator: TokenIdentity | None = None,
     now: datetime | None = None,
 ) -> CreatedToken:
-    """Create a token and return its text, which is never stored; Conflict if a live token has the name."""
+    """Create a token and return its text, which is never stored; Conflict if a live token has the name. A token
+    made by `creator` (through the API) holds none of the scopes it lacks and does not outlive it. `expires`:
+    see parse_expiry; None is DEFAULT_EXPIRY, or the creator's own expiry when that comes first."""
     now = now or datetime.now(UTC)
     if not _NAME.match(name):
         raise InvalidRequest(
             f"invalid token name {name!r}: 1-63 lower-case letters, digits, '.', '_' or '-'", reason="invalid-name"
         )
     granted = check_scopes(scopes)
-    expires_at = parse_expiry(expires, now)
+    expires_at = parse_expiry(expires or DEFAULT_EXPIRY, now)
+    if creator is not None:
+        check_grant(creator, granted)
+        if expires is None and creator.expires_at is not None and expires_at is not None:
+            expires_at = min(expires_at, creator.expires_at)  # the default: no later than the creator
+        if creator.expires_at is not None and (expires_at is None or expires_at > creator.expires_at):
+            raise InvalidRequest(
+                f"expiry {expires!r} would outlive token {creator.name!r}, which expires at "
+                f"{creator.expires_at.isoformat()}",
+                reason="invalid-expiry",
+            )
     existing = session.scalar(select(ApiToken).where(ApiToken.name == name, ApiToken.revoked_at.is_(None)))
     if existing is not None:
         if existing.expires_at is None or existing.expires_at > now:
@@ -167,7 +184,8 @@ def create_token(
             name=name,
             token_hash=hash_token(token),
             scopes=granted,
-            created_by=created_by,
+            created_by=creator.name if creator is not None else created_by,
+            creator_id=creator.id if creator is not None else None,
             created_at=now.replace(microsecond=0),
             expires_at=expires_at,
         )
@@ -188,14 +206,25 @@ def verify_token(session: Session, token: str, *, now: datetime | None = None) -
         raise InvalidToken(f"API token {row.name!r} was revoked", reason="revoked-token")
     if row.expires_at is not None and row.expires_at <= now:
         raise InvalidToken(f"API token {row.name!r} expired at {row.expires_at.isoformat()}", reason="expired-token")
-    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now.replace(microsecond=0)))
-    return TokenIdentity(name=row.name, scopes=frozenset(row.scopes), expires_at=row.expires_at)
+    return TokenIdentity(name=row.name, scopes=frozenset(row.scopes), expires_at=row.expires_at, id=row.id)
 
 
-def list_tokens(session: Session) -> list[ApiToken]:
-    """Every token, live or not, newest first."""
-    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())))
+def note_token_use(session: Session, digest: str, *, now: datetime | None = None) -> None:
+    """Set the last use of the token whose hash is digest, unless it was set less than LAST_USED_RESOLUTION ago.
+    A write of its own, apart from verification: reads must not depend on it."""
+    now = now or datetime.now(UTC)
+    stale = or_(ApiToken.last_used_at.is_(None), ApiToken.last_used_at <= now - LAST_USED_RESOLUTION)
+    session.execute(
+        update(ApiToken).where(ApiToken.token_hash == digest, stale).values(last_used_at=now.replace(microsecond=0))
+    )
+
+
+def list_tokens(session: Session, viewer: TokenIdentity | None = None) -> list[ApiToken]:
+    """Every token, live or not, newest first; for a viewer that is not admin, only the tokens it made."""
+    query = select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    if viewer is not None and ADMIN not in viewer.scopes:
+        query = query.where(ApiToken.creator_id == viewer.id)
+    return list(session.scalars(query))
 
 
 def token_state(token: ApiToken, now: datetime | None = None) -> str:
@@ -208,18 +237,26 @@ def token_state(token: ApiToken, now: datetime | None = None) -> str:
     return "active"
 
 
-def live_token(session: Session, name: str, *, now: datetime | None = None) -> ApiToken:
-    """The live token named name; NotFound otherwise."""
-    row = session.scalar(select(ApiToken).where(ApiToken.name == name, _live(now or datetime.now(UTC))))
+def live_token(
+    session: Session, name: str, *, now: datetime | None = None, viewer: TokenIdentity | None = None
+) -> ApiToken:
+    """The live token named name (one the viewer made, unless it is admin); NotFound otherwise."""
+    query = select(ApiToken).where(ApiToken.name == name, _live(now or datetime.now(UTC)))
+    if viewer is not None and ADMIN not in viewer.scopes:
+        query = query.where(ApiToken.creator_id == viewer.id)
+    row = session.scalar(query)
     if row is None:
-        raise NotFound(f"no live token named {name!r}")
+        made = f" that token {viewer.name!r} made" if viewer is not None and ADMIN not in viewer.scopes else ""
+        raise NotFound(f"no live token named {name!r}{made}")
     return row
 
 
-def revoke_token(session: Session, name: str, *, now: datetime | None = None) -> ApiToken:
-    """Revoke the live token named name; NotFound if there is none."""
+def revoke_token(
+    session: Session, name: str, *, now: datetime | None = None, viewer: TokenIdentity | None = None
+) -> ApiToken:
+    """Revoke the live token named name (one the viewer made, unless it is admin); NotFound if there is none."""
     now = now or datetime.now(UTC)
-    row = live_token(session, name, now=now)
+    row = live_token(session, name, now=now, viewer=viewer)
     row.revoked_at = now.replace(microsecond=0)
     session.flush()
     return row

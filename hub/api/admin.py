@@ -26,7 +26,6 @@ from hub.config import Settings
 from hub.models import ApiToken
 from hub.registries import publish_allowed, registry_client
 from hub.tokens import (
-    DEFAULT_EXPIRY,
     check_grant,
     check_scopes,
     create_token,
@@ -190,17 +189,21 @@ def create() -> tuple[Response, int]:
     session = db.session()
     with session.begin():
         created = create_token(
-            session, _string(body, "name"), scopes, _string(body, "expires", DEFAULT_EXPIRY), created_by=creator.name
+            session,
+            _string(body, "name"),
+            scopes,
+            _string(body, "expires") if "expires" in body else None,
+            creator=creator,
         )
-    expires = created.expires_at.isoformat() if created.expires_at else None
-    data = {"name": created.name, "scopes": created.scopes, "expiresAt": expires, "token": created.token}
+    expires_at = created.expires_at.isoformat() if created.expires_at else None
+    data = {"name": created.name, "scopes": created.scopes, "expiresAt": expires_at, "token": created.token}
     return jsonify(data=data), 201
 
 
 @bp.get("/v1/tokens")
 @require_scope("tokens:create")
 def tokens() -> Response:
-    response = jsonify(data=[token_json(t) for t in list_tokens(db.session())])
+    response = jsonify(data=[token_json(t) for t in list_tokens(db.session(), current_identity())])
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -212,7 +215,7 @@ def revoke(name: str) -> Response:
     assert creator is not None
     session = db.session()
     with session.begin():
-        check_grant(creator, live_token(session, name).scopes)  # no revoking a token more powerful than yours
-        row = revoke_token(session, name)
+        check_grant(creator, live_token(session, name, viewer=creator).scopes)
+        row = revoke_token(session, name, viewer=creator)
         data = token_json(row)
     return jsonify(data=data)

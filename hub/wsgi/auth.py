@@ -12,6 +12,7 @@ checked on every request, and a revocation takes effect in every worker within t
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,10 +27,11 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_cookie
 
 from hub.errors import TEKTON_API_PREFIXES, goa_error
-from hub.tokens import InvalidToken, MissingScope, TokenIdentity, hash_token, verify_token
+from hub.tokens import InvalidToken, MissingScope, TokenIdentity, hash_token, note_token_use, verify_token
 from hub.wsgi.ratelimit import ENVIRON_CLIENT_KEY, Rate, RateLimitGate
 from hub.wsgi.server import Environ, StartResponse, WSGIApp
 
+log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ENVIRON_TOKEN_KEY = "taskhub.token"
@@ -175,6 +177,8 @@ class AccessGate:
         self.engine = engine
         self.private: bool = settings.private
         self.cache = TokenCache(settings.token_cache_seconds)
+        self._touching = threading.Lock()  # held while a token's last use is being written
+        self._touch_thread: threading.Thread | None = None
         limits = {
             "resolve": Rate.parse(settings.rate_limit_resolve, "TASKHUB_RATE_LIMIT_RESOLVE"),
             "search": Rate.parse(settings.rate_limit_search, "TASKHUB_RATE_LIMIT_SEARCH"),
@@ -217,16 +221,42 @@ class AccessGate:
         result = self.cache.get(digest)
         if result is None:
             try:
-                with Session(self.engine) as session, session.begin():
+                with Session(self.engine) as session:
                     result = verify_token(session, token)
             except InvalidToken as exc:
                 result = (exc.reason, str(exc))
+            else:
+                self._note_use(digest)
             self.cache.put(digest, result)
         if isinstance(result, tuple):
             raise InvalidToken(result[1], reason=result[0])
         if result.expires_at is not None and result.expires_at <= datetime.now(UTC):
             raise InvalidToken(f"API token {result.name!r} expired", reason="expired-token")
         return result
+
+    def _note_use(self, digest: str) -> None:
+        """Record the token's use beside the request, never in its way: a database that takes no writes (read-only,
+        a full disk, a held write lock) must not fail reads. At most one such write waits at a time; others are
+        dropped (the time is a hint, to the nearest few minutes)."""
+        if not self._touching.acquire(blocking=False):
+            return
+
+        def touch() -> None:
+            try:
+                with Session(self.engine) as session, session.begin():
+                    note_token_use(session, digest)
+            except SQLAlchemyError as exc:
+                log.warning("could not record a token's last use: %s", " ".join(str(exc).split())[:200])
+            finally:
+                self._touching.release()
+
+        self._touch_thread = threading.Thread(target=touch, name="taskhub-token-use", daemon=True)
+        self._touch_thread.start()
+
+    def wait_for_token_uses(self) -> None:
+        """Wait until the last use of a token being written is written (or failed)."""
+        if self._touch_thread is not None:
+            self._touch_thread.join()
 
     def _cookie_token(self, environ: Environ) -> str | None:
         if environ.get("REQUEST_METHOD") not in SAFE_METHODS:
@@ -280,7 +310,7 @@ def _private_caching(start_response: StartResponse) -> StartResponse:
 def login() -> Response | str:
     """A form that keeps an API token in a cookie, so a browser can read a private hub."""
     target = request.values.get("next", "/")
-    if not target.startswith("/") or target.startswith("//"):
+    if not _local_path(target):
         target = "/"  # only paths of this hub: no open redirect
     if request.method == "GET":
         return render_template("login.html", message=None, next=target)
@@ -297,6 +327,14 @@ def login() -> Response | str:
     max_age = int((identity.expires_at - datetime.now(UTC)).total_seconds()) if identity.expires_at else None
     response.set_cookie(COOKIE, token, max_age=max_age, httponly=True, samesite="Lax", secure=request.is_secure)
     return response  # type: ignore[return-value]
+
+
+def _local_path(target: str) -> bool:
+    """Whether target is a path of this hub: one '/' then no '/' or '\\', and nothing a browser drops or bends
+    (whitespace and control characters: "/<TAB>/evil.example" is followed as "//evil.example")."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in target):
+        return False
+    return target.startswith("/") and not target.startswith("//")
 
 
 @bp.post("/logout")

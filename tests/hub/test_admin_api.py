@@ -161,20 +161,55 @@ def test_tokens_over_the_api(admin_app):
     assert_goa_error(huge, 413, "request-too-large")
 
     listed = client.get("/v1/tokens", headers=bearer(ops))
-    assert [(t["name"], t["state"], t["createdBy"]) for t in listed.get_json()["data"]] == [
-        ("ci", "active", "ops"),
-        ("ops", "active", "cli"),
-    ]
+    assert [(t["name"], t["state"], t["createdBy"]) for t in listed.get_json()["data"]] == [("ci", "active", "ops")]
     assert data["token"] not in listed.text and data["token"][5:] not in listed.text
 
     root = issue(admin_app, "root", "admin")
-    assert_goa_error(client.delete("/v1/tokens/root", headers=bearer(ops)), 403, "invalid-scopes", "'admin'")
+    assert_goa_error(client.delete("/v1/tokens/root", headers=bearer(ops)), 404, "not-found", "that token 'ops' made")
     revoked = client.delete("/v1/tokens/ci", headers=bearer(ops))
     assert revoked.status_code == 200 and revoked.get_json()["data"]["state"] == "revoked"
     assert_goa_error(client.post("/v1/catalog/tekton/refresh", headers=bearer(data["token"])), 401, "revoked-token")
     assert_goa_error(client.delete("/v1/tokens/ci", headers=bearer(ops)), 404, "not-found", "no live token named 'ci'")
     granted = client.post("/v1/tokens", json={"name": "boss", "scopes": ["admin"]}, headers=bearer(root))
     assert granted.status_code == 201
+
+
+def test_a_token_cannot_mint_a_token_that_outlives_it(admin_app):
+    client = admin_app.test_client()
+    hour = issue(admin_app, "hour", "admin", expires="1h")
+    for expires in ("never", "2h", "2030-01-01"):
+        longer = client.post(
+            "/v1/tokens", json={"name": "x", "scopes": ["read"], "expires": expires}, headers=bearer(hour)
+        )
+        assert_goa_error(longer, 400, "invalid-expiry", "would outlive token 'hour'")
+    shorter = client.post("/v1/tokens", json={"name": "x", "scopes": ["admin"], "expires": "30m"}, headers=bearer(hour))
+    assert shorter.status_code == 201
+    far = "9999-12-31T23:59:59-12:00"
+    overflow = client.post("/v1/tokens", json={"name": "y", "scopes": ["read"], "expires": far}, headers=bearer(hour))
+    assert_goa_error(overflow, 400, "invalid-expiry", "too far away")
+
+
+def test_a_tokens_create_token_sees_and_revokes_only_what_it_made(admin_app):
+    client = admin_app.test_client()
+    issue(admin_app, "root", "admin")
+    ops = issue(admin_app, "ops", "tokens:create", "read")
+    other = issue(admin_app, "other", "tokens:create", "read")
+    for creator, name in ((ops, "mine"), (other, "theirs")):
+        made = client.post(
+            "/v1/tokens", json={"name": name, "scopes": ["read"], "expires": "12h"}, headers=bearer(creator)
+        )
+        assert made.status_code == 201
+    seen = client.get("/v1/tokens", headers=bearer(ops)).get_json()["data"]
+    assert [t["name"] for t in seen] == ["mine"]
+    for name in ("theirs", "root", "other"):
+        assert_goa_error(client.delete(f"/v1/tokens/{name}", headers=bearer(ops)), 404, "not-found")
+    assert client.delete("/v1/tokens/mine", headers=bearer(ops)).status_code == 200
+
+    # A token later given the same name as a revoked one inherits none of what that one made.
+    client.delete("/v1/tokens/other", headers=bearer(issue(admin_app, "boss", "admin")))
+    again = issue(admin_app, "other", "tokens:create", "read")
+    assert client.get("/v1/tokens", headers=bearer(again)).get_json()["data"] == []
+    assert_goa_error(client.delete("/v1/tokens/theirs", headers=bearer(again)), 404, "not-found")
 
 
 def test_private_mode_lets_a_scoped_token_do_its_job_without_read(settings, indexed):

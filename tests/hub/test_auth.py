@@ -215,3 +215,40 @@ def test_buckets_forget_the_least_recent_clients_beyond_the_bound():
     assert buckets.take("d") == 60  # d's bucket is remembered
     assert buckets.take("a") == 0  # a was forgotten: a full bucket again
     assert len(buckets._buckets) == 3
+
+
+@pytest.mark.parametrize("target", ["/\t/evil.example", "/\n/evil.example", "/\\evil.example", "/ /evil.example"])
+def test_login_never_redirects_off_the_hub(private_app, target):
+    token = issue(private_app, "reader", "read")
+    signed_in = private_app.test_client().post("/login", data={"token": token, "next": target})
+    assert signed_in.status_code == 302
+    assert signed_in.headers["Location"] == "/"
+
+
+def test_reads_do_not_depend_on_a_write(private_app, database_url):
+    """A token's last use is a hint written beside the request: a database that takes no writes (a held SQLite
+    write lock, a read-only PostgreSQL) still serves every authenticated read."""
+    token = issue(private_app, "reader", "read")
+    engine = private_app.extensions["taskhub.engine"]
+    client = private_app.test_client()
+    if database_url.startswith("sqlite"):
+        holder = engine.raw_connection()
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held until the end of the test
+        try:
+            answer = client.get("/v1/catalogs", headers=bearer(token))
+        finally:
+            holder.rollback()
+            holder.close()
+    else:
+        with engine.begin() as conn:
+            name = conn.exec_driver_sql("SELECT current_database()").scalar()
+            conn.exec_driver_sql(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        engine.dispose()
+        try:
+            answer = client.get("/v1/catalogs", headers=bearer(token))
+        finally:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("SET default_transaction_read_only = off")
+                conn.exec_driver_sql(f"ALTER DATABASE {name} SET default_transaction_read_only = off")
+            engine.dispose()
+    assert answer.status_code == 200, answer.data

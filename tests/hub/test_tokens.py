@@ -15,7 +15,9 @@ from hub.tokens import (
     TokenIdentity,
     check_grant,
     create_token,
+    hash_token,
     list_tokens,
+    note_token_use,
     parse_expiry,
     revoke_token,
     token_state,
@@ -44,7 +46,9 @@ def test_only_a_hash_of_the_token_is_stored(engine):
     assert not any(created.token in str(value) or created.token[5:] in str(value) for value in rows[0])
     assert hashlib.sha256(created.token.encode()).hexdigest() in rows[0]
     identity = verify(engine, created.token)
-    assert identity == TokenIdentity("ci", frozenset({"catalog:refresh", "read"}), NOW + timedelta(days=30))
+    assert identity == TokenIdentity(
+        "ci", frozenset({"catalog:refresh", "read"}), NOW + timedelta(days=30), id=identity.id
+    )
 
 
 def test_expired_revoked_unknown_and_malformed_tokens_are_refused_with_the_reason(engine):
@@ -116,19 +120,24 @@ def test_expiry_forms():
     assert parse_expiry("never", NOW) is None
 
 
-def test_last_used_is_recorded_but_not_on_every_request(engine):
+def test_last_used_is_recorded_apart_from_verification_and_not_on_every_request(engine):
     created = create(engine, "ci", "read")
 
     def last_used():
         with Session(engine) as s:
             return s.query(ApiToken.last_used_at).scalar()
 
-    assert last_used() is None
+    def use(now):
+        with Session(engine) as s, s.begin():
+            note_token_use(s, hash_token(created.token), now=now)
+
     verify(engine, created.token, NOW)
+    assert last_used() is None  # verifying writes nothing
+    use(NOW)
     assert last_used() == NOW
-    verify(engine, created.token, NOW + timedelta(minutes=1))
+    use(NOW + timedelta(minutes=1))
     assert last_used() == NOW
-    verify(engine, created.token, NOW + timedelta(minutes=6))
+    use(NOW + timedelta(minutes=6))
     assert last_used() == NOW + timedelta(minutes=6)
 
 
