@@ -12,7 +12,7 @@ from typing import IO, Any
 from runner.local.hostpaths import Mount, PathMap
 from runner.local.sandbox import Bind, Confined, Sandbox, shared_dir
 from runner.local.stepenv import step_environment
-from runner.local.steps import host_argv, working_directory
+from runner.local.steps import host_argv, own_working_dir, working_directory
 from runner.local.workspaces import Lookup
 
 
@@ -51,7 +51,9 @@ def prepare_launch(
     sandbox: Sandbox,
 ) -> Launch:
     """The process of a container: paths rewritten, script written, mounts listed."""
-    paths = PathMap(mounts)
+    # A working directory outside every mount is made in the container's own filesystem: a private stand-in,
+    # mapped like a mount so that the step's text and $PWD agree on it.
+    paths = PathMap([*mounts, *own_working_dir(container, mounts, private)])
     shared_dir(private.parent, private.name)
     env = step_environment(container, paths, private, pod, namespace, lookup)
     argv = host_argv(container, script_name, paths, scripts_dir)

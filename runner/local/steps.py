@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.local.celwhen import evaluate_cel
 from runner.local.errors import RunFailure
-from runner.local.hostpaths import PathMap
+from runner.local.hostpaths import Mount, PathMap
 from runner.local.images import default_command, script_shell
 from runner.local.params import ParamError, given_values, resolve_params
 from runner.local.status import TR_VALIDATION_FAILED
@@ -183,16 +183,29 @@ def host_argv(step: dict[str, Any], script_name: str, paths: PathMap, scripts_di
     return step_command(rewritten, script_file, interpreter)
 
 
-def working_directory(step: dict[str, Any], paths: PathMap, private: Path) -> Path:
-    """The host directory a step starts in (its sandbox makes it if missing); its private directory when none is
-    given."""
+def container_working_dir(step: dict[str, Any]) -> str:
+    """A step's `workingDir` as an absolute container path ("" for the image's own): relative ones live under
+    /workspace, where Tekton's working-dir-initializer makes them (tektoncd/pipeline: pkg/pod/workingdir_init.go)."""
     working_dir = _text(step.get("workingDir"))
-    if not working_dir:
-        return private  # an image's WORKDIR (usually /) is the container's own: private to the step here
-    if not working_dir.startswith("/"):
-        working_dir = "/workspace/" + working_dir  # relative dirs live under /workspace (working-dir-initializer)
-    # Any other absolute directory exists only inside the container: a private stand-in here.
-    return paths.host_path(working_dir) or private / "rootfs" / working_dir.lstrip("/")
+    if working_dir and not working_dir.startswith("/"):
+        return "/workspace/" + working_dir
+    return working_dir
+
+
+def working_directory(step: dict[str, Any], paths: PathMap, private: Path) -> Path:
+    """The host directory a step starts in (its sandbox makes it if missing)."""
+    working_dir = container_working_dir(step)
+    # An image's WORKDIR (usually /) is the container's own: private to the step here. One outside every mount
+    # has its stand-in in `paths` (own_working_dir).
+    return (paths.host_path(working_dir) if working_dir else None) or private
+
+
+def own_working_dir(step: dict[str, Any], mounts: list[Mount], private: Path) -> list[Mount]:
+    """The stand-in mount of a working directory outside every mount, in the step's private directory."""
+    working_dir = container_working_dir(step)
+    if not working_dir or PathMap(mounts).host_path(working_dir) is not None:
+        return []
+    return [Mount(working_dir, private / "rootfs" / working_dir.lstrip("/"))]
 
 
 def _text(value: Any) -> str:

@@ -288,6 +288,24 @@ def test_steps_get_a_private_home_and_the_tekton_paths_map_into_the_run(tmp_path
     assert pwd.endswith("/tekton/home") and Path(pwd).is_relative_to(result.directory)
 
 
+def test_a_working_dir_outside_every_mount_is_made_per_step_and_is_what_pwd_says(tmp_path: Path) -> None:
+    # The container runtime makes such a directory in the step's own filesystem (tektoncd/pipeline:
+    # pkg/pod/workingdir_init.go makes only those under /workspace): the next step does not see its files.
+    result = run(
+        tmp_path,
+        taskrun("""
+    - name: build
+      image: alpine
+      workingDir: /var/build/out
+      script: '[ "$PWD" = /var/build/out ] && touch made && [ -e /var/build/out/made ]'
+    - name: other
+      image: alpine
+      script: '[ ! -e /var/build/out/made ]'
+"""),
+    )
+    assert cond(result) == ("True", "Succeeded", "All Steps have completed executing"), log_of(result, "step-build")
+
+
 def test_workspaces_from_inline_configmap_and_an_unbound_optional_one(tmp_path: Path) -> None:
     result = run(
         tmp_path,
