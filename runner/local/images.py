@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 
-# Images whose /bin/sh is busybox ash (§1.3): ash accepts `[[ ]]` and `==`, which dash rejects, so their
-# no-shebang scripts run under busybox when the host has it, else under bash, the closest host shell.
+# Images whose /bin/sh is busybox ash (alpine, busybox, and docker-library bash, which is FROM alpine): ash
+# accepts `[[ ]]` and `==`, which dash rejects, so their scripts for `sh` or `ash` (no shebang, `#!/bin/sh`,
+# `#!/usr/bin/env ash`...) run under the host's busybox, else under bash, the closest host shell.
 _ASH_IMAGES = {"busybox", "alpine", "bash"}
+_ASH_NAMES = {"sh", "ash"}
 
 # The ENTRYPOINT/CMD of common shell images (§1.3), for steps that give only `args`.
 _DEFAULT_COMMANDS: dict[str, list[str]] = {
@@ -39,6 +42,23 @@ def script_shell(image: str) -> list[str]:
         if bash:
             return [bash]
     return ["/bin/sh"]
+
+
+def shebang_command(first_line: str, image: str) -> list[str]:
+    """The host command for a script's `#!` line in `image`: `sh` or `ash` (`#!/bin/sh -e`, `#!/usr/bin/env ash`)
+    as the image's own shell would be (script_shell), any other interpreter from the host, found by name where
+    the image's path is not there (`/usr/local/bin/bash`)."""
+    parts = first_line[2:].strip().split()
+    if not parts:
+        return script_shell(image)
+    program, args = parts[0], parts[1:]
+    via_env = os.path.basename(program) == "env" and bool(args)
+    name, rest = (os.path.basename(args[0]), args[1:]) if via_env else (os.path.basename(program), args)
+    if name in _ASH_NAMES and _is_ash_image(image):
+        return [*script_shell(image), *rest]
+    if not os.path.exists(program):
+        program = shutil.which(os.path.basename(program)) or program
+    return [program, *args]
 
 
 def default_command(image: str, args: list[str]) -> list[str] | None:

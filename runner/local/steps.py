@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import copy
-import os
 import secrets
-import shutil
 from pathlib import Path
 from typing import Any
 
 from runner.local.celwhen import evaluate_cel
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount, PathMap
-from runner.local.images import default_command, script_shell
+from runner.local.images import default_command, script_shell, shebang_command
 from runner.local.params import ParamError, given_values, resolve_params
 from runner.local.status import TR_VALIDATION_FAILED
 from runner.local.substitution import Replacements, add_value, substitute, substitute_param_value
@@ -135,26 +133,15 @@ def resolve_when(expressions: list[dict[str, Any]] | None, reps: Replacements) -
     return resolved
 
 
-def _shebang_command(first_line: str) -> list[str]:
-    parts = first_line[2:].strip().split()
-    if not parts:
-        return ["/bin/sh"]
-    interpreter = parts[0]
-    if not os.path.exists(interpreter):
-        # The image's interpreter path may not exist on the host (`/usr/local/bin/bash`); use the host's.
-        interpreter = shutil.which(os.path.basename(interpreter)) or interpreter
-    return [interpreter, *parts[1:]]
-
-
-def write_script(script: str, scripts_dir: Path, name: str) -> tuple[Path, list[str] | None]:
+def write_script(script: str, scripts_dir: Path, name: str, image: str) -> tuple[Path, list[str] | None]:
     """Writes a script as Tekton's place-scripts does (`script-<i>-…`, `sidecar-script-<i>-…`); returns the file
-    and its interpreter (None: no shebang)."""
+    and its interpreter in `image` (None: no shebang)."""
     has_shebang = script.strip().startswith("#!")
     path = scripts_dir / f"{name}-{secrets.token_hex(3)}"
     path.write_text(script if has_shebang else _DEFAULT_SCRIPT_HEADER + script)
     path.chmod(0o755)
     if has_shebang:
-        return path, _shebang_command(script.strip().splitlines()[0])
+        return path, shebang_command(script.strip().splitlines()[0], image)
     return path, None
 
 
@@ -179,7 +166,9 @@ def host_argv(step: dict[str, Any], script_name: str, paths: PathMap, scripts_di
             rewritten[key] = [paths.rewrite(_text(a)) for a in step.get(key) or []]
     script_file, interpreter = None, None
     if step.get("script"):
-        script_file, interpreter = write_script(paths.rewrite(str(step["script"])), scripts_dir, script_name)
+        script_file, interpreter = write_script(
+            paths.rewrite(str(step["script"])), scripts_dir, script_name, str(step.get("image") or "")
+        )
     return step_command(rewritten, script_file, interpreter)
 
 
