@@ -43,6 +43,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.web import runs as runs_web
     from hub.wsgi import auth
     from hub.wsgi.cors import cross_origin
+    from hub.wsgi.health import health_checks
     from hub.wsgi.response_cache import ResponseCache
     from hub.wsgi.server import forwarded_scheme
     from runner.launch import BackgroundRuns
@@ -89,6 +90,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)
     auth.init_app(app)  # it wraps the whole app, response cache included
+    # Outside the access gate and the rate limits: probes carry no token and are never limited.
+    app.wsgi_app = health_checks(app.wsgi_app, engine)  # type: ignore[method-assign,assignment]
     # Outside the access gate: a browser's preflight carries no token, and refusals need the headers too.
     app.wsgi_app = cross_origin(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign,assignment]
     app.wsgi_app = forwarded_scheme(app.wsgi_app)  # type: ignore[method-assign,assignment]  # last: scheme first
