@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -10,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -49,23 +51,39 @@ class Base(DeclarativeBase):
     pass
 
 
-version_tags = Table(
-    "version_tags",
+def _links(name: str, owner: tuple[str, str], named: tuple[str, str], *, indexed: bool = False) -> Table:
+    """A table linking rows of an owner (resource versions or resources) to tags, categories or platforms; each
+    pair is (column, table it refers to)."""
+    (owner_column, owner_table), (named_column, named_table) = owner, named
+    return Table(
+        name,
+        Base.metadata,
+        Column(owner_column, ForeignKey(f"{owner_table}.id", ondelete="CASCADE"), primary_key=True),
+        Column(named_column, ForeignKey(f"{named_table}.id", ondelete="CASCADE"), primary_key=True, index=indexed),
+    )
+
+
+_VERSION = ("version_id", "resource_versions")
+_RESOURCE = ("resource_id", "resources")
+version_tags = _links("version_tags", _VERSION, ("tag_id", "tags"))
+version_categories = _links("version_categories", _VERSION, ("category_id", "categories"))
+version_platforms = _links("version_platforms", _VERSION, ("platform_id", "platforms"))
+# The union over a resource's live versions, kept by every sync: what the search filters test.
+resource_tags = _links("resource_tags", _RESOURCE, ("tag_id", "tags"), indexed=True)
+resource_categories = _links("resource_categories", _RESOURCE, ("category_id", "categories"), indexed=True)
+resource_platforms = _links("resource_platforms", _RESOURCE, ("platform_id", "platforms"), indexed=True)
+# The text a search matches, one row per listed resource: the name, the latest version's display name and
+# description, and the tags of every live version. SQLite indexes it with an FTS5 trigram table (resource_fts),
+# PostgreSQL with a pg_trgm index of search_text and a full-text index of its words (migration 0011).
+resource_search = Table(
+    "resource_search",
     Base.metadata,
-    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
-    Column("tag_id", ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True),
-)
-version_categories = Table(
-    "version_categories",
-    Base.metadata,
-    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
-    Column("category_id", ForeignKey("categories.id", ondelete="CASCADE"), primary_key=True),
-)
-version_platforms = Table(
-    "version_platforms",
-    Base.metadata,
-    Column("version_id", ForeignKey("resource_versions.id", ondelete="CASCADE"), primary_key=True),
-    Column("platform_id", ForeignKey("platforms.id", ondelete="CASCADE"), primary_key=True),
+    Column("resource_id", ForeignKey("resources.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("tags", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("search_text", Text, nullable=False),  # all of the above, lower case
 )
 
 
@@ -111,13 +129,25 @@ class Catalog(Base):
 
 class Resource(Base):
     __tablename__ = "resources"
-    __table_args__ = (UniqueConstraint("catalog_id", "kind", "name"),)
+    __table_args__ = (
+        UniqueConstraint("catalog_id", "kind", "name"),
+        # Listings page through these in order: by name, and by the latest version's time.
+        Index("ix_resources_listing", "name", "kind", "catalog_id"),
+        Index("ix_resources_updated", "updated_at", "name", "kind", "catalog_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     catalog_id: Mapped[int] = mapped_column(ForeignKey("catalogs.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # "Task", "Pipeline" or "StepAction"
-    name: Mapped[str] = mapped_column(String(63), index=True)
+    name: Mapped[str] = mapped_column(String(63))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Kept by every sync (catalog/summaries.py) so that a read is one indexed query: the highest live version
+    # (NULL: none, the resource is not listed), the highest that is not a prerelease (Artifact Hub's default),
+    # the latest's time, and what the API shows of every live version and of their union (see ResourceSummary).
+    latest_version_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    latest_release_id: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     catalog: Mapped[Catalog] = relationship(back_populates="resources")
     versions: Mapped[list[ResourceVersion]] = relationship(back_populates="resource", cascade="all, delete-orphan")
@@ -146,6 +176,8 @@ class ResourceVersion(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     readme: Mapped[str | None] = mapped_column(Text)
     samples: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # This version's tags, categories and platforms as [[id, name], ...] by name: read with the row, not joined.
+    facets: Mapped[dict[str, list[list[Any]]]] = mapped_column(JSON, default=dict)
     modified_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # Set when the version disappeared upstream: kept for pinned references, hidden from listings.
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 from catalog.bundles import DOCKER_MANIFEST, build_bundle
 from catalog.errors import InvalidReference, RegistryAuthError, RegistryUnreachable, TaskhubError
 from catalog.models import Catalog, IndexState, Resource, ResourceVersion
-from catalog.queries import version_key
 from catalog.references import parse_reference
 from catalog.registry import Registry
+from catalog.versions import Version
 
 PARALLEL_UPLOADS = 4  # bundles pushed at once
 
@@ -83,7 +83,7 @@ def publish_catalog(
         .where(Resource.catalog_id == catalog.id, ResourceVersion.removed_at.is_(None))
         .order_by(Resource.kind, Resource.name)
     ).all()
-    rows = sorted(rows, key=lambda r: (r.resource.kind, r.resource.name, version_key(r)))
+    rows = sorted(rows, key=lambda r: (r.resource.kind, r.resource.name, Version.parse(r.version).sort_key))
     repos = [f"{host}/{prefix}/{row.resource.kind.lower()}/{row.resource.name}" for row in rows]
     recorded = 0
     # Bundles go up over a few connections at once (a registry stores uploads faster in parallel); the index

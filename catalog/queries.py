@@ -1,15 +1,17 @@
-"""Reading the index: search, resources and their versions, in version order."""
+"""Reading the index: catalogs, resources and their versions, search. Each read is one indexed query (two for a
+page of results whose total cannot be told from the page itself)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from functools import cached_property
+from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, exists, func, insert, or_, select
+from sqlalchemy import Select, bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from catalog.errors import InvalidKind, InvalidRequest, InvalidVersion, NotFound
 from catalog.manifests import KINDS
@@ -22,25 +24,30 @@ from catalog.models import (
     Resource,
     ResourceVersion,
     Tag,
-    version_categories,
-    version_platforms,
-    version_tags,
+    resource_categories,
+    resource_platforms,
+    resource_tags,
 )
+from catalog.search import SORTS, SearchQuery, counted, ordered, shown
 from catalog.versions import Version
+from catalog.views import VERSION_COLUMNS, ResourceInfo, ResourceView, VersionInfo, columns, version_from, view_from
 
-SORTS = ("relevance", "name", "updated")
+__all__ = ["SORTS", "CatalogIndex", "ResourceView", "SearchQuery", "parse_kind"]
+
 # Built once: the resolver asks it on every hub resolve, and building a statement costs more than running it.
 _MANIFESTS = (
     select(ResourceVersion.version, ResourceVersion.manifest, ResourceVersion.bundle_ref)
     .join(Resource, ResourceVersion.resource_id == Resource.id)
     .join(Catalog, Resource.catalog_id == Catalog.id)
     .where(
-        func.lower(Catalog.name) == bindparam("catalog"),
+        Catalog.name == bindparam("catalog"),
         Resource.kind == bindparam("kind"),
         Resource.name == bindparam("name"),
         ResourceVersion.removed_at.is_(None),
     )
 )
+# How many tags the web UI offers as filters: the most used ones (and those already chosen).
+TOP_TAGS = 50
 
 
 def parse_kind(kind: str, *, path: bool = False) -> str:
@@ -52,56 +59,55 @@ def parse_kind(kind: str, *, path: bool = False) -> str:
     return canonical
 
 
-def version_key(row: ResourceVersion) -> tuple[object, str]:
-    return Version.parse(row.version).sort_key
+LATEST = ResourceVersion.id == Resource.latest_version_id
+RELEASE = ResourceVersion.id == Resource.latest_release_id
+ANY_VERSION = ResourceVersion.resource_id == Resource.id
+
+
+def resource_statement(on: Any = LATEST, *, content: bool = False) -> Select[Any]:
+    """Resources with their catalog and a version (``on``: the latest by default): one row, one view."""
+    return (
+        select(*columns(content=content))
+        .select_from(Resource)
+        .join(Catalog, Catalog.id == Resource.catalog_id)
+        .join(ResourceVersion, on)
+    )
+
+
+def _by_name(on: Any, *, content: bool) -> Select[Any]:
+    return resource_statement(on, content=content).where(
+        Catalog.name == bindparam("catalog"), Resource.kind == bindparam("kind"), Resource.name == bindparam("name")
+    )
+
+
+# Built once, as _MANIFESTS. RESOURCE_BY_NAME is the one query of /v1/resource/{catalog}/{kind}/{name}, the read
+# clients ask most (bench/scale.py runs it in a bare Flask view too, as the floor).
+RESOURCE_BY_NAME = _by_name(LATEST, content=False)
+_BY_NAME = {
+    (False, False): RESOURCE_BY_NAME,
+    (True, False): _by_name(LATEST, content=True),
+    (False, True): _by_name(RELEASE, content=False),
+    (True, True): _by_name(RELEASE, content=True),
+}
 
 
 @dataclass
-class ResourceView:
-    """A resource with its live versions in ascending version order."""
+class Page:
+    """A page of search results and the number of results in all."""
 
-    resource: Resource
-    versions: list[ResourceVersion]
-    # The versions tags, categories and platforms are the union over: all live ones, also when `versions` holds
-    # only those compatible with a Pipelines version (as upstream's resource-level lists).
-    every_version: list[ResourceVersion] | None = None
-
-    @property
-    def latest(self) -> ResourceVersion:
-        return self.versions[-1]
-
-    @cached_property
-    def tags(self) -> list[Tag]:
-        return _union(v.tags for v in self.every_version or self.versions)
-
-    @cached_property
-    def categories(self) -> list[Category]:
-        return _union(v.categories for v in self.every_version or self.versions)
-
-    @cached_property
-    def platforms(self) -> list[Platform]:
-        return _union(v.platforms for v in self.every_version or self.versions)
+    views: list[ResourceView]
+    total: int
 
 
-def _union(lists):
-    rows = {row.id: row for rows in lists for row in rows}
-    return sorted(rows.values(), key=lambda r: r.name.lower())
+class _FacetMemo:
+    """The web UI's filter values, computed once per index generation and database (they change only by syncs)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.values: dict[str, tuple[int, dict[str, list[str]]]] = {}
 
 
-@dataclass
-class SearchQuery:
-    """A search, with Tekton Hub's /v1/query parameters plus paging and sort."""
-
-    text: str = ""
-    kinds: tuple[str, ...] = ()
-    catalogs: tuple[str, ...] = ()
-    categories: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    platforms: tuple[str, ...] = ()
-    match: str = "contains"
-    sort: str = "relevance"
-    limit: int = 1000
-    offset: int = 0
+_FACETS = _FacetMemo()
 
 
 class CatalogIndex:
@@ -109,24 +115,26 @@ class CatalogIndex:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.dialect = session.get_bind().dialect
 
     def generation(self) -> int:
         return self.session.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
+
+    # -- catalogs ----------------------------------------------------------------------------------------
 
     def catalogs(self) -> list[Catalog]:
         return list(self.session.scalars(select(Catalog).order_by(Catalog.name)))
 
     def catalog(self, name: str) -> Catalog:
-        catalog = self.session.scalar(select(Catalog).where(func.lower(Catalog.name) == name.lower()))
+        catalog = self.session.scalar(select(Catalog).where(Catalog.name == name.lower()))
         if catalog is None:
             raise NotFound(f"catalog {name!r} not found")
         return catalog
 
     def catalog_kinds(self) -> list[tuple[Catalog, str]]:
         """(catalog, kind) for each kind a catalog holds live versions of, by catalog name then kind."""
-        live = exists().where(ResourceVersion.resource_id == Resource.id, ResourceVersion.removed_at.is_(None))
-        # DISTINCT over ids only: PostgreSQL cannot compare the catalog's JSON column.
-        pairs = self.session.execute(select(Resource.catalog_id, Resource.kind).where(live).distinct()).all()
+        listed = Resource.latest_version_id.is_not(None)
+        pairs = self.session.execute(select(Resource.catalog_id, Resource.kind).where(listed).distinct()).all()
         catalogs = {c.id: c for c in self.catalogs()}
         found = [(catalogs[catalog_id], kind) for catalog_id, kind in pairs]
         return sorted(found, key=lambda pair: (pair[0].name, pair[1]))
@@ -137,12 +145,10 @@ class CatalogIndex:
     def daily_counts(self) -> dict[str, list[tuple[date, int]]]:
         """How many live resources ("packages") and live versions ("snapshots") were first indexed each day,
         in day order: what Artifact Hub's stats chart."""
-        live_version = ResourceVersion.removed_at.is_(None)
-        live_resource = exists().where(ResourceVersion.resource_id == Resource.id, live_version)
         out = {}
         for key, column, condition in (
-            ("packages", Resource.created_at, live_resource),
-            ("snapshots", ResourceVersion.indexed_at, live_version),
+            ("packages", Resource.created_at, Resource.latest_version_id.is_not(None)),
+            ("snapshots", ResourceVersion.indexed_at, ResourceVersion.removed_at.is_(None)),
         ):
             day = func.date(column)
             rows = self.session.execute(select(day, func.count()).where(condition).group_by(day).order_by(day))
@@ -166,60 +172,74 @@ class CatalogIndex:
         return sorted(rows, key=lambda row: (row.name.lower(), row.name))
 
     def facets(self) -> dict[str, list[str]]:
-        """The values the web UI offers as filters: what live versions carry."""
-
-        def names(model, table, column):
-            used = exists().where(
-                getattr(table.c, column) == model.id,
-                table.c.version_id == ResourceVersion.id,
-                ResourceVersion.removed_at.is_(None),
-            )
-            spellings = self.session.scalars(
-                select(model.name).where(used).order_by(func.lower(model.name), model.name)
-            )
-            # Filters match names ignoring case, so "CLI" and "cli" are one choice.
-            return list({name.lower(): name for name in reversed(list(spellings))}.values())[::-1]
-
-        return {
-            "kind": [k for k in KINDS.values()],
+        """The values the web UI offers as filters: what listed resources carry (the most used tags only)."""
+        generation, key = self.generation(), str(self.session.get_bind().engine.url)
+        memo = _FACETS.values.get(key)
+        if memo is not None and memo[0] == generation:
+            return memo[1]
+        facets = {
+            "kind": list(KINDS.values()),
             "catalog": [c.name for c in self.catalogs()],
-            "category": names(Category, version_categories, "category_id"),
-            "platform": names(Platform, version_platforms, "platform_id"),
-            "tag": names(Tag, version_tags, "tag_id"),
+            "category": self._used_names(Category, resource_categories, "category_id"),
+            "platform": self._used_names(Platform, resource_platforms, "platform_id"),
+            "tag": self._used_names(Tag, resource_tags, "tag_id", TOP_TAGS),
         }
+        with _FACETS.lock:
+            _FACETS.values[key] = (generation, facets)
+        return facets
+
+    def _used_names(self, model: Any, link: Any, id_column: str, top: int | None = None) -> list[str]:
+        uses = func.count(link.c.resource_id)
+        stmt = (
+            select(model.name, uses)
+            .join(link, link.c[id_column] == model.id)
+            .join(Resource, Resource.id == link.c.resource_id)
+            .where(Resource.latest_version_id.is_not(None))
+            .group_by(model.name)
+        )
+        rows = self.session.execute(stmt.order_by(uses.desc(), model.name).limit(top) if top else stmt).all()
+        # Filters match names ignoring case, so "CLI" and "cli" are one choice.
+        chosen: dict[str, str] = {}
+        for name, _ in sorted(rows, key=lambda row: (row[0].lower(), row[0])):
+            chosen.setdefault(name.lower(), name)
+        return list(chosen.values())
 
     # -- resources ---------------------------------------------------------------------------------------
 
-    def _load(self, stmt: Select[tuple[Resource]]) -> list[ResourceView]:
-        stmt = stmt.options(
-            selectinload(Resource.catalog),
-            selectinload(Resource.versions).selectinload(ResourceVersion.tags),
-            selectinload(Resource.versions).selectinload(ResourceVersion.categories),
-            selectinload(Resource.versions).selectinload(ResourceVersion.platforms),
-        )
-        views = []
-        for resource in self.session.scalars(stmt):
-            live = sorted((v for v in resource.versions if v.removed_at is None), key=version_key)
-            if live:
-                views.append(ResourceView(resource, live))
-        return views
+    def _one(self, stmt: Select[Any], params: dict[str, Any] | None = None) -> ResourceView:
+        row = self.session.execute(stmt, params or {}).first()
+        if row is None:
+            raise NotFound("resource not found")
+        return view_from(row)
+
+    def resource(
+        self, catalog: str, kind: str, name: str, *, content: bool = False, release: bool = False
+    ) -> ResourceView:
+        """A listed resource by catalog, kind and name, showing its latest version (with ``release``: its highest
+        that is not a prerelease, Artifact Hub's default), and that version's content when asked."""
+        params = {"catalog": catalog.lower(), "kind": kind, "name": name}
+        return self._one(_BY_NAME[(content, release)], params)
 
     def resource_by_id(self, resource_id: int) -> ResourceView:
-        views = self._load(select(Resource).where(Resource.id == resource_id))
-        if not views:
-            raise NotFound("resource not found")
-        return views[0]
+        return self._one(resource_statement().where(Resource.id == resource_id))
 
-    def resource(self, catalog: str, kind: str, name: str) -> ResourceView:
-        stmt = (
-            select(Resource)
-            .join(Catalog)
-            .where(func.lower(Catalog.name) == catalog.lower(), Resource.kind == kind, Resource.name == name)
-        )
-        views = self._load(stmt)
-        if not views:
+    def _version_row(self, condition: Any, resource: ResourceInfo) -> VersionInfo:
+        row = self.session.execute(select(*VERSION_COLUMNS).where(condition)).first()
+        if row is None:
             raise NotFound("resource not found")
-        return views[0]
+        return version_from(tuple(row), resource)
+
+    def versions(self, resource_id: int) -> tuple[ResourceView, list[VersionInfo]]:
+        """A listed resource and every live version of it in version order, in one query."""
+        stmt = resource_statement(ANY_VERSION).where(
+            Resource.id == resource_id, Resource.latest_version_id.is_not(None), ResourceVersion.removed_at.is_(None)
+        )
+        rows = self.session.execute(stmt).all()
+        if not rows:
+            raise NotFound("resource not found")
+        views = [view_from(row) for row in rows]
+        rows_by_id = {v.latest.id: v.latest for v in views}
+        return views[0], [rows_by_id[brief.id] for brief in views[0].versions if brief.id in rows_by_id]
 
     def manifests(self, catalog: str, kind: str, name: str) -> list[tuple[str, str, str | None]]:
         """(version, manifest, bundle_ref) of each live version of a resource, in one query and without the rest
@@ -243,126 +263,69 @@ class CatalogIndex:
         ]
         if not versions:
             raise NotFound("resource not found compatible with minPipelinesVersion")
-        return ResourceView(view.resource, versions, every_version=view.versions)
+        latest = view.latest
+        if versions[-1].id != latest.id:
+            latest = self._version_row(ResourceVersion.id == versions[-1].id, view.resource)
+        return view.narrowed(versions, latest)
 
-    def version(self, catalog: str, kind: str, name: str, version: str) -> ResourceVersion:
-        """A version by its text (``0.9``) or an equal version (``0.9.0``); removed versions still resolve."""
-        stmt = (
-            select(ResourceVersion)
-            .join(Resource)
-            .join(Catalog)
-            .where(func.lower(Catalog.name) == catalog.lower(), Resource.kind == kind, Resource.name == name)
-            .options(selectinload(ResourceVersion.resource).selectinload(Resource.catalog))
-        )
-        rows = list(self.session.scalars(stmt))
-        exact = [r for r in rows if r.version == version]
-        if exact:
-            return exact[0]
+    def version(self, catalog: str, kind: str, name: str, version: str, *, content: bool = False) -> ResourceView:
+        """A resource showing one version, found by its text (``0.9``) or an equal version (``0.9.0``); removed
+        versions still resolve (for pinned references)."""
+        where = (Catalog.name == catalog.lower(), Resource.kind == kind, Resource.name == name)
+        stmt = resource_statement(ANY_VERSION, content=content).where(*where)
+        row = self.session.execute(stmt.where(ResourceVersion.version == version)).first()
+        if row is not None:
+            return view_from(row)
         try:
             wanted = Version.parse(version)
         except InvalidVersion:
             raise NotFound("resource not found") from None
-        same = sorted((r for r in rows if Version.parse(r.version) == wanted), key=lambda r: r.removed_at is not None)
+        known = self.session.execute(
+            select(ResourceVersion.id, ResourceVersion.version, ResourceVersion.removed_at)
+            .join(Resource, Resource.id == ResourceVersion.resource_id)
+            .join(Catalog, Catalog.id == Resource.catalog_id)
+            .where(*where)
+        ).all()
+        same = sorted((r for r in known if _same_version(r[1], wanted)), key=lambda r: r[2] is not None)
         if not same:
             raise NotFound("resource not found")
-        return same[0]
+        return self._one(stmt.where(ResourceVersion.id == same[0][0]))
 
-    def version_by_id(self, version_id: int) -> ResourceVersion:
-        row = self.session.get(ResourceVersion, version_id)
-        if row is None:
-            raise NotFound("resource not found")
-        return row
-
-    def view_of(self, row: ResourceVersion) -> ResourceView:
-        return self.resource_by_id(row.resource_id)
+    def version_by_id(self, version_id: int) -> ResourceView:
+        """The resource showing the version with this id (removed versions too)."""
+        return self._one(resource_statement(ANY_VERSION).where(ResourceVersion.id == version_id))
 
     # -- search ------------------------------------------------------------------------------------------
 
-    def search(self, query: SearchQuery) -> tuple[list[ResourceView], int]:
-        """Resources matching query, ranked, with the total count before paging."""
-        if query.match not in ("contains", "exact"):
-            raise InvalidRequest(f"match must be 'contains' or 'exact', not {query.match!r}")
-        if query.sort not in SORTS:
-            raise InvalidRequest(f"sort must be one of {', '.join(SORTS)}")
-        kinds = [parse_kind(k) for k in query.kinds]
-        live = ResourceVersion.removed_at.is_(None)
-        stmt = select(Resource).join(Catalog).where(exists().where(ResourceVersion.resource_id == Resource.id, live))
-        if kinds:
-            stmt = stmt.where(Resource.kind.in_(kinds))
-        if query.catalogs:
-            stmt = stmt.where(func.lower(Catalog.name).in_([c.lower() for c in query.catalogs]))
-        for values, model, table, column in (
-            (query.categories, Category, version_categories, "category_id"),
-            (query.tags, Tag, version_tags, "tag_id"),
-            (query.platforms, Platform, version_platforms, "platform_id"),
-        ):
-            if values:
-                stmt = stmt.where(
-                    _version_has(table, column, model, func.lower(model.name).in_([v.lower() for v in values]))
-                )
-        text = query.text.strip().lower()
-        if text and query.match == "exact":
-            stmt = stmt.where(func.lower(Resource.name) == text)
-        elif text:
-            stmt = stmt.where(
-                or_(
-                    func.lower(Resource.name).contains(text, autoescape=True),
-                    exists().where(
-                        ResourceVersion.resource_id == Resource.id,
-                        live,
-                        or_(
-                            func.lower(ResourceVersion.display_name).contains(text, autoescape=True),
-                            func.lower(ResourceVersion.description).contains(text, autoescape=True),
-                        ),
-                    ),
-                    _version_has(version_tags, "tag_id", Tag, func.lower(Tag.name).contains(text, autoescape=True)),
-                )
-            )
-        views = self._load(stmt)
-        views.sort(key=_sort_key(query.sort, text))
-        return views[query.offset : query.offset + query.limit], len(views)
+    def search(self, query: SearchQuery) -> Page:
+        """The page of resources matching query, ranked, with the number of matches in all."""
+        query.check()
+        stmt = ordered(query, resource_statement(shown(query)), self.dialect)
+        views = [view_from(row) for row in self.session.execute(stmt)]
+        if views and len(views) < query.limit:
+            total = query.offset + len(views)  # a page that is not full tells the total itself
+        elif not views and query.offset == 0:
+            total = 0
+        else:
+            total = self.session.scalar(counted(query, self.dialect)) or 0
+        return Page(views, total)
+
+    def counts_by_repository(self, query: SearchQuery) -> list[tuple[int, str, int]]:
+        """(catalog id, kind, how many resources match) of every pair with matches."""
+        stmt = counted(query, self.dialect, Resource.catalog_id, Resource.kind)
+        return [(int(c), str(k), int(n)) for c, k, n in self.session.execute(stmt)]
+
+
+def _same_version(text: str, wanted: Version) -> bool:
+    try:
+        return Version.parse(text) == wanted
+    except InvalidVersion:
+        return False
 
 
 def _as_date(value: date | str) -> date:
     """A date() of SQL: a date on PostgreSQL, its ISO text on SQLite."""
     return value if isinstance(value, date) else date.fromisoformat(value)
-
-
-def _version_has(table, column: str, model, condition: ColumnElement[bool]) -> ColumnElement[bool]:
-    return exists().where(
-        table.c.version_id == ResourceVersion.id,
-        ResourceVersion.resource_id == Resource.id,
-        ResourceVersion.removed_at.is_(None),
-        getattr(table.c, column) == model.id,
-        and_(condition),
-    )
-
-
-def _sort_key(sort: str, text: str):
-    def by_name(view: ResourceView) -> tuple[str, str, str]:
-        return (view.resource.name, view.resource.kind, view.resource.catalog.name)
-
-    if sort == "updated":
-        return lambda v: (-v.latest.modified_at.timestamp(), *by_name(v))
-    if sort == "name" or not text:
-        return by_name
-
-    def relevance(view: ResourceView) -> tuple[int, str, str, str]:
-        name = view.resource.name
-        latest = view.latest
-        if name == text:
-            rank = 0
-        elif name.startswith(text):
-            rank = 1
-        elif text in name:
-            rank = 2
-        elif text in (latest.display_name or "").lower() or any(text in t.name.lower() for t in view.tags):
-            rank = 3
-        else:
-            rank = 4
-        return (rank, *by_name(view))
-
-    return relevance
 
 
 # The repositories Tekton's hub resolver asks Artifact Hub for by default (its shipped hubresolver-config).

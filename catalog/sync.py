@@ -41,6 +41,7 @@ from catalog.publish import bundle_target
 from catalog.registry import Registry
 from catalog.registry_sync import is_release_tag, known_entries, read_registry
 from catalog.sources import Checkout, check_context_dir, check_git_value, checkout, detect_provider, web_urls
+from catalog.summaries import facet_lists, refresh_resources
 from catalog.tree import LEVELS, CatalogTree, VersionEntry, read_catalog_tree
 
 
@@ -218,6 +219,7 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             .where(Resource.catalog_id == catalog.id)
         )
     }
+    resource_of = {id_: resource_id for (resource_id, _), (id_, _, _) in existing.items()}
 
     inserts: list[tuple[dict[str, Any], VersionEntry]] = []
     updates: list[tuple[int, dict[str, Any], VersionEntry]] = []
@@ -239,6 +241,11 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             revived.append(old_id)  # back as it was: the row, and the bundle it was published as, still hold
     removed = [id_ for id_, _, removed_at in existing.values() if id_ not in seen and removed_at is None]
 
+    names = _names_of(session, [entry for _, entry in inserts] + [entry for _, _, entry in updates])
+    for values, entry in inserts:
+        values["facets"] = names.facets(entry)
+    for _, values, entry in updates:
+        values["facets"] = names.facets(entry)
     links: list[tuple[int, VersionEntry]] = []
     if inserts:
         new_ids = session.scalars(
@@ -260,7 +267,10 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
             update(ResourceVersion).where(ResourceVersion.id.in_(revived)).values(removed_at=None, indexed_at=now)
         )
     if links:
-        _link_names(session, links)
+        names.link(session, links)
+    touched = {values["resource_id"] for values, _ in inserts}
+    touched.update(resource_of[id_] for id_ in [*(u[0] for u in updates), *removed, *revived])
+    refresh_resources(session, touched)
 
     summary.added, summary.updated, summary.removed = len(inserts), len(updates) + len(revived), len(removed)
     summary.problems_changed = _replace_problems(session, catalog, tree)
@@ -275,17 +285,38 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
     return summary
 
 
-def _link_names(session: Session, links: list[tuple[int, VersionEntry]]) -> None:
-    for attribute, (model, table, column) in _NAMED.items():
+class _Names:
+    """The ids of every tag, category and platform the written versions carry (missing rows inserted)."""
+
+    def __init__(self, ids: dict[str, _NameIds]) -> None:
+        self.ids = ids
+
+    def facets(self, entry: VersionEntry) -> dict[str, list[list[Any]]]:
+        """The version's ``facets`` column."""
+        return facet_lists(
+            {attr: [(ids.ids[n], n) for n in getattr(entry.meta, attr)] for attr, ids in self.ids.items()}
+        )
+
+    def link(self, session: Session, links: list[tuple[int, VersionEntry]]) -> None:
+        """The version_tags, version_categories and version_platforms rows of the written versions."""
+        for attribute, (_, table, column) in _NAMED.items():
+            ids = self.ids[attribute].ids
+            rows = [
+                {"version_id": version_id, column: ids[name]}
+                for version_id, entry in links
+                for name in getattr(entry.meta, attribute)
+            ]
+            if rows:
+                session.execute(insert(table), rows)
+
+
+def _names_of(session: Session, entries: list[VersionEntry]) -> _Names:
+    found = {}
+    for attribute, (model, _, _) in _NAMED.items():
         names = _NameIds(session, model)
-        names.ensure({name for _, entry in links for name in getattr(entry.meta, attribute)})
-        rows = [
-            {"version_id": version_id, column: names.ids[name]}
-            for version_id, entry in links
-            for name in getattr(entry.meta, attribute)
-        ]
-        if rows:
-            session.execute(insert(table), rows)
+        names.ensure({name for entry in entries for name in getattr(entry.meta, attribute)})
+        found[attribute] = names
+    return _Names(found)
 
 
 def _version_values(catalog: Catalog, files: Checkout, entry: VersionEntry) -> dict[str, Any]:

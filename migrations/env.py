@@ -13,6 +13,17 @@ from runner.objects import models as _object_models  # noqa: F401  (the object s
 from triggers import models as _trigger_models  # noqa: F401  (events are part of the schema)
 
 target_metadata = Base.metadata
+# Made by migration 0011 for one dialect, outside the models: the full-text indexes of resource_search.
+UNMANAGED_TABLES = ("resource_fts",)  # and FTS5's shadow tables resource_fts_data, _idx, _content, ...
+UNMANAGED_INDEXES = ("ix_resource_search_trgm", "ix_resource_search_words")
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    if type_ == "table":
+        return not (name or "").startswith(UNMANAGED_TABLES)
+    if type_ == "index":
+        return name not in UNMANAGED_INDEXES
+    return True
 
 
 def _engine():  # type: ignore[no-untyped-def]
@@ -36,7 +47,11 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     with _engine().connect() as connection:
         context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True, compare_type=True
+            connection=connection,
+            target_metadata=target_metadata,
+            render_as_batch=True,
+            compare_type=True,
+            include_name=include_name,
         )
         with context.begin_transaction():
             context.run_migrations()

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from catalog.errors import InvalidRequest, NotFound
-from catalog.models import ResourceVersion
-from catalog.queries import CatalogIndex, ResourceView, SearchQuery, artifact_catalog
+from catalog.queries import CatalogIndex, Page, ResourceView, SearchQuery, artifact_catalog
 from hub import db
 from hub.api.artifacthub_json import (
     PATH_KINDS,
     REPOSITORY_KINDS,
     ArtifactHubShapes,
-    latest_release,
     organization,
 )
 from hub.api.artifacthub_json import stats as stats_shape
@@ -111,17 +109,16 @@ def catalog_for(index: CatalogIndex, repo: str, kind: str | None) -> tuple[str, 
     return artifact_catalog(index, repo, kind, current_app.config["TASKHUB"].artifact_hub_default_catalog)
 
 
-def find_package(repo_kind: str, repo: str, name: str, version: str | None) -> tuple[ResourceVersion, ResourceView]:
-    """A package version (its default version when version is None) and the package it belongs to."""
+def find_package(repo_kind: str, repo: str, name: str, version: str | None) -> ResourceView:
+    """The package showing a version (its default version, the highest release, when version is None), with
+    the version's content."""
     kind = package_kind(repo_kind)
     index = db.index()
     catalog, _ = catalog_for(index, repo, kind)
     try:
         if version is None:
-            view = index.resource(catalog, kind, name)
-            return latest_release(view), view
-        row = index.version(catalog, kind, name, version)
-        return row, index.view_of(row)
+            return index.resource(catalog, kind, name, content=True, release=True)
+        return index.version(catalog, kind, name, version, content=True)
     except NotFound:
         wanted = f"{repo_kind}/{repo}/{name}" + (f"/{version}" if version is not None else "")
         raise NotFound(f"package {wanted} not found") from None
@@ -130,56 +127,29 @@ def find_package(repo_kind: str, repo: str, name: str, version: str | None) -> t
 @bp.get("/packages/<repo_kind>/<repo>/<name>")
 def package(repo_kind: str, repo: str, name: str) -> Response:
     """The package at its default version: what the resolver and tkn read available_versions from."""
-    row, view = find_package(repo_kind, repo, name, None)
-    return jsonify(shapes().package(row, view))
+    return jsonify(shapes().package(find_package(repo_kind, repo, name, None)))
 
 
 @bp.get("/packages/<repo_kind>/<repo>/<name>/summary")
 def package_summary(repo_kind: str, repo: str, name: str) -> Response:
     """The package as search lists it."""
-    _, view = find_package(repo_kind, repo, name, None)
-    return jsonify(shapes().package_summary(view))
+    return jsonify(shapes().package_summary(find_package(repo_kind, repo, name, None)))
 
 
 @bp.get("/packages/<repo_kind>/<repo>/<name>/<version>")
 def package_version(repo_kind: str, repo: str, name: str, version: str) -> Response:
     """One version (``0.9.0`` or ``0.9``) with data.manifestRaw: what the resolver and tkn install apply."""
-    row, view = find_package(repo_kind, repo, name, version)
-    return jsonify(shapes().package(row, view))
+    return jsonify(shapes().package(find_package(repo_kind, repo, name, version)))
 
 
-@dataclass(frozen=True)
-class PackageFilter:
-    """The filters of /packages/search that the index search does not apply itself."""
+def kinds_of(numbers: set[int]) -> tuple[str, ...]:
+    """The canonical kinds of Artifact Hub repository kinds (those of other artifacts have no packages here)."""
+    return tuple(kind for kind, number in REPOSITORY_KINDS.items() if number in numbers)
 
-    kinds: set[int]
-    repos: list[tuple[str, str | None]]
-    orgs: set[str]
-    users: set[str]
-    deprecated: bool
-    official: bool
-    verified_publisher: bool
 
-    def facet_free(self, view: ResourceView) -> bool:
-        """Filters that facets are counted after (as upstream: not kind, repository or organization)."""
-        if self.verified_publisher:
-            return False  # no catalog here is a verified publisher
-        if self.official and view.resource.catalog.type != "official":
-            return False
-        return self.deprecated or not latest_release(view).deprecated
-
-    def __call__(self, view: ResourceView) -> bool:
-        resource = view.resource
-        if self.kinds and REPOSITORY_KINDS[resource.kind] not in self.kinds:
-            return False
-        if self.repos and not any(
-            resource.catalog.name.lower() == catalog.lower() and kind in (None, resource.kind)
-            for catalog, kind in self.repos
-        ):
-            return False
-        if self.orgs or self.users:  # no catalog belongs to a user, so users alone match nothing
-            return organization(resource.catalog) in self.orgs
-        return True
+def catalogs_of(index: CatalogIndex, orgs: set[str]) -> tuple[int, ...]:
+    """The ids of the catalogs belonging to these organizations (none belongs to a user)."""
+    return tuple(c.id for c in index.catalogs() if organization(c) in orgs)
 
 
 @bp.get("/packages/search")
@@ -194,25 +164,37 @@ def search_packages() -> Response:
     if sort not in SORTS:
         raise invalid("invalid sort (relevance|stars|last_updated)")
     index = db.index()
-    matches = PackageFilter(
-        kinds=kinds_arg(),
-        repos=[catalog_for(index, repo, None) for repo in names_arg("repo", "repository name")],
-        orgs=names_arg("org", "organization name"),
-        users=names_arg("user", "user alias"),
-        deprecated=bool_arg("deprecated"),
-        official=bool_arg("official"),
-        verified_publisher=bool_arg("verified_publisher"),
-    )
+    kinds = kinds_arg()
+    repos = tuple(catalog_for(index, repo, None) for repo in names_arg("repo", "repository name"))
+    orgs, users = names_arg("org", "organization name"), names_arg("user", "user alias")
+    deprecated, official = bool_arg("deprecated"), bool_arg("official")
     want_facets = bool_arg("facets")
-    text = request.args.get("ts_query_web", "")
-    views, _ = index.search(SearchQuery(text=text, sort=SORTS[sort], limit=2**62))
-    candidates = [v for v in views if matches.facet_free(v)]
-    found = [v for v in candidates if matches(v)]
     s = shapes()
-    body: dict[str, object] = {"packages": [s.package_summary(v) for v in found[offset : offset + limit]]}
+    if bool_arg("verified_publisher"):  # no catalog here is a verified publisher
+        return with_total({"packages": [], **({"facets": s.facets([])} if want_facets else {})}, 0)
+    # As upstream, facets count the matches before the kind, repository and organization filters.
+    candidates = SearchQuery(
+        text=request.args.get("ts_query_web", ""),
+        sort=SORTS[sort],
+        limit=limit,
+        offset=offset,
+        release=True,
+        official=official,
+        hide_deprecated=not deprecated,
+    )
+    query = replace(
+        candidates,
+        kinds=kinds_of(kinds) if kinds else (),
+        repositories=repos,
+        catalog_ids=catalogs_of(index, orgs) if (orgs or users) else None,
+    )
+    page = index.search(query) if not kinds or query.kinds else Page([], 0)
+    body: dict[str, object] = {"packages": [s.package_summary(v) for v in page.views]}
     if want_facets:
-        body["facets"] = s.facets(candidates)
-    return with_total(body, len(found))
+        catalogs = {c.id: c for c in index.catalogs()}
+        counts = index.counts_by_repository(candidates)
+        body["facets"] = s.facets([(catalogs[c], kind, n) for c, kind, n in counts])
+    return with_total(body, page.total)
 
 
 @bp.get("/stats")

@@ -15,9 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from catalog.manifests import ManifestError, load_documents
-from catalog.models import Catalog, ResourceVersion
-from catalog.queries import ResourceView
+from catalog.models import Catalog
 from catalog.versions import Version
+from catalog.views import CatalogInfo, ResourceView, VersionBrief, VersionInfo
 from hub.api.tekton_json import TektonShapes, public_source
 
 Json = dict[str, Any]
@@ -36,21 +36,15 @@ def full_version(text: str) -> str:
     return Version.parse(text).full
 
 
-def is_prerelease(row: ResourceVersion) -> bool:
+def is_prerelease(row: VersionInfo | VersionBrief) -> bool:
     return Version.parse(row.version).is_prerelease
 
 
-def latest_release(view: ResourceView) -> ResourceVersion:
-    """The package's default version: the highest that is not a prerelease (the highest when all are)."""
-    releases = [v for v in view.versions if not is_prerelease(v)]
-    return (releases or view.versions)[-1]
-
-
-def epoch(row: ResourceVersion) -> int:
+def epoch(row: VersionInfo | VersionBrief) -> int:
     return int(row.modified_at.timestamp())
 
 
-def organization(catalog: Catalog) -> str | None:
+def organization(catalog: Catalog | CatalogInfo) -> str | None:
     """The catalog's org when one was given, else the owner in its git URL (``tektoncd`` for
     github.com/tektoncd/catalog); None for others."""
     if catalog.org:
@@ -89,7 +83,7 @@ class ArtifactHubShapes:
         self.base_url = base_url.rstrip("/")
         self.tekton = TektonShapes(base_url)
 
-    def repository(self, catalog: Catalog, kind: str) -> Json:
+    def repository(self, catalog: Catalog | CatalogInfo, kind: str) -> Json:
         """The repository summary embedded in packages (get_repository_summary)."""
         out: Json = {
             "repository_id": str(uuid.uuid5(_IDS, f"catalog/{catalog.id}/{kind}")),
@@ -116,8 +110,8 @@ class ArtifactHubShapes:
         return out
 
     def package_summary(self, view: ResourceView) -> Json:
-        """A package as search results list it: its default version, without the manifest."""
-        resource, row = view.resource, latest_release(view)
+        """A package as search results list it: the version the view shows (its default), without the manifest."""
+        resource, row = view.resource, view.latest
         out: Json = {
             "package_id": str(uuid.uuid5(_IDS, f"resource/{resource.id}")),
             "name": resource.name,
@@ -135,9 +129,10 @@ class ArtifactHubShapes:
         )
         return out
 
-    def package(self, row: ResourceVersion, view: ResourceView) -> Json:
-        """One package version with everything Tekton clients read: data.manifestRaw above all."""
-        resource = view.resource
+    def package(self, view: ResourceView) -> Json:
+        """The package version the view shows (with its content): data.manifestRaw above all, what Tekton clients
+        read."""
+        resource, row = view.resource, view.latest
         web_url, raw_url = self.tekton.urls(row)
         data: Json = {
             "pipelines.minVersion": row.min_pipelines_version or "",
@@ -183,7 +178,7 @@ class ArtifactHubShapes:
         return out
 
     @staticmethod
-    def available_versions(rows: Iterable[ResourceVersion]) -> list[Json]:
+    def available_versions(rows: Iterable[VersionBrief]) -> list[Json]:
         """Every live version, newest first, with the prerelease flag Tekton's hub resolver skips on."""
         return [
             {
@@ -196,14 +191,20 @@ class ArtifactHubShapes:
         ]
 
     @staticmethod
-    def facets(views: list[ResourceView]) -> list[Json]:
-        """Organization, Kind and Repository counts of the matches, before those filters, as upstream."""
-        orgs = Counter(o for v in views if (o := organization(v.resource.catalog)) is not None)
-        kinds = Counter(v.resource.kind for v in views)
-        repos = Counter(v.resource.catalog.name for v in views)
+    def facets(counts: list[tuple[Catalog, str, int]]) -> list[Json]:
+        """Organization, Kind and Repository counts of the matches (how many per catalog and kind), before those
+        filters, as upstream."""
+        orgs: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
+        repos: Counter[str] = Counter()
+        for catalog, kind, total in counts:
+            if (org := organization(catalog)) is not None:
+                orgs[org] += total
+            kinds[kind] += total
+            repos[catalog.name] += total
 
-        def options(counts: Counter[str], ident: Any, name: Any) -> list[Json]:
-            ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        def options(counter: Counter[str], ident: Any, name: Any) -> list[Json]:
+            ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0]))
             return [{"id": ident(key), "name": name(key), "total": total} for key, total in ranked]
 
         return [

@@ -124,7 +124,7 @@ def query() -> Response:
         raise enum_error("match", match, MATCHES)
     search = SearchQuery(
         text=request.args.get("name", ""),
-        kinds=tuple(request.args.getlist("kinds")),
+        kinds=tuple(parse_kind(k) for k in request.args.getlist("kinds")),
         catalogs=tuple(request.args.getlist("catalogs")),
         categories=tuple(request.args.getlist("categories")),
         tags=tuple(request.args.getlist("tags")),
@@ -147,12 +147,12 @@ def resources() -> Response:
 
 def resource_list(search: SearchQuery) -> Response:
     """A page of resources without their versions list; 404 when nothing matches, as upstream."""
-    views, total = db.index().search(search)
-    if not views:
+    page = db.index().search(search)
+    if not page.views:
         raise NotFound("resource not found")
     s = shapes()
-    response = data([s.resource(v, with_versions=False) for v in views])
-    response.headers["Pagination-Total-Count"] = str(total)
+    response = data([s.resource(v, with_versions=False) for v in page.views])
+    response.headers["Pagination-Total-Count"] = str(page.total)
     return response
 
 
@@ -186,14 +186,13 @@ def resource_by_id(resource_id: str) -> Response:
 
 @bp.get("/v1/resource/<resource_id>/versions")
 def resource_versions(resource_id: str) -> Response:
-    return data(shapes().versions(db.index().resource_by_id(path_id("id", resource_id))))
+    _, rows = db.index().versions(path_id("id", resource_id))
+    return data(shapes().versions(rows))
 
 
 @bp.get("/v1/resource/version/<version_id>")
 def version_by_id(version_id: str) -> Response:
-    index = db.index()
-    row = index.version_by_id(path_id("versionID", version_id))
-    return data(shapes().version(row, index.view_of(row)))
+    return data(shapes().version(db.index().version_by_id(path_id("versionID", version_id))))
 
 
 # -- resources by catalog, kind and name -------------------------------------------------------------------
@@ -217,26 +216,24 @@ def resource(catalog: str, kind: str, name: str) -> Response:
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>/raw")
 def latest_raw(catalog: str, kind: str, name: str) -> Response:
-    view = db.index().resource(catalog, path_kind(kind), name)
+    view = db.index().resource(catalog, path_kind(kind), name, content=True)
     return raw_response(view.latest.manifest)
 
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>")
 def version(catalog: str, kind: str, name: str, version: str) -> Response:
-    index = db.index()
-    row = index.version(catalog, path_kind(kind), name, version)
-    return data(shapes().version(row, index.view_of(row)))
+    return data(shapes().version(db.index().version(catalog, path_kind(kind), name, version)))
 
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/yaml")
 def version_yaml(catalog: str, kind: str, name: str, version: str) -> Response:
-    row = db.index().version(catalog, path_kind(kind), name, version)
+    row = db.index().version(catalog, path_kind(kind), name, version, content=True).latest
     return data({"yaml": row.manifest})
 
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/readme")
 def version_readme(catalog: str, kind: str, name: str, version: str) -> Response:
-    row = db.index().version(catalog, path_kind(kind), name, version)
+    row = db.index().version(catalog, path_kind(kind), name, version, content=True).latest
     if row.readme is None:
         raise NotFound("resource not found")
     return data({"readme": row.readme})
@@ -244,7 +241,7 @@ def version_readme(catalog: str, kind: str, name: str, version: str) -> Response
 
 @bp.get("/v1/resource/<catalog>/<kind>/<name>/<version>/raw")
 def version_raw(catalog: str, kind: str, name: str, version: str) -> Response:
-    row = db.index().version(catalog, path_kind(kind), name, version)
+    row = db.index().version(catalog, path_kind(kind), name, version, content=True).latest
     return raw_response(row.manifest)
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from catalog.models import Catalog, ResourceVersion
-from catalog.queries import ResourceView
+from catalog.models import Catalog
+from catalog.views import CatalogInfo, ResourceView, VersionInfo
 
 Json = dict[str, Any]
 
 
-def rfc3339(row: ResourceVersion) -> str:
+def rfc3339(row: VersionInfo) -> str:
     return row.modified_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -19,7 +19,7 @@ def named(rows: list[Any]) -> list[Json]:
     return [{"id": row.id, "name": row.name} for row in rows]
 
 
-def public_source(catalog: Catalog) -> str:
+def public_source(catalog: Catalog | CatalogInfo) -> str:
     """The catalog's URL without credentials; local directories are not disclosed."""
     if catalog.provider == "local":
         return ""
@@ -29,11 +29,11 @@ def public_source(catalog: Catalog) -> str:
     return urlunsplit(parts) if parts.scheme else catalog.source
 
 
-def catalog_min(catalog: Catalog) -> Json:
+def catalog_min(catalog: Catalog | CatalogInfo) -> Json:
     return {"id": catalog.id, "name": catalog.name, "type": catalog.type}
 
 
-def catalog_full(catalog: Catalog) -> Json:
+def catalog_full(catalog: Catalog | CatalogInfo) -> Json:
     return {**catalog_min(catalog), "url": public_source(catalog), "provider": catalog.provider}
 
 
@@ -44,7 +44,7 @@ class TektonShapes:
         self.base_url = base_url.rstrip("/")
 
     @staticmethod
-    def path(view_or_row: ResourceView | ResourceVersion, version: str | None = None) -> str:
+    def path(view_or_row: ResourceView | VersionInfo, version: str | None = None) -> str:
         """``<catalog>/<kind>/<name>[/<version>]`` with the kind in lower case: the API's and the web UI's paths."""
         resource = view_or_row.resource
         parts = [resource.catalog.name, resource.kind.lower(), resource.name]
@@ -53,7 +53,7 @@ class TektonShapes:
         return "/".join(parts)
 
     @staticmethod
-    def hub_url_path(view_or_row: ResourceView | ResourceVersion, version: str | None = None) -> str:
+    def hub_url_path(view_or_row: ResourceView | VersionInfo, version: str | None = None) -> str:
         """``hubURLPath``: upstream writes the kind as stored, ``tekton/Task/git-clone[/0.10]``
         (tektoncd/hub: api/v1/service/resource/resource.go, initResource)."""
         resource = view_or_row.resource
@@ -62,14 +62,14 @@ class TektonShapes:
             parts.append(version)
         return "/".join(parts)
 
-    def urls(self, row: ResourceVersion) -> tuple[str, str]:
+    def urls(self, row: VersionInfo) -> tuple[str, str]:
         """(webURL, rawURL): the git host's when the catalog has one, else this hub's own pages."""
         hub_path = self.path(row, row.version)
         web = row.web_url or f"{self.base_url}/{hub_path}"
         raw = row.raw_url or f"{self.base_url}/v1/resource/{hub_path}/raw"
         return web, raw
 
-    def version_min(self, row: ResourceVersion) -> Json:
+    def version_min(self, row: VersionInfo) -> Json:
         web, raw = self.urls(row)
         return {
             "id": row.id,
@@ -81,7 +81,7 @@ class TektonShapes:
             "platforms": named(row.platforms),
         }
 
-    def version_without_resource(self, row: ResourceVersion) -> Json:
+    def version_without_resource(self, row: VersionInfo) -> Json:
         out: Json = {"id": row.id, "version": row.version, "displayName": row.display_name or ""}
         if row.deprecated:
             out["deprecated"] = True
@@ -118,8 +118,9 @@ class TektonShapes:
             out["versions"] = [{"id": v.id, "version": v.version} for v in view.versions]
         return out
 
-    def version(self, row: ResourceVersion, view: ResourceView) -> Json:
-        resource = view.resource
+    def version(self, view: ResourceView) -> Json:
+        """The version the view shows, with its resource."""
+        resource, row = view.resource, view.latest
         out = self.version_without_resource(row)
         out["resource"] = {
             "id": resource.id,
@@ -134,8 +135,6 @@ class TektonShapes:
         }
         return out
 
-    def versions(self, view: ResourceView) -> Json:
-        return {
-            "latest": self.version_min(view.latest),
-            "versions": [self.version_min(v) for v in view.versions],
-        }
+    def versions(self, rows: list[VersionInfo]) -> Json:
+        """Every live version (in version order) and the latest."""
+        return {"latest": self.version_min(rows[-1]), "versions": [self.version_min(v) for v in rows]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
 
 from catalog.errors import InvalidKind, NotFound
+from catalog.manifests import KINDS
 from catalog.models import RESERVED_CATALOG_NAMES
 from catalog.queries import SORTS, ResourceView, SearchQuery, parse_kind
 from catalog.tree import LEVELS
@@ -41,10 +42,11 @@ def home() -> Response | str:
         page = 1
     text = request.args.get("q", "").strip()
     index = db.index()
-    views, total = index.search(
+    kinds = tuple(KINDS[k.lower()] for k in selected["kind"] if k.lower() in KINDS)
+    page_of_results = index.search(
         SearchQuery(
             text=text,
-            kinds=tuple(k for k in selected["kind"] if k.lower() in ("task", "pipeline", "stepaction")),
+            kinds=kinds,
             catalogs=tuple(selected["catalog"]),
             categories=tuple(selected["category"]),
             platforms=tuple(selected["platform"]),
@@ -54,18 +56,29 @@ def home() -> Response | str:
             offset=(page - 1) * PAGE_SIZE,
         )
     )
+    total = page_of_results.total
     return render_template(
         "index.html",
-        views=views,
+        views=page_of_results.views,
         total=total,
         text=text,
         sort=sort,
         sorts=SORTS,
         page=page,
         pages=max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-        facets=index.facets(),
+        facets=with_chosen(index.facets(), selected),
         selected=selected,
     )
+
+
+def with_chosen(facets: dict[str, list[str]], selected: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The filter choices plus any chosen value they leave out (only the most used tags are offered), so that a
+    chosen filter can always be unchecked."""
+    out = {}
+    for facet, values in facets.items():
+        known = {v.lower() for v in values}
+        out[facet] = values + [v for v in selected.get(facet, []) if v.lower() not in known]
+    return out
 
 
 def _canonical_kind(kind: str) -> str:
@@ -87,8 +100,8 @@ def resource(catalog: str, kind: str, name: str, version: str | None = None) -> 
     if chosen:
         return redirect(url_for("web.resource", catalog=catalog, kind=kind, name=name, version=chosen))  # type: ignore[return-value]
     index = db.index()
-    view: ResourceView = index.resource(catalog, canonical, name)
-    row = index.version(catalog, canonical, name, version) if version else view.latest
+    view: ResourceView = index.resource(catalog, canonical, name, content=not version)
+    row = index.version(catalog, canonical, name, version, content=True).latest if version else view.latest
     base = base_url()
     hub_path = f"{view.resource.catalog.name}/{kind}/{name}/{row.version}"
     return render_template(

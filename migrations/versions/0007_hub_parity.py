@@ -24,8 +24,9 @@ CATEGORIES = (
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("catalogs") as batch:
-        batch.add_column(sa.Column("org", sa.String(length=255), nullable=True))
+    # Plain ALTER TABLE: on SQLite a batch may re-create the table, and dropping the old one with foreign keys on
+    # deletes every resource of every catalog (ON DELETE CASCADE).
+    op.add_column("catalogs", sa.Column("org", sa.String(length=255), nullable=True))
     categories = sa.table("categories", sa.column("name", sa.String))
     present = {name.lower() for (name,) in op.get_bind().execute(sa.select(categories.c.name))}
     missing = [{"name": name} for name in CATEGORIES if name.lower() not in present]
@@ -34,6 +35,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("catalogs") as batch:
-        batch.drop_column("org")
+    op.drop_column("catalogs", "org")  # ALTER TABLE ... DROP COLUMN (SQLite 3.35+), as in upgrade
     # categories in use must stay; unused ones harm nothing

@@ -66,7 +66,7 @@ def test_publish_index_round_trip(engine, settings, indexed, registry, tmp_path)
     assert sum("/blobs/" in line for line in counting.sent) == 47  # one layer each, the config is not needed
     with Session(engine) as s:
         index = CatalogIndex(s)
-        from_registry = index.resource("local", "Task", "git-clone")
+        from_registry = index.resource("local", "Task", "git-clone", content=True)
         from_tree = index.resource("tekton", "Task", "git-clone")
         assert [v.version for v in from_registry.versions] == [v.version for v in from_tree.versions]
         latest = from_registry.latest
@@ -112,7 +112,7 @@ def test_release_tags_are_read_once_other_tags_every_time(engine, settings, regi
 
     def pinned(version):
         with Session(engine) as s:
-            return CatalogIndex(s).version("r", "Task", "hello", version).bundle_ref
+            return CatalogIndex(s).version("r", "Task", "hello", version).latest.bundle_ref
 
     moved = move_tag(reg, f"{repo}:0.1", first, rebuilt="yes")  # a release re-pushed: not looked at again
     latest = move_tag(reg, f"{repo}:latest", task_yaml("hello", "0.2"), rebuilt="yes")  # latest is always
@@ -369,7 +369,7 @@ def test_oci_manifests_indexes_and_raw_layers_are_read(engine, settings, registr
         indexed = index_view.resource("others", "Task", "indexed").latest
         assert indexed.version == "1.0.0"
         assert indexed.bundle_ref == f"{prefix}/indexed@{child}"  # pinned to the image, as the resolver pins it
-        raw_row = index_view.resource("others", "Task", "raw").latest
+        raw_row = index_view.resource("others", "Task", "raw", content=True).latest
         assert raw_row.manifest == raw.decode()  # stored as it was in the layer
 
 
@@ -385,7 +385,7 @@ def test_a_version_that_comes_back_keeps_its_published_bundle(engine, settings, 
     sync(engine, settings, "mine")
     publish(engine, client(registry, tmp_path), f"{registry.host}/p", name="mine")
     with Session(engine) as s:
-        published = CatalogIndex(s).version("mine", "Task", "hello", "0.1").bundle_ref
+        published = CatalogIndex(s).version("mine", "Task", "hello", "0.1").latest.bundle_ref
     assert published
     kept = tmp_path / "kept"
     shutil.move(root / "task" / "hello" / "0.1", kept)
@@ -394,7 +394,7 @@ def test_a_version_that_comes_back_keeps_its_published_bundle(engine, settings, 
     shutil.move(kept, root / "task" / "hello" / "0.1")
     assert sync(engine, settings, "mine").updated == 1
     with Session(engine) as s:
-        back = CatalogIndex(s).version("mine", "Task", "hello", "0.1")
+        back = CatalogIndex(s).version("mine", "Task", "hello", "0.1").latest
         assert back.removed_at is None and back.bundle_ref == published
 
 

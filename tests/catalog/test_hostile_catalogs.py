@@ -33,7 +33,7 @@ def test_a_nul_in_a_manifest_is_one_file_s_error(engine, settings, tmp_path):
     found = errors(engine)
     assert "NUL" in found["task/bad/0.1/bad.yaml"]
     with Session(engine) as s:
-        readme = CatalogIndex(s).resource("mine", "Task", "nul-readme").versions[-1].readme
+        readme = CatalogIndex(s).resource("mine", "Task", "nul-readme", content=True).latest.readme
     assert readme is not None and "before" in readme and "after" in readme and "\x00" not in readme
 
 

@@ -18,12 +18,12 @@ def test_filter_choices_ignore_case(engine, indexed):
 def test_search_ranks_name_matches_first_and_pages(engine, indexed):
     with Session(engine) as s:
         index = CatalogIndex(s)
-        views, total = index.search(SearchQuery(text="git"))
-        names = [v.resource.name for v in views]
+        found = index.search(SearchQuery(text="git"))
+        names = [v.resource.name for v in found.views]
         assert names[:2] == ["git-clone", "git-clone"]  # the Task and the StepAction, exact name first
-        assert total == len(views)
-        page, same_total = index.search(SearchQuery(text="git", limit=1, offset=1))
-        assert same_total == total and [v.resource.name for v in page] == names[1:2]
-        by_update, _ = index.search(SearchQuery(sort="updated"))
+        assert found.total == len(found.views)
+        page = index.search(SearchQuery(text="git", limit=1, offset=1))
+        assert page.total == found.total and [v.resource.name for v in page.views] == names[1:2]
+        by_update = index.search(SearchQuery(sort="updated")).views
         stamps = [v.latest.modified_at for v in by_update]
         assert stamps == sorted(stamps, reverse=True)

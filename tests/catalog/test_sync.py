@@ -69,7 +69,7 @@ def test_changed_removed_and_returning_versions(engine, settings, tmp_path):
         view = index.resource("mine", "Task", "hello")
         assert [v.version for v in view.versions] == ["0.2"]
         assert view.latest.description == "Says hello, louder."
-        removed = index.version("mine", "Task", "hello", "0.1")  # kept for pinned references
+        removed = index.version("mine", "Task", "hello", "0.1").latest  # kept for pinned references
         assert removed.removed_at is not None
         assert s.scalar(select(IndexState.generation)) > generation
 
@@ -148,7 +148,7 @@ def test_git_source_with_revision_context_dir_and_commit_times(engine, settings,
             datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
             datetime(2024, 6, 2, 12, 30, tzinfo=UTC),
         ]
-        assert versions[0].path == "task/hello/0.1/hello.yaml"
+        assert index.version("head", "Task", "hello", "0.1").latest.path == "task/hello/0.1/hello.yaml"
     assert not sync(engine, settings, "head").changed
 
 
