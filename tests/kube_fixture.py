@@ -1,5 +1,7 @@
 """A real Kubernetes API server for tests: Debian's etcd plus kube-apiserver v1.20.2 built from Debian's source
-package by scripts/build-kube-apiserver, on free loopback ports, with single-version Tekton CRDs applied.
+package by scripts/build-kube-apiserver, on free loopback ports, with the Tekton CRDs applied in the versions a
+Tekton Pipelines installation serves (Tasks, Pipelines and runs in v1beta1 and v1, StepActions in v1alpha1 and
+v1beta1).
 
 There is no controller-manager, scheduler or kubelet: objects are stored and served, nothing reconciles them.
 Users: "admin" (system:masters) and "viewer", who may only get and list tekton.dev objects, ResolutionRequests
@@ -43,18 +45,23 @@ START_TIMEOUT_SECONDS = 60
 ADMIN_TOKEN = "taskhub-admin-token"
 VIEWER_TOKEN = "taskhub-viewer-token"
 
-# kind -> (plural, the one version served). StepAction has no tekton.dev/v1 upstream; v1beta1 is its stable version.
-TEKTON_CRDS: dict[str, tuple[str, str]] = {
-    "Task": ("tasks", "v1"),
-    "Pipeline": ("pipelines", "v1"),
-    "StepAction": ("stepactions", "v1beta1"),
-    "TaskRun": ("taskruns", "v1"),
-    "PipelineRun": ("pipelineruns", "v1"),
+# kind -> (plural, the versions served; the last one is stored), as Tekton Pipelines serves them
+# (tektoncd/pipeline: config/300-crds/300-task.yaml, 300-stepaction.yaml, ...). StepAction has no tekton.dev/v1.
+# Tekton converts between versions with its webhook; here the apiserver's `None` conversion only rewrites
+# apiVersion, so an object written as v1beta1 reads back as v1 unconverted. taskhub writes and reads the preferred
+# version (the stored one), which both treat alike.
+CrdVersions = dict[str, tuple[str, tuple[str, ...]]]
+TEKTON_CRDS: CrdVersions = {
+    "Task": ("tasks", ("v1beta1", "v1")),
+    "Pipeline": ("pipelines", ("v1beta1", "v1")),
+    "StepAction": ("stepactions", ("v1alpha1", "v1beta1")),
+    "TaskRun": ("taskruns", ("v1beta1", "v1")),
+    "PipelineRun": ("pipelineruns", ("v1beta1", "v1")),
 }
 # Remote resolution's one kind: v1beta1 is its storage version upstream (tektoncd/pipeline:
 # config/300-crds/300-resolutionrequest.yaml).
 RESOLUTION_GROUP = "resolution.tekton.dev"
-RESOLUTION_CRDS: dict[str, tuple[str, str]] = {"ResolutionRequest": ("resolutionrequests", "v1beta1")}
+RESOLUTION_CRDS: CrdVersions = {"ResolutionRequest": ("resolutionrequests", ("v1beta1",))}
 AUDIT_POLICY = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"
 
 
@@ -72,9 +79,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def tekton_crd(kind: str, plural: str, version: str, group: str = "tekton.dev") -> dict[str, Any]:
-    """A single-version CRD for a Tekton kind (tekton.dev unless `group`): any fields kept, status as a
-    subresource."""
+def tekton_crd(kind: str, plural: str, versions: tuple[str, ...], group: str = "tekton.dev") -> dict[str, Any]:
+    """A CRD for a Tekton kind (tekton.dev unless `group`) served in `versions`, the last one stored: any fields
+    kept, status as a subresource."""
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -87,10 +94,11 @@ def tekton_crd(kind: str, plural: str, version: str, group: str = "tekton.dev") 
                 {
                     "name": version,
                     "served": True,
-                    "storage": True,
+                    "storage": version == versions[-1],
                     "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
                     "subresources": {"status": {}},
                 }
+                for version in versions
             ],
         },
     }
@@ -99,11 +107,11 @@ def tekton_crd(kind: str, plural: str, version: str, group: str = "tekton.dev") 
 class KubeCluster:
     """etcd + kube-apiserver under `base`; `url`, `ca_cert`, `kubeconfig` (admin) and client factories.
 
-    `crds` maps each Tekton kind to (plural, the one version served); TEKTON_CRDS by default. With `audit`, the
-    apiserver writes an audit log (level Metadata, one JSON line per request) to `audit_log`.
+    `crds` maps each Tekton kind to (plural, the versions served, the last one stored); TEKTON_CRDS by default.
+    With `audit`, the apiserver writes an audit log (level Metadata, one JSON line per request) to `audit_log`.
     """
 
-    def __init__(self, base: Path, crds: dict[str, tuple[str, str]] | None = None, *, audit: bool = False) -> None:
+    def __init__(self, base: Path, crds: CrdVersions | None = None, *, audit: bool = False) -> None:
         binary = kube_apiserver_bin()
         if not binary.exists():
             pytest.fail(
@@ -246,11 +254,11 @@ class KubeCluster:
         return path
 
     @staticmethod
-    def apply_crds(api: client.ApiClient, crds: dict[str, tuple[str, str]], group: str = "tekton.dev") -> None:
-        """Create one single-version CRD per kind of `group` and wait until each is Established."""
+    def apply_crds(api: client.ApiClient, crds: CrdVersions, group: str = "tekton.dev") -> None:
+        """Create one CRD per kind of `group` and wait until each is Established."""
         extensions = client.ApiextensionsV1Api(api)
-        for kind, (plural, version) in crds.items():
-            extensions.create_custom_resource_definition(tekton_crd(kind, plural, version, group))
+        for kind, (plural, versions) in crds.items():
+            extensions.create_custom_resource_definition(tekton_crd(kind, plural, versions, group))
         deadline = time.monotonic() + 30
         for plural, _ in crds.values():
             while True:
@@ -306,12 +314,12 @@ class KubeCluster:
         stays Terminating for good, so fixed names should be kept (ensure_namespace) rather than deleted."""
         with self.api_client() as api:
             objects = client.CustomObjectsApi(api)
-            for plural, version in self.crds.values():
-                objects.delete_collection_namespaced_custom_object("tekton.dev", version, name, plural)
+            for plural, versions in self.crds.values():
+                objects.delete_collection_namespaced_custom_object("tekton.dev", versions[-1], name, plural)
             # Without a controller-manager the namespace's objects would outlive it and show up in
             # all-namespaces watches of later tests.
-            for plural, version in RESOLUTION_CRDS.values():
-                objects.delete_collection_namespaced_custom_object(RESOLUTION_GROUP, version, name, plural)
+            for plural, versions in RESOLUTION_CRDS.values():
+                objects.delete_collection_namespaced_custom_object(RESOLUTION_GROUP, versions[-1], name, plural)
             client.CoreV1Api(api).delete_namespace(name)
 
 

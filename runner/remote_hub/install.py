@@ -4,7 +4,7 @@ The object is created (or replaced) with the labels `tkn hub` sets, so that reso
 interchangeable: ``hub.tekton.dev/catalog`` for a Tekton Hub, ``artifacthub.io/catalog|org|support-tier`` for an
 Artifact Hub; ``app.kubernetes.io/version`` comes from the catalog manifest itself. Unlike `tkn`, versions are
 compared as versions (``0.10`` is newer than ``0.9``), every command works with both hub types, a ``v1beta1``
-manifest is converted when the target serves only ``v1``, and every check runs before the one write, so a refusal
+manifest is converted to ``v1`` when the target prefers it, and every check runs before the one write, so a refusal
 leaves the target as it was.
 """
 
@@ -283,14 +283,17 @@ class Installer:
         served = self.target.served_versions(kind)
         if not served:
             raise InstallError(f"{self.target.description} does not serve {kind} (tekton.dev): is Tekton installed?")
-        if source in served:
-            return obj
+        # The first served version it converts to (itself included), preferred first: the preferred one is what a
+        # Tekton installation stores (its webhook converts what is written in another), so converting here stores
+        # exactly what taskhub converted and checked.
         target = next((v for v in served if can_convert(kind, source, v)), None)
         if target is None:
             raise InstallError(
                 f"{kind} {obj['metadata']['name']} is tekton.dev/{source}, but {self.target.description} serves "
                 f"only {', '.join('tekton.dev/' + v for v in served)} and there is no conversion"
             )
+        if target == source:
+            return obj
         try:
             return convert(obj, target)
         except ConversionError as exc:

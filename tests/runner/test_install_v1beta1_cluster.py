@@ -14,9 +14,9 @@ from tests.kube_fixture import KubeCluster, running_cluster
 from tests.runner.hub_servers import served_hub  # noqa: F401
 
 V1BETA1_ONLY = {
-    "Task": ("tasks", "v1beta1"),
-    "Pipeline": ("pipelines", "v1beta1"),
-    "StepAction": ("stepactions", "v1alpha1"),
+    "Task": ("tasks", ("v1beta1",)),
+    "Pipeline": ("pipelines", ("v1beta1",)),
+    "StepAction": ("stepactions", ("v1alpha1",)),
 }
 
 
