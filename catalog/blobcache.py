@@ -58,8 +58,15 @@ class BlobCache:
         return data
 
     def put(self, digest: str, data: bytes) -> None:
-        """Store `data` under `digest` (which it must match); readers never see a partly written file."""
+        """Store `data` under `digest` (which it must match); readers never see a partly written file. A cache
+        that cannot take it (a full disk, a read-only one) is logged and skipped: the caller has the bytes."""
         check_content(data, digest, None, "blob to cache")
+        try:
+            self._write(digest, data)
+        except OSError as exc:
+            log.warning("could not keep blob %s in the cache %s: %s", digest, self.directory, exc)
+
+    def _write(self, digest: str, data: bytes) -> None:
         path = self.path(digest)
         # A name of this thread's own (nothing else writes it at the same time) saves mkstemp's retries; the
         # directory is made on the first write into it only, not checked on every write.

@@ -25,7 +25,7 @@ from catalog.blobcache import BlobCache
 from catalog.bundles import Descriptor, check_bundle_manifest, find_layer, parse_manifest, read_layer
 from catalog.constraints import Constraint
 from catalog.errors import BundleError, InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed
-from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, decode_text, parse_resource
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, compose_documents, decode_text, parse_resource
 from catalog.queries import CatalogIndex, artifact_catalog
 from catalog.references import Reference, parse_reference
 from catalog.registry import Registry
@@ -250,6 +250,10 @@ class BundleResolver:
             blob = self.registries(ref.registry).get_blob(ref.name, entry.digest, entry.size)
             self.store.put(entry.digest, blob)
         data = read_layer(blob, MAX_FILE_BYTES)
+        try:  # what is served must pass the hardened loader: no alias bomb reaches a client or a pinned run
+            compose_documents(decode_text(data))
+        except ManifestError as exc:
+            raise BundleError(f"the {entry.kind} {name} in {bundle} is refused: {exc}") from None
         return Resolved(
             resolver="bundles",
             kind=kind,

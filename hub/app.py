@@ -45,7 +45,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.wsgi.cors import cross_origin
     from hub.wsgi.health import health_checks
     from hub.wsgi.response_cache import ResponseCache
-    from hub.wsgi.server import forwarded_scheme
+    from hub.wsgi.server import behind_proxies
     from runner.launch import BackgroundRuns
     from runner.records import RunRecords
 
@@ -94,5 +94,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.wsgi_app = health_checks(app.wsgi_app, engine)  # type: ignore[method-assign,assignment]
     # Outside the access gate: a browser's preflight carries no token, and refusals need the headers too.
     app.wsgi_app = cross_origin(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign,assignment]
-    app.wsgi_app = forwarded_scheme(app.wsgi_app)  # type: ignore[method-assign,assignment]  # last: scheme first
+    # Last, so outermost: the client's address and scheme are settled before anything reads them.
+    app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign,assignment]
     return app

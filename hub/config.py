@@ -58,6 +58,9 @@ class Settings:
     token_cache_seconds: float = 30.0
     # Requests per client (token name, else address) and worker process, as "N/second|minute|hour"; 0: no limit.
     rate_limit_resolve: str = "600/minute"
+    # Reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For and X-Forwarded-Proto are
+    # believed: the client's address (for rate limits) and scheme come from them. Empty: nobody's.
+    trusted_proxies: str = "127.0.0.0/8,::1"
     rate_limit_search: str = "300/minute"
     # Origins whose browser scripts may read the Tekton Hub API (comma-separated; "*": any, as Tekton Hub allows;
     # empty: none).
@@ -118,7 +121,7 @@ class Settings:
     def accepted_backends(self) -> tuple[str, ...]:
         """The backends API runs may go to (see api_run_backends)."""
         if self.api_run_backends.strip() == "auto":
-            return RUN_BACKENDS if _loopback(self.listen_host) else ("kubernetes",)
+            return RUN_BACKENDS if is_loopback_host(self.listen_host) else ("kubernetes",)
         return tuple(b.strip() for b in self.api_run_backends.split(",") if b.strip())
 
     @property
@@ -154,7 +157,8 @@ class Settings:
         )
 
 
-def _loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """Whether a listen host (a name or an address) is this machine only; 0.0.0.0 and :: are every interface."""
     if host == "localhost":
         return True
     try:

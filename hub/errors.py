@@ -117,7 +117,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(TaskhubError)
     def domain_error(error: TaskhubError) -> Response | tuple[str, int]:
         status, name = status_of(error)
-        if status >= 500 and not isinstance(error, BackendUnavailable):  # that one is the operator's choice
+        if isinstance(error, RegistryError) and status >= 500:
+            # A registry failed, refused or misled us: the reason is the news, there is no bug to chase.
+            log.warning("%s %s: %s: %s", request.method, request.path, type(error).__name__, error)
+        elif status >= 500 and not isinstance(error, BackendUnavailable):  # that one is the operator's choice
             log.error("unexpected %s: %s", type(error).__name__, error)
         if _wants_api_error():
             return api_error(status, name, str(error))

@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from catalog.errors import InvalidRequest, TaskhubError
+from catalog.manifests import ManifestError, load_documents
 from runner.backends import LogSink, RunBackend
 from runner.local import InvalidRunObject
 from runner.models import CANCELLED, FAILED, SUCCEEDED
@@ -44,23 +45,20 @@ class InvalidRun(InvalidRequest):
 
 
 def parse_run(text: str, *, aliases: bool = True) -> dict[str, Any]:
-    """The run in a YAML (or JSON) document, checked with `check_run`. `aliases=False` refuses YAML anchors and
-    aliases, whose expansion can turn a small body into a huge object."""
-    loader = yaml.SafeLoader if aliases else _NoAliasLoader
+    """The run in a YAML (or JSON) document, read by the hardened loader (catalog.manifests: no alias bombs,
+    deep nesting, duplicate keys, Python tags or NUL) and checked with `check_run`. `aliases=False` refuses YAML
+    anchors and aliases altogether."""
+    if not aliases and "*" in text and "&" in text:
+        try:
+            if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+                raise InvalidRun("not YAML this hub accepts: YAML aliases are not accepted")
+        except yaml.YAMLError as exc:
+            raise InvalidRun(f"not YAML: {' '.join(str(exc).split())}") from None
     try:
-        obj = yaml.load(text, Loader=loader)  # a SafeLoader
-    except yaml.YAMLError as exc:
-        raise InvalidRun(f"not YAML: {' '.join(str(exc).split())}") from None
-    except RecursionError:
-        raise InvalidRun("not YAML: nested too deeply") from None
-    return check_run(obj)
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            raise yaml.composer.ComposerError(None, None, "YAML aliases are not accepted", self.peek_event().start_mark)
-        return super().compose_node(parent, index)
+        documents = load_documents(text)
+    except ManifestError as exc:
+        raise InvalidRun(f"not YAML this hub accepts: {exc}") from None
+    return check_run(documents[0] if len(documents) == 1 else None)
 
 
 def check_run(obj: Any) -> dict[str, Any]:

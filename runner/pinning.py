@@ -16,12 +16,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import yaml
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from catalog.convert import api_version_of, convert
 from catalog.errors import TaskhubError
+from catalog.manifests import ManifestError, decode_text, load_documents
 from catalog.queries import CatalogIndex
 from catalog.resolver import BundleResolver, HubResolver, Resolved
 from runner.local_store import InstalledStore
@@ -156,9 +156,10 @@ class CatalogReferenceResolver:
 
 def _document(resolved: Resolved) -> Json:
     try:
-        obj = yaml.safe_load(resolved.data)
-    except yaml.YAMLError:
-        raise PinningError(f"{resolved.kind} {resolved.name} from {resolved.uri} is not YAML") from None
+        documents = load_documents(decode_text(resolved.data))
+    except ManifestError as exc:
+        raise PinningError(f"{resolved.kind} {resolved.name} from {resolved.uri} is refused: {exc}") from None
+    obj = documents[0] if len(documents) == 1 else None
     if not isinstance(obj, dict):
         raise PinningError(f"{resolved.kind} {resolved.name} from {resolved.uri} is not a Tekton object")
     return obj

@@ -16,7 +16,7 @@ from catalog.bundles import (
     read_object,
 )
 from catalog.errors import TaskhubError
-from catalog.manifests import KINDS, MAX_FILE_BYTES
+from catalog.manifests import KINDS, MAX_FILE_BYTES, load_documents
 from catalog.references import parse_reference
 from catalog.registry_sync import bundle_manifest
 from hub.cli import main
@@ -103,7 +103,8 @@ def bundle_list(ctx: Context, ref: str, kind: str | None, name: str | None, outp
                 click.echo(f"{entry.kind.lower()}.tekton.dev/{entry.name}")
                 continue
             blob = registry.get_blob(target.name, entry.digest, entry.size, MAX_FILE_BYTES)
-            documents.append(yaml.safe_dump(yaml.safe_load(read_object(read_layer(blob, MAX_FILE_BYTES), entry).text)))
+            text = read_object(read_layer(blob, MAX_FILE_BYTES), entry).text
+            documents.append(yaml.safe_dump(load_documents(text)[0]))
         if documents:
             click.echo("---\n".join(documents), nl=False)
     except TaskhubError as exc:

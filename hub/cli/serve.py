@@ -8,6 +8,7 @@ import sys
 import click
 
 from hub.cli.context import Context, pass_context
+from hub.config import is_loopback_host
 
 
 @click.command()
@@ -25,5 +26,12 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
     ctx.migrated_engine().dispose()
     os.environ["TASKHUB_LISTEN_HOST"] = host  # the workers' settings decide from it whether the API runs locally
     click.echo(f"taskhub serving on http://{host}:{port}/", err=True)
+    if not is_loopback_host(host):
+        click.echo(
+            f"warning: plain HTTP on {host}: API tokens and login cookies cross the network unencrypted. Put a "
+            "TLS-terminating reverse proxy in front (README: TLS) and name it in TASKHUB_TRUSTED_PROXIES, or serve "
+            "on 127.0.0.1 only.",
+            err=True,
+        )
     serve_wsgi("hub.app:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log)
     sys.exit(0)

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from werkzeug.middleware.proxy_fix import ProxyFix
+
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
@@ -80,22 +82,25 @@ def serve(
     ).serve()
 
 
-def forwarded_scheme(app: WSGIApp) -> WSGIApp:
-    """`X-Forwarded-Proto` honoured when a proxy on this machine sends it: behind a TLS proxy the hub's links say
-    https and its login cookie is Secure. From anywhere else the header is ignored."""
+def behind_proxies(app: WSGIApp, trusted: str) -> WSGIApp:
+    """The client's address and scheme taken from `X-Forwarded-For` and `X-Forwarded-Proto` (werkzeug's ProxyFix,
+    one hop) when the request comes from a trusted proxy (`trusted`: addresses or networks, comma-separated, e.g.
+    TASKHUB_TRUSTED_PROXIES); from anyone else those headers are the client's own claim and are ignored. Behind a
+    TLS proxy the hub's links then say https, its login cookie is Secure, and rate limits key on each client."""
+    networks = [ipaddress.ip_network(n.strip(), strict=False) for n in trusted.split(",") if n.strip()]
+    fixed = ProxyFix(app, x_for=1, x_proto=1)
 
-    def honour(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        scheme = environ.get("HTTP_X_FORWARDED_PROTO", "")
-        if scheme in ("http", "https") and _loopback(environ.get("REMOTE_ADDR", "")):
-            environ["wsgi.url_scheme"] = scheme
+    def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if networks and _within(environ.get("REMOTE_ADDR", ""), networks):
+            return fixed(environ, start_response)
         return app(environ, start_response)
 
-    return honour
+    return route
 
 
-def _loopback(address: str) -> bool:
-    """Whether a client address (REMOTE_ADDR: an IP without port, IPv6 without brackets) is this machine's."""
+def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
     try:
-        return ipaddress.ip_address(address).is_loopback
+        ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    return any(ip in network for network in networks)

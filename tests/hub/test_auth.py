@@ -252,3 +252,31 @@ def test_reads_do_not_depend_on_a_write(private_app, database_url):
                 conn.exec_driver_sql(f"ALTER DATABASE {name} SET default_transaction_read_only = off")
             engine.dispose()
     assert answer.status_code == 200, answer.data
+
+
+def test_behind_a_trusted_proxy_each_client_has_its_own_bucket(settings, indexed):
+    app, _ = limited_app(settings, rate_limit_search="2/minute", trusted_proxies="192.0.2.10/32")
+    client = app.test_client()
+
+    def search(peer, forwarded=None):
+        headers = {"X-Forwarded-For": forwarded, "X-Forwarded-Proto": "https"} if forwarded else {}
+        return client.get("/v1/query?name=git", environ_base={"REMOTE_ADDR": peer}, headers=headers)
+
+    for _ in range(2):
+        assert search("192.0.2.10", "198.51.100.1").status_code == 200
+    assert search("192.0.2.10", "198.51.100.1").status_code == 429
+    assert search("192.0.2.10", "198.51.100.2").status_code == 200  # another client behind the same proxy
+    # From a peer that is not a trusted proxy the header is the client's own claim: ignored.
+    assert search("203.0.113.5", "198.51.100.3").status_code == 200
+    assert search("203.0.113.5", "198.51.100.4").status_code == 200
+    assert search("203.0.113.5", "198.51.100.5").status_code == 429
+
+
+def test_the_forwarded_scheme_is_taken_from_trusted_proxies_only(settings, indexed):
+    app = create_app(dataclasses.replace(settings, trusted_proxies="192.0.2.10/32"))
+    client = app.test_client()
+    trusted = client.get("/v1/resource/tekton/task/git-clone/0.9", environ_base={"REMOTE_ADDR": "192.0.2.10"},
+                         headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.1"})  # fmt: skip
+    other = client.get("/v1/resource/tekton/task/git-clone/0.9", environ_base={"REMOTE_ADDR": "203.0.113.5"},
+                       headers={"X-Forwarded-Proto": "https"})  # fmt: skip
+    assert "https://localhost/" in trusted.text and "https://" not in other.text

@@ -1,8 +1,10 @@
 """The resolver API: hub and bundle references resolved to bytes pinned by digest, with Tekton's messages."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
+import subprocess
 import threading
 
 import pytest
@@ -160,6 +162,18 @@ def test_any_registry_allowed_still_keeps_clients_off_loopback_ports(settings, f
     assert fake.requests == [] and closed.connections == 0
 
 
+def test_a_refused_redirect_is_a_warning_with_its_reason(settings, fake_registry, listener, caplog):
+    victim = listener("127.0.0.2")
+    fake = fake_registry(lambda request: (307, {"Location": f"http://127.0.0.2:{victim.port}/x"}, b""))
+    client = create_app(dataclasses.replace(settings, resolve_registries=fake.host)).test_client()
+    answer = resolve(client, resolver="bundles", bundle=f"{fake.host}/task/x:1", name="x")
+    assert_goa_error(answer, 502, "registry-error", "neither this registry nor a blob host the hub allows")
+    refusals = [r for r in caplog.records if "RedirectRefused" in r.getMessage()]
+    assert [r.levelname for r in refusals] == ["WARNING"]
+    assert "127.0.0.2" in refusals[0].getMessage() and "unexpected" not in caplog.text
+    assert victim.connections == 0
+
+
 def test_registry_down_digest_pinned_still_resolve_tags_fail_clearly(settings, bundles, registry):
     app = create_app(dataclasses.replace(settings, resolve_tag_ttl=0))
     client = app.test_client()
@@ -175,6 +189,34 @@ def test_registry_down_digest_pinned_still_resolve_tags_fail_clearly(settings, b
     assert resolve(fresh, resolver="bundles", bundle=f"{ref}@{digest}", name="git-clone").status_code == 200
     tagged = resolve(client, resolver="bundles", bundle=f"{ref}:0.10", name="git-clone")
     assert_goa_error(tagged, 502, "registry-error", registry.host)
+
+
+@pytest.fixture
+def full_blob_disk(settings):
+    """The blob cache's directory on a tiny filesystem (tmpfs), filled to the last byte."""
+    blobs = settings.data_dir / "blobs"
+    blobs.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(blobs)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.decode().strip()}")
+    try:
+        with contextlib.suppress(OSError), (blobs / "filler").open("wb", buffering=0) as filler:
+            while True:
+                filler.write(b"x" * 4096)
+                filler.flush()
+        yield blobs
+    finally:
+        subprocess.run(["umount", "-l", str(blobs)], check=True)
+
+
+def test_a_full_blob_cache_disk_still_resolves_from_memory(settings, bundles, registry, full_blob_disk, caplog):
+    client = create_app(settings).test_client()
+    ref = f"{registry.host}/catalog/task/git-clone"
+    for bundle in (f"{ref}:0.10", f"{ref}@{bundles.head_manifest(f'{ref}:0.9')}"):
+        answer = resolve(client, resolver="bundles", bundle=bundle, name="git-clone")
+        assert answer.status_code == 200, answer.data
+        assert json.loads(answer.get_json()["data"])["metadata"]["name"] == "git-clone"
+    assert "could not keep blob" in caplog.text and "No space left on device" in caplog.text
 
 
 def test_a_tampered_blob_is_refused(settings, bundles, registry):

@@ -110,3 +110,60 @@ def test_unresolvable_reference_names_where_it_is(resolve_ref, indexed):
     run["spec"]["pipelineSpec"]["tasks"][0]["taskRef"]["params"][1]["value"] = ">=5"
     with pytest.raises(PinningError, match=r"tasks\[from-hub\].taskRef: no version found for constraint >=5"):
         pin_run(run, resolve_ref)
+
+
+ALIAS_BOMB = (
+    "apiVersion: tekton.dev/v1\nkind: Task\nmetadata:\n  name: bomb\n"
+    'a: &a ["x","x","x","x","x","x","x","x","x"]\n'
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "spec:\n  steps: [{name: s, image: alpine, script: 'true'}]\n"
+)
+
+
+def push_hostile_bundle(registry, repo: str, text: str) -> str:
+    """A bundle whose one Task layer holds text as it is (no checks on the way in); returns its digest ref."""
+    from catalog.bundles import DOCKER_CONFIG, DOCKER_LAYER, DOCKER_MANIFEST, _layer
+
+    reg = OciRegistry(registry.host)
+    layer = _layer("Task", "v1", "bomb", text.encode())
+    config = b"{}"
+    config_digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    reg.push_blob(repo, config)
+    reg.push_blob(repo, layer.blob)
+    annotations = {
+        "dev.tekton.image.apiVersion": "v1",
+        "dev.tekton.image.kind": "task",
+        "dev.tekton.image.name": "bomb",
+    }
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST,
+        "config": {"mediaType": DOCKER_CONFIG, "size": len(config), "digest": config_digest},
+        "layers": [{"mediaType": DOCKER_LAYER, "size": layer.size, "digest": layer.digest, "annotations": annotations}],
+    }).encode()  # fmt: skip
+    return f"{repo}@{reg.push_manifest(f'{repo}:1', manifest, DOCKER_MANIFEST)}"
+
+
+def test_an_alias_bomb_in_a_bundle_is_refused_before_it_expands(resolve_ref, engine, registry):
+    with Session(engine) as s, s.begin():
+        add_catalog(s, "bombs", f"{registry.host}/bombs", repositories=[])
+    bundle = push_hostile_bundle(registry, f"{registry.host}/bombs/task", ALIAS_BOMB)
+    run = pipeline_run(bundle)
+    run["spec"]["pipelineSpec"]["tasks"] = run["spec"]["pipelineSpec"].pop("finally")
+    run["spec"]["pipelineSpec"]["tasks"][0]["taskRef"]["params"][1]["value"] = "bomb"
+    with pytest.raises(PinningError, match="alias bomb"):
+        pin_run(run, resolve_ref)
+
+
+def test_a_run_document_goes_through_the_hardened_loader():
+    from runner.launch import InvalidRun, parse_run
+
+    for hostile, reason in (
+        (ALIAS_BOMB.replace("kind: Task", "kind: TaskRun"), "alias bomb"),
+        ("apiVersion: tekton.dev/v1\nkind: TaskRun\nkind: PipelineRun\n", "duplicate key"),
+        ("apiVersion: tekton.dev/v1\nkind: !!python/object/apply:os.system ['true']\n", "python/object/apply"),
+        ('apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: "a\\0b"}\n', "NUL"),
+    ):
+        with pytest.raises(InvalidRun, match=reason):
+            parse_run(hostile)
