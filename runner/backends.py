@@ -128,7 +128,8 @@ class KubernetesBackend:
         on_event: Callable[[str], None] | None = None,
         progress: Progress | None = None,
     ) -> BackendRun:
-        from runner.kube_backend import LogLine, RunEvent, run_on_kubernetes
+        from runner.kube_backend import RunEvent, run_on_kubernetes
+        from runner.kube_logs import LogLine
 
         seen_events: list[RunEvent] = []
 

@@ -245,6 +245,14 @@ def _identity(obj: dict[str, Any]) -> tuple[str, str, str]:
     return str(obj["kind"]), str(obj["apiVersion"]).partition("/")[2], str(obj["metadata"]["name"])
 
 
+def api_error_line(exc: ApiException) -> str:
+    """An API error in one line: status, reason and the message of the Status body (the client's own str() spans
+    lines: headers and body)."""
+    message = " ".join(_status_message(exc).split())
+    head = f"{exc.status} {exc.reason or ''}".strip()
+    return f"{head}: {message}" if message and message != exc.reason else head
+
+
 def _status_message(exc: ApiException) -> str:
     """The `message` of the Status body the API server sends with errors, else the raw reason."""
     try:

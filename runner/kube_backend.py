@@ -14,16 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from runner.kube import (
     GROUP,
-    REQUEST_TIMEOUT,
     Cluster,
     ClusterError,
     api_client_from_kubeconfig,
+    api_error_line,
     shut_socket,
     watch_events,
 )
+from runner.kube_logs import LogLine, step_containers, stream_log
 
 PLURALS = {"PipelineRun": "pipelineruns", "TaskRun": "taskruns"}
 # The spec.status that cancels each kind (tektoncd/pipeline: docs/pipelineruns.md, docs/taskruns.md, "Cancelling").
@@ -32,8 +34,7 @@ CANCEL_STATUS = {"PipelineRun": "Cancelled", "TaskRun": "TaskRunCancelled"}
 WATCH_SECONDS = 25
 # How long logs may keep streaming after the run has finished (the kubelet ends each stream with its container).
 LOG_DRAIN_SECONDS = 30
-# A step may print nothing for long (runner.kube's 30 s read timeout is for requests); _stop ends reads anyway.
-LOG_SILENCE_SECONDS = 3600
+# Pods whose logs are read while the run goes; once it has ended, every pod's are, or why they cannot be.
 LOG_PHASES = ("Running", "Succeeded", "Failed")
 
 
@@ -46,16 +47,6 @@ class RunEvent:
     status: str
     reason: str
     message: str = ""
-
-
-@dataclass(frozen=True)
-class LogLine:
-    """One line of a step container's log, without its newline."""
-
-    pod: str
-    task_run: str
-    step: str
-    text: str
 
 
 @dataclass
@@ -237,44 +228,29 @@ class _RunFollower:
             if kind != "DELETED":
                 self._stream_logs_of(pod)
 
-    def _stream_logs_of(self, pod: dict[str, Any]) -> None:
-        if (pod.get("status") or {}).get("phase") not in LOG_PHASES:
+    def _stream_logs_of(self, pod: dict[str, Any], *, ended: bool = False) -> None:
+        """Start reading the logs of the pod's step containers not read yet: once it runs or, when the run has
+        `ended`, whatever its phase (a pod that never ran then says why it has no logs)."""
+        if not ended and (pod.get("status") or {}).get("phase") not in LOG_PHASES:
             return
-        pod_name = str(pod["metadata"]["name"])
-        task_run = str((pod["metadata"].get("labels") or {}).get("tekton.dev/taskRun") or "")
-        for container in (pod.get("spec") or {}).get("containers") or []:
-            key = (pod_name, str(container.get("name")))
-            if not key[1].startswith("step-"):
-                continue
+        pod.setdefault("metadata", {}).setdefault("namespace", self.cluster.namespace)
+        for container in step_containers(pod):
+            key = (str(pod["metadata"]["name"]), container)
             with self._lock:
                 if key in self._streamed:
                     continue
                 self._streamed.add(key)
-            self._log_threads.append(self._spawn(self._stream_log, pod_name, task_run, key[1]))
-
-    def _stream_log(self, pod: str, task_run: str, container: str) -> None:
-        response: Any = self.core.read_namespaced_pod_log(
-            pod, self.cluster.namespace, container=container, follow=True, _preload_content=False,
-            _request_timeout=(REQUEST_TIMEOUT[0], LOG_SILENCE_SECONDS),
-        )  # fmt: skip
-        step = container.removeprefix("step-")
-        with self._reading(response):
-            pending = b""
-            for chunk in response.stream(amt=None, decode_content=False):
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    self._log(LogLine(pod, task_run, step, line.decode(errors="replace")))
-            if pending:
-                self._log(LogLine(pod, task_run, step, pending.decode(errors="replace")))
+            self._log_threads.append(self._spawn(stream_log, self.core, pod, container, self._log, self._reading))
 
     def _drain_logs(self, selector: str) -> None:
-        """Start the logs the pod watch has not reached yet (a short step can end first), then let them finish."""
+        """Start the logs the pod watch has not reached yet (a short step can end first, a pod may never have
+        run), then let them finish."""
         pods: Any = self.cluster.call(
             "list pods", self.core.list_namespaced_pod, self.cluster.namespace, label_selector=selector,
             _preload_content=False,
         )  # fmt: skip
         for pod in json.loads(pods.data).get("items") or []:
-            self._stream_logs_of(pod)
+            self._stream_logs_of(pod, ended=True)
         deadline = time.monotonic() + LOG_DRAIN_SECONDS
         for thread in list(self._log_threads):
             thread.join(timeout=max(0.0, deadline - time.monotonic()))
@@ -349,7 +325,8 @@ class _RunFollower:
             target(*args)
         except Exception as exc:  # a helper thread must not die silently
             if not self._finished.is_set():
-                self.warnings.append(f"{target.__name__.strip('_').replace('_', ' ')}: {exc}")
+                what = api_error_line(exc) if isinstance(exc, ApiException) else " ".join(str(exc).split())
+                self.warnings.append(f"{target.__name__.strip('_').replace('_', ' ')}: {what}")
 
     def _reading(self, response: Any) -> _Reading:
         return _Reading(self, response)

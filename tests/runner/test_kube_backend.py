@@ -27,7 +27,8 @@ from kubernetes.client import rest
 from hub.cli import main
 from hub.cli.cancel import cancel as cancel_command
 from runner.kube import ClusterError
-from runner.kube_backend import LogLine, RunEvent, cancel_run, run_on_kubernetes
+from runner.kube_backend import RunEvent, cancel_run, run_on_kubernetes
+from runner.kube_logs import LogLine
 from tests.kube_fixture import KubeCluster
 
 assert cancel_command  # importing hub.cli.cancel registers `taskhub cancel`
@@ -320,24 +321,3 @@ def test_task_run_logs_of_a_pod_that_finished_before_being_watched_are_read(
     assert result.succeeded and result.object["status"]["results"] == [{"name": "out", "value": "1"}]
     assert [(line.task_run, line.step, line.text) for line in logs] == [("quick", "only", "quick")]
     assert [(e.kind, e.name, e.status) for e in result.events] == [("TaskRun", "quick", "True")]
-
-
-def test_taskhub_run_with_the_kubernetes_backend(
-    kube_cluster: KubeCluster, kube_namespace: str, tekton: FakeTekton, tmp_path: Path
-) -> None:
-    import json
-
-    env = {"TASKHUB_DATA_DIR": str(tmp_path / "data"), "TASKHUB_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
-    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
-    run_file = tmp_path / "run.yaml"
-    run_file.write_text(yaml.safe_dump(PIPELINE_RUN))
-    args = ["run", "-f", str(run_file), "--backend", "kubernetes", "-n", kube_namespace, "-k", kube_cluster.kubeconfig]
-    with ThreadPoolExecutor(1) as pool:
-        controller = pool.submit(tekton.run_pipeline)
-        done = CliRunner().invoke(main, [*args, "-o", "json"], env=env)
-        pr = controller.result()
-    assert done.exit_code == 0, done.output
-    final = json.loads(done.stdout)
-    assert final["metadata"]["name"] == pr and final["status"]["conditions"][0]["reason"] == "Succeeded"
-    assert "taskhub.dev/lock" in final["metadata"]["annotations"]  # pinned before it was created
-    assert f"[{pr}-greet/count] three" in done.stderr
