@@ -36,8 +36,8 @@ def test_terms_match_anywhere_in_any_field_and_names_rank_first(engine, indexed)
 
 
 def test_postgresql_also_matches_other_forms_of_english_words(engine, indexed):
-    """ "clones" is in no text of the sample; PostgreSQL's full-text search also finds "clone" and "cloned"."""
-    found = names(engine, text="clones")
+    """ "cloning" is in no text of the test catalog; PostgreSQL's full-text search also finds "clones"."""
+    found = names(engine, text="cloning")
     assert found[:2] == (["git-clone", "git-clone"] if engine.dialect.name == "postgresql" else [])
 
 
@@ -55,11 +55,12 @@ def test_paging_totals(engine, indexed):
     with Session(engine) as s:
         index = CatalogIndex(s)
         everything = index.search(SearchQuery(sort="name", limit=1000))
-        assert everything.total == len(everything.views) == 24
+        total = everything.total
+        assert total == len(everything.views) == len({(v.resource.kind, v.resource.name) for v in everything.views})
         page = index.search(SearchQuery(sort="name", limit=5, offset=10))
-        assert page.total == 24 and page.views == everything.views[10:15]
+        assert page.total == total and page.views == everything.views[10:15]
         past = index.search(SearchQuery(sort="name", limit=5, offset=2**80))
-        assert past.views == [] and past.total == 24
+        assert past.views == [] and past.total == total
 
 
 @contextmanager
