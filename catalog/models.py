@@ -174,6 +174,9 @@ class ResourceVersion(Base):
     digest: Mapped[str] = mapped_column(String(64))
     # Digest of everything indexed for this version: a sync compares it instead of every column.
     fingerprint: Mapped[str] = mapped_column(String(64))
+    # Digest of the version folder's files when last read (a git tree id, or the digest of the files a sync
+    # reads): a sync finding the same again neither reads nor parses the folder (catalog/tree.py, Known).
+    source_key: Mapped[str | None] = mapped_column(String(64))
     readme: Mapped[str | None] = mapped_column(Text)
     samples: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     # This version's tags, categories and platforms as [[id, name], ...] by name: read with the row, not joined.

@@ -8,7 +8,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -64,8 +64,34 @@ class Checkout:
 
     root: Path
     revision: str | None  # the commit, for git sources
-    modified: dict[str, datetime] = field(default_factory=dict)  # manifest path -> last commit time
+    modified: Mapping[str, datetime] = field(default_factory=dict)  # manifest path -> last commit time
     web_base: str | None = None  # "https://github.com/org/repo" for providers with web links
+    # For git sources: folder path (relative to root) -> the id of its git tree, a digest of everything in it, for
+    # folders with no symbolic link inside (a link's target can change while the folder's tree does not).
+    folder_keys: dict[str, str] | None = None
+
+
+class CommitTimes(Mapping[str, datetime]):
+    """The time of each file's last commit, read from git's log the first time one is asked for: a sync that
+    reads no file again (all unchanged) runs no log over the repository's history."""
+
+    def __init__(self, repo: Path, context_dir: str | None) -> None:
+        self.repo, self.context_dir = repo, context_dir
+        self._times: dict[str, datetime] | None = None
+
+    def _loaded(self) -> dict[str, datetime]:
+        if self._times is None:
+            self._times = _commit_times(self.repo, self.context_dir)
+        return self._times
+
+    def __getitem__(self, path: str) -> datetime:
+        return self._loaded()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded())
+
+    def __len__(self) -> int:
+        return len(self._loaded())
 
 
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -110,6 +136,26 @@ def _commit_times(repo: Path, context_dir: str | None) -> dict[str, datetime]:
     return times
 
 
+def _folder_keys(repo: Path, context_dir: str | None) -> dict[str, str]:
+    """Every folder under context_dir (relative to it) with the id of its git tree, leaving out folders that hold a
+    symbolic link anywhere inside."""
+    listing = _git(["ls-tree", "-r", "-t", "-z", "HEAD", "--", context_dir or "."], repo)
+    prefix = f"{context_dir}/" if context_dir else ""
+    trees: dict[str, str] = {}
+    linked: set[str] = set()
+    for item in listing.split("\0"):
+        if not item:
+            continue
+        meta, _, path = item.partition("\t")
+        mode, kind, oid = meta.split(" ")
+        if kind == "tree":
+            trees[path] = oid
+        elif mode == "120000":  # a symbolic link: no folder above it can be trusted by its tree id
+            parts = path.split("/")
+            linked.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return {path[len(prefix) :]: oid for path, oid in trees.items() if path not in linked and path.startswith(prefix)}
+
+
 def recover_git_locks(repo: Path) -> list[str]:
     """Removes the lock files a git killed mid-command leaves in repo/.git (index.lock, HEAD.lock, ...), which
     make every later git command there fail. Only for a caller that knows no git runs there: the holder of the
@@ -139,7 +185,7 @@ def checkout(name: str, source: str, revision: str | None, context_dir: str | No
         web_base = None
         if detect_provider(source) in ("github", "gitlab", "bitbucket") and source.startswith("https://"):
             web_base = source.removesuffix("/").removesuffix(".git")
-        return Checkout(root, commit, _commit_times(repo, context_dir), web_base)
+        return Checkout(root, commit, CommitTimes(repo, context_dir), web_base, _folder_keys(repo, context_dir))
     if revision:
         raise CatalogSourceError("--revision needs a git source; a local directory is read as it is")
     base = Path(source)

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from catalog.errors import InvalidVersion
 from catalog.manifests import (
@@ -58,6 +59,27 @@ class VersionEntry:
     samples: dict[str, str]
     modified_at: datetime
     bundle_ref: str | None = None  # set for versions read from a registry
+    source_key: str | None = None  # the digest of the version folder's files when read (see Known)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the last sync read from a version folder: the digest of its files (a git tree id, or the digest of the
+    files a sync reads), the version row it made, and the problems it reported in the folder. A folder whose digest
+    is the same again is neither read nor parsed: the row and the problems stand."""
+
+    source_key: str
+    version_id: int
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A version folder whose files are what the last sync read."""
+
+    kind: str
+    name: str
+    version_id: int
 
 
 @dataclass
@@ -65,6 +87,7 @@ class CatalogTree:
     """The result of walking a catalog: what can be indexed, and every problem met on the way."""
 
     versions: list[VersionEntry] = field(default_factory=list)
+    unchanged: list[Unchanged] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
 
     def report(self, level: str, path: str, message: str) -> None:
@@ -74,9 +97,17 @@ class CatalogTree:
 class _Walker:
     """Walks with plain string paths: a catalog has thousands of files, and pathlib costs more than the reads."""
 
-    def __init__(self, root: Path, modified: Mapping[str, datetime]) -> None:
+    def __init__(
+        self,
+        root: Path,
+        modified: Mapping[str, datetime],
+        known: Mapping[str, Known],
+        folder_keys: Mapping[str, str] | None,
+    ) -> None:
         self.root = os.path.realpath(root)
         self.modified = modified
+        self.known = known
+        self.folder_keys = folder_keys
         self.tree = CatalogTree()
 
     def rel(self, path: str) -> str:
@@ -125,7 +156,7 @@ class _Walker:
                 self.walk_resource(kind, entry)
         if not found_any:
             self.tree.report("critical", ".", "no task/, pipeline/ or stepaction/ folder: not a catalog tree")
-        elif not self.tree.versions:
+        elif not self.tree.versions and not self.tree.unchanged:
             self.tree.report("error", ".", "no resources found in the catalog")
         return self.tree
 
@@ -165,10 +196,45 @@ class _Walker:
         if versions == 0:
             self.tree.report("error", rel, "no version folders")
 
+    def source_key(self, folder: os.DirEntry[str], name: str) -> str | None:
+        """The digest of what a sync reads in a version folder: its git tree id, or (for a directory) the digest
+        of the manifest's bytes and modification time, the README's and the samples' bytes; None when it cannot
+        be told (the folder is then read)."""
+        if self.folder_keys is not None:
+            return self.folder_keys.get(self.rel(folder.path))
+        if folder.is_symlink():
+            return None
+        files = [
+            (p, p.endswith((".yaml", ".yml")))
+            for p in (f"{folder.path}/{name}.yaml", f"{folder.path}/{name}.yml", f"{folder.path}/README.md")
+            if os.path.lexists(p)
+        ]
+        samples = f"{folder.path}/samples"
+        if os.path.islink(samples) and not self.inside(samples):
+            return None
+        for dirpath, dirnames, filenames in os.walk(samples):
+            dirnames.sort()
+            files += [(os.path.join(dirpath, f), False) for f in sorted(filenames) if f.endswith((".yaml", ".yml"))]
+        digest = hashlib.sha256()
+        try:
+            for path, with_time in files:
+                if os.path.islink(path) and not self.inside(path):
+                    return None  # the walk refuses it, and says why
+                _digest_file(digest, path, folder.path, with_time=with_time)
+        except OSError:
+            return None
+        return digest.hexdigest()
+
     def walk_version(self, kind: str, name: str, folder: os.DirEntry[str]) -> None:
         version = folder.name
         if folder.is_symlink() and not self.inside(folder.path):
             self.tree.report("error", self.rel(folder.path), "is a link that leads outside the catalog; not followed")
+            return
+        source_key = self.source_key(folder, name)
+        known = self.known.get(self.rel(folder.path))
+        if source_key is not None and known is not None and known.source_key == source_key:
+            self.tree.unchanged.append(Unchanged(kind, name, known.version_id))
+            self.tree.problems.extend(known.problems)
             return
         present = [p for p in (f"{folder.path}/{name}.yaml", f"{folder.path}/{name}.yml") if os.path.lexists(p)]
         if not present:
@@ -206,6 +272,7 @@ class _Walker:
                 readme=self.read_readme(folder.path),
                 samples=self.read_samples(folder.path),
                 modified_at=self.modified.get(rel) or _mtime(manifest_path),
+                source_key=source_key,
             )
         )
 
@@ -245,6 +312,25 @@ def _mtime(path: str) -> datetime:
     return datetime.fromtimestamp(os.stat(path).st_mtime, tz=UTC).replace(microsecond=0)
 
 
-def read_catalog_tree(root: Path, modified: Mapping[str, datetime] | None = None) -> CatalogTree:
-    """Walk the catalog at root; ``modified`` maps manifest paths to their last commit time, when known."""
-    return _Walker(root, modified or {}).walk()
+def _digest_file(digest: Any, path: str, folder: str, *, with_time: bool) -> None:
+    """Add a file's name (relative to folder), its bytes and, when asked, its modification time to digest."""
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+            raise OSError("not a small regular file")  # read (and refused) by the walk, which says why
+        digest.update(f"{path[len(folder) + 1 :]}\0{st.st_size}\0".encode())
+        if with_time:
+            digest.update(f"{int(st.st_mtime)}\0".encode())
+        digest.update(f.read())
+
+
+def read_catalog_tree(
+    root: Path,
+    modified: Mapping[str, datetime] | None = None,
+    known: Mapping[str, Known] | None = None,
+    folder_keys: Mapping[str, str] | None = None,
+) -> CatalogTree:
+    """Walk the catalog at root; ``modified`` maps manifest paths to their last commit time, when known. Version
+    folders found in ``known`` with the same digest (``folder_keys`` has git's tree ids) are not read again."""
+    # Not "modified or {}": asking a lazy CommitTimes for its length would read git's log.
+    return _Walker(root, {} if modified is None else modified, known or {}, folder_keys).walk()

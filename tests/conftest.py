@@ -20,6 +20,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from catalog.db import make_engine, upgrade
+from catalog.indexing import known_versions
 from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
 from hub.app import create_app
 from hub.config import Settings
@@ -187,9 +188,11 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 def sync(engine: Engine, settings: Settings, name: str) -> SyncSummary:
-    """Fetch, walk and index a registered catalog the way `taskhub catalog sync` does."""
+    """Fetch, walk and index a registered catalog the way `taskhub catalog sync` does (unchanged version folders
+    are not read again)."""
     with Session(engine) as session:
-        files, tree = fetch_catalog(get_catalog(session, name), settings.catalogs_dir)
+        catalog = get_catalog(session, name)
+        files, tree = fetch_catalog(catalog, settings.catalogs_dir, known_versions(session, catalog))
     with Session(engine) as session, session.begin():
         return apply_tree(session, get_catalog(session, name), files, tree)
 

@@ -79,8 +79,9 @@ def catalog_list(ctx: Context) -> None:
 
 @catalog.command("sync")
 @click.argument("name", required=False)
+@click.option("--full", is_flag=True, help="Read every version folder again, also those whose files did not change.")
 @pass_context
-def catalog_sync(ctx: Context, name: str | None) -> None:
+def catalog_sync(ctx: Context, name: str | None, full: bool) -> None:
     """Index one catalog, or all of them; prints what changed and what was rejected."""
     from catalog.sync import get_catalog
 
@@ -92,7 +93,7 @@ def catalog_sync(ctx: Context, name: str | None) -> None:
             raise fail(exc) from None
     if not names:
         raise click.ClickException("no catalogs: add one with `taskhub catalog add NAME SOURCE`")
-    sync_catalogs(ctx, names)
+    sync_catalogs(ctx, names, full=full)
 
 
 def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None:

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+import catalog.indexing
 import catalog.sync
 from catalog.errors import CatalogSourceError, Conflict
 from catalog.models import Catalog, CatalogError, IndexState, Resource, ResourceVersion
@@ -90,7 +91,7 @@ def test_failed_sync_keeps_the_previous_index(engine, settings, indexed, monkeyp
         raise RuntimeError("disk on fire")
 
     # Fail after every version row has been written, so the rollback has real work to undo.
-    monkeypatch.setattr(catalog.sync, "_replace_problems", explode)
+    monkeypatch.setattr(catalog.indexing, "_replace_problems", explode)
     with Session(engine) as s:
         cat = s.scalar(select(Catalog))
         cat.source = str(tmp_path / "changed")
