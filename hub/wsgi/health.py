@@ -6,9 +6,10 @@ probes the same way (kubernetes/kubernetes: staging/src/k8s.io/apiserver/pkg/ser
 
 - /livez: the process answers requests. It touches nothing else, so a database outage does not get every hub
   restarted at once.
-- /readyz: the database answers and its schema is at the revision this hub's migrations end at; 503 with the
-  failing check otherwise (a hub started before `taskhub db upgrade` ran, or after a newer release migrated the
-  database past it).
+- /readyz: the database answers and its schema is at the revision this hub's migrations end at, or at a later one
+  made by a newer release (an upgrade migrates first, and the old hubs keep serving until they are replaced); 503
+  with the failing check otherwise (a hub started before `taskhub db upgrade` ran: an empty database, or one at
+  an older revision).
 """
 
 from __future__ import annotations
@@ -27,14 +28,19 @@ PROBE_METHODS = frozenset({"GET", "HEAD"})
 
 
 @functools.cache
-def head_revision() -> str:
-    """The revision this release's migrations end at (read once per process)."""
+def _revisions() -> tuple[str, frozenset[str]]:
+    """This release's migration head and every revision before it (read once per process)."""
     from alembic.script import ScriptDirectory
 
     from catalog.db import alembic_config
 
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    return head or ""
+    script = ScriptDirectory.from_config(alembic_config())
+    return script.get_current_head() or "", frozenset(r.revision for r in script.walk_revisions())
+
+
+def head_revision() -> str:
+    """The revision this release's migrations end at."""
+    return _revisions()[0]
 
 
 def readiness(engine: Engine) -> tuple[bool, dict[str, str]]:
@@ -46,8 +52,10 @@ def readiness(engine: Engine) -> tuple[bool, dict[str, str]]:
     except Exception as exc:  # any driver error: the database cannot be reached or read
         return False, {"database": " ".join(str(exc).split())[:300]}
     checks = {"database": "ok"}
-    expected = head_revision()
-    if revision == expected:
+    expected, known = _revisions()
+    if revision == expected or (revision is not None and revision not in known):
+        # A revision this release does not know was made by a newer one, whose migrations keep the schema usable
+        # by the release before it: during a rolling upgrade (migrations first) the old hubs keep serving.
         checks["migrations"] = "ok"
     elif revision is None:
         checks["migrations"] = f"the database is empty: run `taskhub db upgrade` (to {expected})"
