@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 import urllib.request
 import warnings
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from urllib3.exceptions import (
     SSLError,
 )
 
+from catalog import metrics
 from catalog.addresses import NotPublic, check_public_address
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,7 @@ class HttpTransport:
         """Send one request and read the answer's status and headers; TransportError if there is none."""
         parts = urlsplit(url)
         manager = self._manager(self._proxy_for(parts.scheme, parts.hostname or ""), public_only)
+        started, code = time.monotonic(), "error"
         try:
             response = manager.urlopen(
                 method,
@@ -148,6 +151,7 @@ class HttpTransport:
                 preload_content=False,
                 decode_content=False,
             )
+            code = str(response.status)
         except NotPublic as exc:
             raise TransportError(str(exc), refused=True) from None
         except SSLError as exc:
@@ -156,6 +160,9 @@ class HttpTransport:
             if isinstance(_root(exc), NotPublic):
                 raise TransportError(str(_root(exc)), refused=True) from None
             raise TransportError(describe(exc)) from None
+        finally:
+            metrics.REGISTRY_REQUESTS.labels(parts.netloc, method, code).inc()
+            metrics.REGISTRY_SECONDS.labels(parts.netloc).observe(time.monotonic() - started)
         return Answer(response, url)
 
     def close(self) -> None:

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from catalog import metrics
 from catalog.blobcache import BlobCache
 from catalog.bundles import Descriptor, check_bundle_manifest, find_layer, parse_manifest, read_layer
 from catalog.constraints import Constraint
@@ -192,6 +193,7 @@ class BundleResolver:
         """The object of the image `digest` names, and whether it was in memory ("retrieve") or not ("store")."""
         key = _answer_key(ref, digest, kind, name)
         answer = self.answers.get(key)
+        metrics.cache_lookup("answers", answer)
         if answer is not None:
             return answer, "retrieve"
         answer = self.flights.run(key, lambda: self._fetch(ref, digest, kind, name, bundle))
@@ -202,6 +204,8 @@ class BundleResolver:
         """The object of the image a tag points at: the registry is asked at most once per TTL, unless fresh."""
         text = str(ref)
         digest = None if fresh else self.tags.remembered(text)
+        if not fresh:
+            metrics.cache_lookup("tags", digest)
         if digest is not None:
             return self._pinned(ref, digest, kind, name, bundle)
 
@@ -226,6 +230,7 @@ class BundleResolver:
 
     def _manifest(self, ref: Reference, digest: str) -> tuple[bytes, str]:
         raw = self.store.get(digest)
+        metrics.cache_lookup("blobs", raw)
         if raw is None:
             raw = self.registries(ref.registry).get_manifest(Reference(ref.registry, ref.repository, None, digest)).raw
             self.store.put(digest, raw)
@@ -246,6 +251,7 @@ class BundleResolver:
         check_bundle_manifest(parsed, bundle)
         entry = find_layer(parsed, kind, name)
         blob = self.store.get(entry.digest, None)
+        metrics.cache_lookup("blobs", blob)
         if blob is None:
             blob = self.registries(ref.registry).get_blob(ref.name, entry.digest, entry.size)
             self.store.put(entry.digest, blob)

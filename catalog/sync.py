@@ -3,12 +3,14 @@ walking it, and indexing what was found (catalog/indexing.py) in a transaction o
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from catalog import metrics
 from catalog.errors import CatalogSourceError, Conflict, NotFound
 from catalog.indexing import SyncSummary, apply_tree, known_versions
 from catalog.manifests import is_dns1123_label
@@ -23,7 +25,7 @@ from catalog.publish import bundle_target
 from catalog.registry import Registry
 from catalog.registry_sync import is_release_tag, known_entries, read_registry
 from catalog.sources import Checkout, check_context_dir, check_git_value, checkout, detect_provider
-from catalog.tree import CatalogTree, Known, read_catalog_tree
+from catalog.tree import LEVELS, CatalogTree, Known, read_catalog_tree
 
 
 def add_catalog(
@@ -124,11 +126,24 @@ def sync_by_name(
     full: bool = False,
 ) -> SyncSummary:
     """Fetch, then index one catalog or registry in a transaction of its own: the old index stays until then."""
+    started, outcome = time.monotonic(), "failure"
     with Session(engine) as session:
-        files, tree = fetch(session, get_catalog(session, name), work_dir, registries, progress, full=full)
-    progress(f"read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing")
-    with Session(engine) as session, session.begin():
-        return apply_tree(session, get_catalog(session, name), files, tree)
+        catalog = get_catalog(session, name)  # an unknown name is counted nowhere: labels stay the operator's
+        kind = "registry" if catalog.provider == OCI else "catalog"
+    try:
+        with Session(engine) as session:
+            files, tree = fetch(session, get_catalog(session, name), work_dir, registries, progress, full=full)
+        progress(f"read {len(tree.versions)} versions, {len(tree.problems)} problems; indexing")
+        with Session(engine) as session, session.begin():
+            summary = apply_tree(session, get_catalog(session, name), files, tree)
+        outcome = "success"
+        metrics.SYNC_VERSIONS.labels(name, kind).set(summary.versions)
+        for level in LEVELS:
+            metrics.SYNC_PROBLEMS.labels(name, kind, level).set(summary.problems[level])
+        return summary
+    finally:
+        metrics.SYNCS.labels(name, kind, outcome).inc()
+        metrics.SYNC_SECONDS.labels(name, kind, outcome).observe(time.monotonic() - started)
 
 
 def record_failure(engine: Engine, name: str, message: str) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.config import Settings
+from hub.logs import configure_logging
 
 if TYPE_CHECKING:  # Flask is imported by create_app, so the command line starts without it.
     from flask import Flask
@@ -31,11 +31,13 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.api import artifacthub as artifacthub_api
     from hub.api import events as events_api
     from hub.api import listeners as listeners_api
+    from hub.api import metrics as metrics_api
     from hub.api import objects as objects_api
     from hub.api import openapi as openapi_api
     from hub.api import resolve as resolve_api
     from hub.api import runs as runs_api
     from hub.api import tekton as tekton_api
+    from hub.metrics import RouteNames, count_requests
     from hub.objects import object_store
     from hub.registries import Resolvers
     from hub.web import events as events_web
@@ -55,7 +57,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
         settings = Settings.from_env()
     else:
         settings = Settings.from_mapping(config)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
 
     app = Flask(__name__, template_folder=_template_folder())
     app.config["TASKHUB"] = settings
@@ -89,6 +91,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     errors.register(app)
     app.register_blueprint(admin_api.bp)
     app.register_blueprint(openapi_api.bp)
+    app.register_blueprint(metrics_api.bp)
     auth.init_app(app)  # it wraps the whole app, response cache included
     # Outside the access gate and the rate limits: probes carry no token and are never limited.
     app.wsgi_app = health_checks(app.wsgi_app, engine)  # type: ignore[method-assign,assignment]
@@ -96,4 +99,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.wsgi_app = cross_origin(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign,assignment]
     # Last, so outermost: the client's address and scheme are settled before anything reads them.
     app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign,assignment]
+    # Outermost: every request is counted, refused, cached and probed ones too.
+    app.wsgi_app = count_requests(app.wsgi_app, RouteNames(app.url_map))  # type: ignore[method-assign,assignment]
     return app

@@ -26,6 +26,11 @@ class Settings:
     # How often a worker checks whether the index changed (seconds); bounds how stale a cached answer gets.
     generation_check_interval: float = 0.5
     log_level: str = "INFO"
+    # "text": lines for a person; "json": one JSON object per line (taskhub's messages, server and access logs).
+    log_format: str = "text"
+    # How long a stopping server gives requests in flight, and a stopping worker its running jobs, to end
+    # (seconds); the manifests' terminationGracePeriodSeconds leave room above it.
+    shutdown_grace_seconds: float = 30.0
     # Registry hosts (host:port, comma-separated) reached over plain HTTP; loopback hosts always are.
     insecure_registries: str = ""
     # Registry hosts (comma-separated) that resolve requests may reach; empty: the registries added to this hub

@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from jobs import metrics
 from jobs.context import JobCancelled, JobContext, JobFailed
 from jobs.queue import Claim, JobQueue
 from jobs.wakeup import Listener
@@ -185,8 +186,11 @@ class Worker:
 
     def _work(self, context: JobContext) -> None:
         claim = context.claim
+        started = time.monotonic()
         try:
-            outcome = self._outcome(context)
+            outcome, ended = self._outcome(context)
+            metrics.JOBS.labels(claim.kind, ended).inc()
+            metrics.JOB_SECONDS.labels(claim.kind, ended).observe(time.monotonic() - started)
             self._record(claim, outcome)
         finally:
             with self._lock:
@@ -194,25 +198,25 @@ class Worker:
             if self._listener is not None:
                 self._listener.wake()  # a slot is free
 
-    def _outcome(self, context: JobContext) -> Callable[[], object]:
-        """Runs the handler; returns the queue write that records how it ended."""
+    def _outcome(self, context: JobContext) -> tuple[Callable[[], object], str]:
+        """Runs the handler; returns the queue write that records how it ended, and the outcome's name."""
         claim, queue = context.claim, self.queue
         try:
             result = self.handlers[claim.kind](context)
         except JobCancelled as exc:
             message = str(exc) or "cancelled"
-            return lambda: queue.cancelled(claim, message, context.current_progress())
+            return lambda: queue.cancelled(claim, message, context.current_progress()), "cancelled"
         except Exception as exc:
             if context.cancel_requested:
                 message = f"cancelled: {exc}"
-                return lambda: queue.cancelled(claim, message, context.current_progress())
+                return lambda: queue.cancelled(claim, message, context.current_progress()), "cancelled"
             retry = exc.retry if isinstance(exc, JobFailed) else True
             error = str(exc) if isinstance(exc, JobFailed) else f"{type(exc).__name__}: {exc}"
             if not isinstance(exc, JobFailed):
                 log.exception("job %s: %s %s failed", claim.id, claim.kind, claim.target)
-            return lambda: queue.fail(claim, error, retry=retry, progress=context.current_progress())
+            return lambda: queue.fail(claim, error, retry=retry, progress=context.current_progress()), "failed"
         log.info("job %s: %s %s succeeded", claim.id, claim.kind, claim.target)
-        return lambda: queue.succeed(claim, result, context.current_progress())
+        return lambda: queue.succeed(claim, result, context.current_progress()), "succeeded"
 
     def _record(self, claim: Claim, write: Callable[[], object]) -> None:
         """Records how a job ended, retrying while the database is away for up to one lease (after that another

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from catalog.models import utcnow
+from runner import metrics
 from runner.models import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Run, RunLog
 from runner.run_details import ContainerLog, RunDetail, RunSummary, status_of, summary_of
 from runner.run_owner import current_owner, owner_ended
@@ -85,24 +86,38 @@ class RunRecords:
             status = FAILED
         if cancelled and status == FAILED:
             status = CANCELLED
-        self._update(
+        self._ended(
             run_id,
             status=status,
             reason=reason,
             message=message,
             object=obj,
             children=list(children or []),
-            completed_at=utcnow(),
             **_identity(obj),
         )
 
     def failed(self, run_id: int, reason: str, message: str) -> None:
         """The run could not be started or followed (resolution failed, the cluster refused it, ...)."""
-        self._update(run_id, status=FAILED, reason=reason[:255], message=message, completed_at=utcnow())
+        self._ended(run_id, status=FAILED, reason=reason[:255], message=message)
 
     def cancelled(self, run_id: int, message: str) -> None:
         """The run was cancelled before its backend ran it (or before it could report its end)."""
-        self._update(run_id, status=CANCELLED, reason="Cancelled", message=message, completed_at=utcnow())
+        self._ended(run_id, status=CANCELLED, reason="Cancelled", message=message)
+
+    def _ended(self, run_id: int, *, status: str, **values: Any) -> None:
+        """Record how a run ended, and count it in the run metrics."""
+        ended = utcnow()
+        with Session(self.engine) as session, session.begin():
+            row = session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=status, completed_at=ended, **values)
+                .returning(Run.backend, Run.started_at, Run.created_at)
+            ).first()
+        if row is not None:
+            began = row.started_at or row.created_at
+            metrics.RUNS.labels(row.backend, status.lower()).inc()
+            metrics.RUN_SECONDS.labels(row.backend, status.lower()).observe(max((ended - began).total_seconds(), 0))
 
     def request_cancel(self, run_id: int) -> str | None:
         """Asks whichever process runs it to cancel the run; returns its status (None: no such run). A finished

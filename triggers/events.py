@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import utcnow
 from runner.objects.sealing import Sealer
+from triggers.metrics import count_event
 from triggers.models import DONE, DUPLICATE, FAILED, PROCESSING, QUEUED, REFUSED, Delivery, TriggerEvent
 
 # Headers whose values authenticate the sender: never shown, kept sealed only until the event is processed.
@@ -79,7 +80,10 @@ class EventLog:
             row.body = incoming.body
             session.add(row)
             session.flush()
-            return row.id
+            event = row.id
+        known = status != 404  # a 404 names no listener or catalog: its name is the caller's, not a label
+        count_event(incoming.source, incoming.namespace if known else "", incoming.name if known else "", REFUSED)
+        return event
 
     def accepted(self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202) -> Recorded:
         """Records an accepted event, the full headers sealed for its job; a delivery id seen within the window
@@ -97,7 +101,10 @@ class EventLog:
                 row.status, row.duplicate_of, row.sealed_headers = DUPLICATE, first, None
                 row.reason = f"delivery {delivery} was already received as event {first}: not processed again"
                 row.finished_at = utcnow()
-            return Recorded(row.id, event_id, first)
+            recorded = Recorded(row.id, event_id, first)
+        if first is not None:
+            count_event(incoming.source, incoming.namespace, incoming.name, DUPLICATE)
+        return recorded
 
     def _claim_delivery(self, session: Session, target: str, delivery: str, event: int) -> int | None:
         """None when this event is the delivery's first within the window, else the id of the first one."""
@@ -153,13 +160,17 @@ class EventLog:
 
     def finish(self, event: int, outcomes: list[dict[str, Any]], *, failed: str = "", reason: str = "") -> None:
         """Records what the event did; the sealed headers go."""
+        status = FAILED if failed else DONE
         with self.engine.begin() as conn:
-            conn.execute(
+            row = conn.execute(
                 update(TriggerEvent)
                 .where(TriggerEvent.id == event)
-                .values(status=FAILED if failed else DONE, reason=failed or reason, outcomes=outcomes,
-                        sealed_headers=None, finished_at=utcnow())
-            )  # fmt: skip
+                .values(status=status, reason=failed or reason, outcomes=outcomes, sealed_headers=None,
+                        finished_at=utcnow())
+                .returning(TriggerEvent.source, TriggerEvent.namespace, TriggerEvent.name)
+            ).first()  # fmt: skip
+        if row is not None:
+            count_event(row.source, row.namespace, row.name, status)
 
     # -- reading -----------------------------------------------------------------------------------------------
 

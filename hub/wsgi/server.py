@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
+import shutil
+import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+# Where prometheus_client's multiprocess mode keeps each process's samples (hub/metrics.py sums them).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The access log: the request line with its query (if it has one), the status, the time taken and the client.
 ACCESS_LOG = '%(addr)s [%(time)s] "%(method)s %(path)s?%(query_string)s %(protocol)s" %(status)d %(dt_ms).1fms'
 ACCESS_LOG_NO_QUERY = '%(addr)s [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d %(dt_ms).1fms'
@@ -58,11 +64,16 @@ def serve(
     threads: int,
     access_log: bool = False,
     working_dir: Path | None = None,
+    log_format: str = "text",
+    grace: float = 30.0,
 ) -> None:
     """Serve the app `factory` ("module:function") builds until SIGINT or SIGTERM; each worker runs `threads`
-    requests at once (a resolve waiting on a registry holds a thread, not a worker)."""
+    requests at once (a resolve waiting on a registry holds a thread, not a worker). On SIGTERM the listening
+    socket closes and requests in flight get `grace` seconds to end."""
     from granian import Granian
     from granian.constants import Interfaces
+
+    from hub.logs import granian_formatters
 
     Granian(
         factory,
@@ -75,8 +86,8 @@ def serve(
         factory=True,
         log_access=access_log,
         log_access_format=ACCESS_LOG,
-        log_dictconfig=LOGGING,
-        workers_kill_timeout=30,  # a stop waits this long for requests still going (a sync through the API)
+        log_dictconfig={**LOGGING, **granian_formatters(log_format)},
+        workers_kill_timeout=max(int(grace), 1),  # a stop waits this long for requests still going
         working_dir=working_dir,
         respawn_failed_workers=True,
     ).serve()
@@ -104,3 +115,27 @@ def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6N
     except ValueError:
         return False
     return any(ip in network for network in networks)
+
+
+def metrics_directory() -> Path:
+    """Set up prometheus_client's multiprocess mode for a server about to start its processes: the directory
+    PROMETHEUS_MULTIPROC_DIR names, emptied (as the client requires between runs), or a new temporary one; returns
+    it. It must run before prometheus_client is first imported: a process that imported it earlier keeps its
+    samples to itself, and so do its forks."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess mode was set up")
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="taskhub-metrics-"))
+        os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def remove_metrics_directory(directory: Path) -> None:
+    """Remove a directory metrics_directory made."""
+    shutil.rmtree(directory, ignore_errors=True)
