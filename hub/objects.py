@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from catalog.convert import ConversionError, can_convert, convert
-from catalog.errors import Conflict, InvalidRequest, TaskhubError
-from catalog.manifests import ManifestError, load_documents
+from catalog.errors import Conflict, InvalidRequest
 from hub.config import Settings
 from runner.objects import Applied, InvalidObject, ObjectStore, kind_of
 from runner.objects.kinds import TEKTON, TRIGGERS
@@ -30,25 +29,6 @@ def object_store(settings: Settings, engine: Engine) -> ObjectStore:
 
 class NamespaceMismatch(InvalidRequest):
     reason = "namespace-mismatch"
-
-
-def documents_of(text: str) -> list[dict[str, Any]]:
-    """The objects of a YAML or JSON text (several documents, `kind: List` expanded); InvalidObject otherwise."""
-    try:
-        loaded = load_documents(text)
-    except (ManifestError, TaskhubError) as exc:
-        raise InvalidObject(f"not YAML or JSON: {exc}") from None
-    out: list[dict[str, Any]] = []
-    for i, doc in enumerate(loaded):
-        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
-            out.extend(doc["items"])
-        elif isinstance(doc, dict):
-            out.append(doc)
-        else:
-            raise InvalidObject(f"document {i + 1} is not an object (a mapping with apiVersion, kind, metadata)")
-    if not out:
-        raise InvalidObject("no objects to apply")
-    return out
 
 
 def admitted(obj: Mapping[str, Any], namespace: str, *, given_namespace: bool) -> dict[str, Any]:
@@ -89,6 +69,12 @@ class ObjectService:
     ) -> list[Applied]:
         """Admits every object, then applies them in order; nothing is written if one is refused."""
         ns = check_namespace(namespace or "default")
+        ready = self.admit(objects, namespace=namespace)
+        return [self.store.apply(obj, namespace=ns, created_by=created_by) for obj in ready]
+
+    def admit(self, objects: list[dict[str, Any]], *, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object as it is to be kept (`admitted`); InvalidObject naming every refused one."""
+        ns = check_namespace(namespace or "default")
         ready, problems = [], []
         for i, obj in enumerate(objects):
             try:
@@ -97,7 +83,7 @@ class ObjectService:
                 problems.append(str(exc) if len(objects) == 1 else f"document {i + 1}: {exc}")
         if problems:
             raise InvalidObject("; ".join(problems) + ("" if len(objects) == 1 else " (nothing was applied)"))
-        return [self.store.apply(obj, namespace=ns, created_by=created_by) for obj in ready]
+        return ready
 
     def create_secret(
         self, name: str, values: Mapping[str, str], *, namespace: str | None = None, created_by: str = ""

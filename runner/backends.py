@@ -9,12 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
-
 from catalog.errors import BackendUnavailable, TaskhubError
-from runner.local import LocalExecutor, ResolutionError, SandboxUnavailable
+from runner.local import LocalExecutor, SandboxUnavailable
 from runner.local.sandbox import unavailable_reason as sandbox_unavailable_reason
-from runner.local_store import InstalledStore
+from runner.local_store import NamespaceObjects
+from runner.objects import ObjectStore
 from runner.pinning import LockEntry, step_action_resolver
 
 # (task_run, container, text): a line of a step's output; container is "step-<name>".
@@ -61,14 +60,16 @@ class RunBackend(Protocol):
 
 class LocalBackend:
     """The embedded executor: steps run as sandboxed processes on this host, in a directory under `work_root`;
-    they never see the `hidden` paths (the hub's data dir)."""
+    they never see the `hidden` paths (the hub's data dir). A run reads the objects of its namespace in the
+    hub's object store: Tasks, Pipelines and StepActions it names, ConfigMaps and Secrets it mounts, and the
+    PersistentVolumeClaims it binds, each a directory under `work_root/claims` that outlives the runs."""
 
     name = "local"
 
     def __init__(
-        self, work_root: Path, store: InstalledStore, namespace: str = "default", hidden: tuple[Path, ...] = ()
+        self, work_root: Path, objects: ObjectStore, namespace: str = "default", hidden: tuple[Path, ...] = ()
     ) -> None:
-        self.work_root, self.store, self.namespace, self.hidden = Path(work_root), store, namespace, hidden
+        self.work_root, self.objects, self.namespace, self.hidden = Path(work_root), objects, namespace, hidden
 
     def unavailable_reason(self) -> str | None:
         reason = sandbox_unavailable_reason()
@@ -84,27 +85,22 @@ class LocalBackend:
         on_event: Callable[[str], None] | None = None,
         progress: Progress | None = None,
     ) -> BackendRun:
+        namespace = str((pinned.get("metadata") or {}).get("namespace") or self.namespace)
+        objects = NamespaceObjects(self.objects, namespace, self.work_root / "claims")
         executor = LocalExecutor(
             self.work_root,
-            step_action_resolver(lock, self._installed),
+            step_action_resolver(lock, objects.lookup),
             log_sink=log,
             progress=progress,
-            namespace=self.namespace,
+            namespace=namespace,
             hidden=self.hidden,
+            claims=objects.claim,
         )
         try:
             result = executor.run(pinned, cancel)
         except SandboxUnavailable as exc:
             raise BackendUnavailable(f"local runs cannot be isolated on this host: {exc}") from None
         return BackendRun(result.object, list(result.children))
-
-    def _installed(self, ref: dict[str, Any], kind: str) -> dict[str, Any]:
-        if ref.get("resolver") or kind not in ("Task", "Pipeline", "StepAction"):
-            raise ResolutionError(f"{kind} {ref.get('name') or ref.get('resolver')} is not available locally")
-        found = self.store.get(kind, str(ref.get("name") or ""))
-        if found is None:
-            raise ResolutionError(f'{kind.lower()} "{ref.get("name")}" not found in the {self.store.description}')
-        return found
 
 
 class KubernetesBackend:
@@ -195,14 +191,13 @@ def backend_named(
     data_dir: Path,
     namespace: str | None,
     *,
-    engine: Engine,
+    objects: ObjectStore,
     kubeconfig: str | None = None,
     context: str | None = None,
 ) -> RunBackend:
     """The backend called `name`, "local" or "kubernetes". `namespace` is, on a cluster, where runs are created
-    (None: the kubeconfig context's) and, locally, that of the installed objects runs may name (None: default), kept
-    in the object store of `engine`'s database."""
+    (None: the kubeconfig context's) and, locally, that of runs naming none (None: default), whose objects are
+    kept in `objects`."""
     if name == "kubernetes":
         return KubernetesBackend(namespace, kubeconfig, context)
-    store = InstalledStore(engine, namespace or "default")
-    return LocalBackend(data_dir / "local-runs", store, namespace or "default", hidden=(data_dir,))
+    return LocalBackend(data_dir / "local-runs", objects, namespace or "default", hidden=(data_dir,))

@@ -25,6 +25,8 @@ from catalog.manifests import ManifestError, load_documents
 from runner.backends import LogSink, RunBackend
 from runner.local import InvalidRunObject
 from runner.models import CANCELLED, FAILED, SUCCEEDED
+from runner.objects import InvalidObject
+from runner.objects.documents import documents_of
 from runner.pinning import ReferenceResolver, pin_run
 from runner.records import LogWriter, RunRecords
 from runner.run_details import status_of
@@ -59,6 +61,27 @@ def parse_run(text: str, *, aliases: bool = True) -> dict[str, Any]:
     except ManifestError as exc:
         raise InvalidRun(f"not YAML this hub accepts: {exc}") from None
     return check_run(documents[0] if len(documents) == 1 else None)
+
+
+@dataclass
+class RunFile:
+    """A file as `kubectl create -f` takes it: its TaskRuns and PipelineRuns in order, and its other objects."""
+
+    runs: list[dict[str, Any]]
+    objects: list[dict[str, Any]]
+
+
+def parse_run_file(text: str) -> RunFile:
+    """The runs (each checked with `check_run`) and the other objects of a YAML or JSON text of any number of
+    documents (`kind: List` expanded); InvalidRun when it is not one or holds no run."""
+    try:
+        documents = documents_of(text)
+    except InvalidObject as exc:
+        raise InvalidRun(str(exc)) from None
+    runs = [check_run(doc) for doc in documents if doc.get("kind") in RUN_KINDS]
+    if not runs:
+        raise InvalidRun("not a run: no TaskRun or PipelineRun in it (`taskhub apply -f` keeps the other kinds)")
+    return RunFile(runs, [doc for doc in documents if doc.get("kind") not in RUN_KINDS])
 
 
 def check_run(obj: Any) -> dict[str, Any]:

@@ -13,9 +13,10 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from catalog.errors import InvalidRequest
-from hub.objects import ObjectService, documents_of
+from hub.objects import ObjectService
 from hub.wsgi.auth import current_identity, require_scope
 from runner.objects import ObjectStore, kind_named
+from runner.objects.documents import documents_of
 from runner.objects.store import check_name, check_namespace
 
 bp = Blueprint("objects_api", __name__)

@@ -18,6 +18,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from catalog.errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
 from hub.config import Settings
+from hub.objects import object_store
 from hub.wsgi.auth import check_run_reader, current_identity, require_scope
 from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
@@ -41,7 +42,7 @@ def run_backend(settings: Settings, engine: Engine) -> RunBackend:
         settings.run_backend,
         settings.data_dir,
         settings.run_namespace or None,
-        engine=engine,
+        objects=object_store(settings, engine),
         kubeconfig=settings.kubeconfig,
     )
 

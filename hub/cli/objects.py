@@ -15,8 +15,9 @@ import yaml
 from catalog.errors import TaskhubError
 from hub.cli import main
 from hub.cli.context import Context, fail, pass_context
-from hub.objects import ObjectService, documents_of, object_store
+from hub.objects import ObjectService, object_store
 from runner.objects import kind_named
+from runner.objects.documents import documents_of
 
 SUFFIXES = (".yaml", ".yml", ".json")
 

@@ -1,5 +1,5 @@
-"""`taskhub run -f run.yaml`: resolve and pin a TaskRun or PipelineRun, then run it on the embedded executor or a
-cluster through runner.launch, which records it (`taskhub runs`)."""
+"""`taskhub run -f FILE`: the runs of a file (after its other documents are applied), each resolved and pinned,
+then run on the embedded executor or a cluster through runner.launch, which records it (`taskhub runs`)."""
 
 from __future__ import annotations
 
@@ -18,25 +18,27 @@ import yaml
 from catalog.errors import TaskhubError
 from hub.cli import main
 from hub.cli.context import Context, pass_context
+from hub.objects import ObjectService, object_store
 from hub.registries import Resolvers
 from runner.backends import backend_named
-from runner.launch import InvalidRun, RunLauncher, parse_run
+from runner.launch import InvalidRun, LaunchResult, RunLauncher, parse_run_file
 from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver, pin_references_only
 from runner.records import RunRecords
 
 
 @main.command("run")
-@click.option("-f", "--filename", "source", type=click.File("r"), required=True, help="The run's YAML; - for stdin.")
+@click.option("-f", "--filename", "source", type=click.File("r"), required=True,
+              help="The runs' YAML or JSON (several documents, as kubectl create -f takes); - for stdin.")  # fmt: skip
 @click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
               help="local: steps run as processes on this host; kubernetes: a PipelineRun on a cluster.")  # fmt: skip
 @click.option("-k", "--kubeconfig", help="Kubeconfig file for --backend kubernetes (default: $KUBECONFIG).")
 @click.option("-c", "--context", "kube_context", help="Kubeconfig context for --backend kubernetes.")
 @click.option("--pin-only", is_flag=True,
-              help="Print the run with its references pinned (bundles by digest); do not run it.")  # fmt: skip
+              help="Print the runs with their references pinned (bundles by digest); do not run them.")  # fmt: skip
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "name"]), default="name", show_default=True)
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Overrides one of spec.params.")
-@click.option("-n", "--namespace", default="default", show_default=True, help="Namespace of installed objects.")
+@click.option("-n", "--namespace", help="The namespace of documents that name none (default: default).")
 @pass_context
 def run(
     ctx: Context,
@@ -47,57 +49,95 @@ def run(
     pin_only: bool,
     output: str,
     params: tuple[str, ...],
-    namespace: str,
+    namespace: str | None,
 ) -> None:
-    """Resolve every reference of a TaskRun or PipelineRun, record a lock of versions and digests in its
-    `taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded. Every run is recorded:
-    `taskhub runs show ID` and `taskhub runs logs ID` read it back."""
+    """Run every TaskRun and PipelineRun of a file, as `kubectl create -f` would create them, after its other
+    documents (Tasks, Pipelines, StepActions, ConfigMaps, Secrets, PersistentVolumeClaims) are applied to the local
+    store as `taskhub apply -f` applies them. Each run's references are resolved and locked (versions and digests
+    in its `taskhub.dev/lock` annotation) and it is recorded (`taskhub runs show ID`); exits 0 only when every run
+    succeeded."""
     try:
-        obj = parse_run(source.read())
+        file = parse_run_file(source.read())
     except InvalidRun as exc:
         raise click.ClickException(str(exc)) from None
-    _override_params(obj, params)
+    for obj in file.runs:
+        _override_params(obj, params)
+        own = obj["metadata"].get("namespace")
+        if namespace and own and own != namespace:
+            raise click.ClickException(
+                f'{obj["kind"]} "{obj["metadata"].get("name")}": the namespace from the object "{own}" does not '
+                f'match the namespace "{namespace}"; pass -n {own} to run it'
+            )
     engine = ctx.migrated_engine()
     resolvers = Resolvers(ctx.settings, engine)
-    store = InstalledStore(engine, namespace)
+    objects = object_store(ctx.settings, engine)
     base = ctx.settings.public_url or "http://127.0.0.1:8000/"
-    resolve_ref = CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
-    if pin_only:
-        try:
-            pinned, _lock = pin_references_only(obj, resolve_ref)
-        except TaskhubError as exc:
-            raise click.ClickException(str(exc)) from None
-        click.echo(_render(pinned, output), nl=False)
-        return
+
+    def resolver(run: dict[str, Any], pending: list[dict[str, Any]]) -> CatalogReferenceResolver:
+        store = InstalledStore(objects, run["metadata"].get("namespace") or namespace or "default", pending)
+        return CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
+
+    service = ObjectService(objects)
+    try:
+        if pin_only:  # nothing is written: the file's own objects are read from it
+            ready = service.admit(file.objects, namespace=namespace)
+            for obj in ready:
+                obj.setdefault("metadata", {}).setdefault("namespace", namespace or "default")
+            pinned = [pin_references_only(obj, resolver(obj, ready))[0] for obj in file.runs]
+            click.echo(_render(pinned, output), nl=False)
+            return
+        if file.objects and backend != "local":
+            raise click.ClickException(
+                "--backend kubernetes runs files of TaskRuns and PipelineRuns only; "
+                "create their other objects with kubectl"
+            )
+        for applied in service.apply(file.objects, namespace=namespace, created_by=_user()):
+            click.echo(applied.describe(), err=True)
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
     chosen = backend_named(
-        backend, ctx.settings.data_dir, namespace, engine=engine, kubeconfig=kubeconfig, context=kube_context
+        backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context
     )
     unavailable = chosen.unavailable_reason()
     if unavailable is not None:
         raise click.ClickException(unavailable)
-    launcher = RunLauncher(RunRecords(engine), resolve_ref, chosen)
-    cancel = threading.Event()
+    several = len(file.runs) > 1
+    cancel = threading.Event()  # the first Ctrl-C cancels the run going and those not started yet
     with _cancel_on_interrupt(cancel):
-        result = launcher.launch(
-            obj,
-            created_by=_user(),
-            cancel=cancel,
-            log=_print_log,
-            on_event=lambda line: click.echo(line, err=True),
-            on_started=lambda run_id, _pinned: click.echo(f"run {run_id}", err=True),
-        )
-    if result.object is None:
-        raise click.ClickException(result.message)
+        ended = [_launch(RunLauncher(RunRecords(engine), resolver(obj, []), chosen), obj, cancel, several)
+                 for obj in file.runs]  # fmt: skip
+    click.echo(_render([result.object for result in ended if result.object is not None], output), nl=False)
+    failed = [result for result in ended if result.object is None]
+    if failed and not several:
+        raise click.ClickException(failed[0].message)
+    sys.exit(0 if all(result.succeeded for result in ended) else 1)
+
+
+def _launch(launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event, several: bool) -> LaunchResult:
+    """Runs one run of the file, its logs and how it ended on stderr (for a file of one run, a run that did not
+    start is left to the caller to say)."""
+    result = launcher.launch(
+        obj,
+        created_by=_user(),
+        cancel=cancel,
+        log=_print_log,
+        on_event=lambda line: click.echo(line, err=True),
+        on_started=lambda run_id, _pinned: click.echo(f"run {run_id}", err=True),
+    )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
+    if result.object is None:
+        if several:
+            name = obj["metadata"].get("name") or obj["metadata"].get("generateName")
+            click.echo(f"{obj['kind'].lower()}/{name}: {result.reason}: {result.message}", err=True)
+        return result
     name = result.object["metadata"].get("name")
     click.echo(
         f"{result.object['kind'].lower()}/{name}: {result.reason or result.status}"
         + (f": {result.message}" if result.message else ""),
         err=True,
     )
-    click.echo(_render(result.object, output), nl=False)
-    sys.exit(0 if result.succeeded else 1)
+    return result
 
 
 def _print_log(task_run: str, container: str, text: str) -> None:
@@ -115,7 +155,7 @@ def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
         if cancel.is_set():
             raise KeyboardInterrupt
         cancel.set()
-        click.echo("cancelling the run (Ctrl-C again to stop at once)", err=True)
+        click.echo("cancelling the runs (Ctrl-C again to stop at once)", err=True)
 
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
@@ -145,9 +185,13 @@ def _override_params(obj: dict[str, Any], overrides: tuple[str, ...]) -> None:
             current.append({"name": name, "value": value})
 
 
-def _render(obj: dict[str, Any], output: str) -> str:
+def _render(objects: list[dict[str, Any]], output: str) -> str:
+    """Each object as -o asks: JSON documents one after another, YAML documents separated by `---`, or names."""
     if output == "json":
-        return json.dumps(obj, indent=2) + "\n"
+        return "".join(json.dumps(obj, indent=2) + "\n" for obj in objects)
     if output == "yaml":
-        return yaml.safe_dump(obj, sort_keys=False, allow_unicode=True)
-    return f"{obj['kind'].lower()}.tekton.dev/{obj['metadata'].get('name') or obj['metadata'].get('generateName')}\n"
+        return "---\n".join(yaml.safe_dump(obj, sort_keys=False, allow_unicode=True) for obj in objects)
+    return "".join(
+        f"{obj['kind'].lower()}.tekton.dev/{obj['metadata'].get('name') or obj['metadata'].get('generateName')}\n"
+        for obj in objects
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from runner.local.pipelinerun import cancel_message, run_pipelinerun
 from runner.local.pod import LogSink, Services, StepLog
 from runner.local.process import Interrupt
-from runner.local.runenv import ProgressSink, Resolver, RunEnv
+from runner.local.runenv import ClaimSource, ProgressSink, Resolver, RunEnv
 from runner.local.sandbox import Sandbox, SandboxUnavailable, unavailable_reason
 from runner.local.status import TR_CANCELLED, condition_of
 from runner.local.taskrun import run_taskrun
@@ -65,8 +65,12 @@ class LocalExecutor:
         default_timeout: float | None = 3600.0,
         max_result_size: int = 4096,
         hidden: tuple[Path, ...] = (),
+        claims: ClaimSource | None = None,
     ) -> None:
+        """`claims` gives the directory of a PersistentVolumeClaim by name (ResolutionError when there is none),
+        inside `work_root/claims`; without it every claim name is a directory there, made when first bound."""
         self.work_root = Path(work_root)
+        self.claims = claims
         self.hidden = (self.work_root, *hidden)
         self.resolve = resolve
         self.log_sink = log_sink
@@ -95,6 +99,7 @@ class LocalExecutor:
             default_timeout=self.default_timeout,
             claims_root=self.work_root / "claims",
             progress=self.progress,
+            claim_source=self.claims,
         )
 
         def claim_dir(claim: str) -> Path:

@@ -14,6 +14,8 @@ from runner.local.pod import Services
 from runner.local.sandbox import shared_dir
 
 Resolver = Callable[[dict[str, Any], str], dict[str, Any]]
+# The directory of a PersistentVolumeClaim by name; ResolutionError when there is no such claim.
+ClaimSource = Callable[[str], Path]
 # Told the child runs as they stand whenever one starts or ends: the finished ones, then the running ones.
 ProgressSink = Callable[[list[dict[str, Any]]], None]
 
@@ -40,6 +42,7 @@ class RunEnv:
     # Claims made from a PipelineRun's volumeClaimTemplate: private to the run, under its directory.
     private_claims: dict[str, Path] = field(default_factory=dict)
     progress: ProgressSink | None = None
+    claim_source: ClaimSource | None = None
     running: dict[str, dict[str, Any]] = field(default_factory=dict)  # child runs started, not yet ended, by name
 
     def resolve(self, ref: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
@@ -81,9 +84,12 @@ class RunEnv:
         return obj
 
     def claim_dir(self, claim: str) -> Path:
-        """The directory standing in for a PersistentVolumeClaim: shared by every run under the same work root."""
+        """The directory standing in for a PersistentVolumeClaim: the run's own for a volumeClaimTemplate's, else
+        `claim_source`'s, else one shared by every run under the same work root."""
         if claim in self.private_claims:
             path = self.private_claims[claim]
+        elif self.claim_source is not None:
+            path = self.claim_source(claim)
         else:
             if "/" in claim or claim in (".", "..") or not claim:
                 raise ResolutionError(f"invalid claim name {claim!r}")

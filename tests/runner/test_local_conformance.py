@@ -1,15 +1,18 @@
 """Tekton's own example runs (tektoncd/pipeline: examples/v1, read in place from
-$TASKHUB_CONFORMANCE_DATA/tekton-examples) on the local executor: each must end `Succeeded=True`, as Tekton's CI
-expects of them. Without the data the suite is skipped, with the reason."""
+$TASKHUB_CONFORMANCE_DATA/tekton-examples), each file given whole to `taskhub run -f` as to `kubectl create -f`:
+every run in it must end `Succeeded=True`, as Tekton's CI expects of them. Without the data the suite is skipped,
+with the reason."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
-from runner.local import LocalExecutor, resolver_from_documents, runnable_documents
+from hub.cli import main
 from tests.upstream_data import needs, upstream_data
 
 EXAMPLES = upstream_data("tekton-examples")
@@ -25,15 +28,18 @@ def test_the_examples_are_there() -> None:
 
 
 @pytest.mark.parametrize("path", _examples(), ids=lambda p: str(p.relative_to(EXAMPLES or "/")))
-def test_example_ends_succeeded(path: Path, tmp_path: Path) -> None:
-    documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    runs = runnable_documents(documents)
-    assert runs, f"{path.name} has no TaskRun or PipelineRun"
-    # A fresh work root per file, as Tekton's CI gives each example its own namespace.
-    executor = LocalExecutor(tmp_path, resolver_from_documents(documents))
-    for obj in runs:
-        result = executor.run(obj)
-        failing = [c for c in result.children if c["status"]["conditions"][0]["status"] != "True"]
-        logs = {f"{log.taskrun}/{log.container}": log.path.read_text()[-400:] for log in result.logs}
-        assert result.condition["status"] == "True", (result.condition, failing, logs)
-        assert result.condition["reason"] in ("Succeeded", "Completed")
+def test_example_ends_succeeded(path: Path, tmp_path: Path, sqlite_templates: dict[str, Path]) -> None:
+    # A hub of its own per file, as Tekton's CI gives each example its own namespace.
+    shutil.copy(sqlite_templates["migrated"], tmp_path / "taskhub.db")
+    env = {"TASKHUB_DATA_DIR": str(tmp_path), "TASKHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'taskhub.db'}"}
+    done = CliRunner().invoke(main, ["run", "-f", str(path), "-o", "yaml"], env=env)
+    ended = [run for run in yaml.safe_load_all(done.stdout) if run]
+    assert ended, done.stderr[-3000:]
+    for run in ended:
+        condition = run["status"]["conditions"][0]
+        assert (condition["status"], condition["reason"]) in (("True", "Succeeded"), ("True", "Completed")), (
+            run["metadata"]["name"],
+            condition,
+            done.stderr[-3000:],
+        )
+    assert done.exit_code == 0, done.stderr[-3000:]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -21,6 +22,7 @@ from sqlalchemy import create_engine
 
 from runner.backends import BackendRun, backend_named
 from runner.local.sandbox import STEP_UID
+from runner.objects import ObjectStore
 
 TASKHUB = str(Path(sys.executable).parent / "taskhub")
 SECRET = "registry-password-0451"
@@ -42,12 +44,23 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return data
 
 
-def run_task(data: Path, steps: list[dict[str, Any]], **spec: Any) -> tuple[BackendRun, dict[str, str]]:
+@pytest.fixture
+def objects(tmp_path: Path, sqlite_templates: dict[str, Path]) -> ObjectStore:
+    """An object store holding the claim `escape`."""
+    shutil.copy(sqlite_templates["migrated"], tmp_path / "objects.db")
+    store = ObjectStore(create_engine(f"sqlite:///{tmp_path / 'objects.db'}"))
+    store.apply({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "escape"}, "spec": {}})
+    return store
+
+
+def run_task(
+    data: Path, objects: ObjectStore, steps: list[dict[str, Any]], **spec: Any
+) -> tuple[BackendRun, dict[str, str]]:
     """The TaskRun's end on the local backend of the hub whose data dir is `data`, and each container's output."""
     task_spec = {"steps": steps, **spec.pop("task", {})}
     task = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "hostile"},
             "spec": {**spec, "taskSpec": task_spec}}  # fmt: skip
-    backend = backend_named("local", data, None, engine=create_engine("sqlite://"))  # nothing installed
+    backend = backend_named("local", data, None, objects=objects)
     assert backend.unavailable_reason() is None
     output: dict[str, str] = {}
 
@@ -61,7 +74,9 @@ def steps_of(result: BackendRun) -> dict[str, dict[str, Any]]:
     return {s["name"]: s["terminated"] for s in result.object["status"]["steps"]}
 
 
-def test_a_step_reads_nothing_of_the_hub_data_dir_environment_or_processes(data_dir: Path) -> None:
+def test_a_step_reads_nothing_of_the_hub_data_dir_environment_or_processes(
+    data_dir: Path, objects: ObjectStore
+) -> None:
     hub = os.getpid()
     attempts = {
         "database": f"cat {data_dir}/taskhub.db",
@@ -74,7 +89,7 @@ def test_a_step_reads_nothing_of_the_hub_data_dir_environment_or_processes(data_
              for name, script in attempts.items()]  # fmt: skip
     steps.append({"name": "listing", "image": "alpine", "script": f"ls -A {data_dir} {data_dir}/local-runs/runs"})
     steps.append({"name": "who", "image": "alpine", "script": "id -u; env; ls /proc"})
-    result, output = run_task(data_dir, steps)
+    result, output = run_task(data_dir, objects, steps)
     states = steps_of(result)
     for name in attempts:
         assert states[name]["exitCode"] != 0, (name, output[f"step-{name}"])
@@ -91,9 +106,10 @@ def test_a_step_reads_nothing_of_the_hub_data_dir_environment_or_processes(data_
     assert "hash-of-the-admin-token" not in "".join(output.values())
 
 
-def test_a_step_cannot_write_into_the_data_dir_nor_mount_it(data_dir: Path) -> None:
+def test_a_step_cannot_write_into_the_data_dir_nor_mount_it(data_dir: Path, objects: ObjectStore) -> None:
     result, output = run_task(
         data_dir,
+        objects,
         [{"name": "write", "image": "alpine", "onError": "continue",
           "script": f"echo owned > {data_dir}/owned; sqlite3 {data_dir}/taskhub.db 'DELETE FROM api_tokens'"},
          {"name": "mount", "image": "alpine", "script": "cat /data/registry-credentials.json",
@@ -128,13 +144,13 @@ def lock_is_free(path: Path) -> bool:
 
 
 @pytest.mark.parametrize("ending", ["timeout", "exit"])
-def test_a_setsid_child_ends_with_its_step(data_dir: Path, ending: str) -> None:
+def test_a_setsid_child_ends_with_its_step(data_dir: Path, objects: ObjectStore, ending: str) -> None:
     step = {"name": "escape", "image": "alpine", "script": ESCAPE + ("sleep 60\n" if ending == "timeout" else "")}
     if ending == "timeout":
         step["timeout"] = "2s"
     claim = {"name": "w", "persistentVolumeClaim": {"claimName": "escape"}}
-    result, output = run_task(data_dir, [step], workspaces=[claim], task={"workspaces": [{"name": "w"}]})
-    claim_dir = data_dir / "local-runs" / "claims" / "escape"
+    result, output = run_task(data_dir, objects, [step], workspaces=[claim], task={"workspaces": [{"name": "w"}]})
+    claim_dir = data_dir / "local-runs" / "claims" / "default" / "escape"
     assert (claim_dir / "ready").read_text() == "ready\n"  # the child ran and took the lock
     assert lock_is_free(claim_dir / "lock")  # and it is gone as soon as the run returned
     condition = result.object["status"]["conditions"][0]
@@ -149,9 +165,10 @@ def test_a_setsid_child_ends_with_its_step(data_dir: Path, ending: str) -> None:
 def test_a_killed_taskhub_run_leaves_no_step_process_behind(tmp_path: Path) -> None:
     # The process running the executor today is `taskhub run` (and the serve worker's thread): kill it with SIGKILL.
     data = tmp_path / "data"
-    claim_dir = data / "local-runs" / "claims" / "killed"
+    claim_dir = data / "local-runs" / "claims" / "default" / "killed"
     run_file = tmp_path / "run.yaml"
-    run_file.write_text(yaml.safe_dump({
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "killed"}, "spec": {}}
+    run_file.write_text(yaml.safe_dump(claim) + "---\n" + yaml.safe_dump({
         "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "killed"},
         "spec": {"workspaces": [{"name": "w", "persistentVolumeClaim": {"claimName": "killed"}}],
                  "taskSpec": {"workspaces": [{"name": "w"}],

@@ -73,7 +73,7 @@ def launcher(records: RunRecords, settings: Settings, engine: Engine, tmp_path: 
     store = InstalledStore(engine, "default")
     resolvers = Resolvers(settings, engine)
     resolve_ref = CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, "http://hub.test/")
-    return RunLauncher(records, resolve_ref, LocalBackend(tmp_path / "work", store))
+    return RunLauncher(records, resolve_ref, LocalBackend(tmp_path / "work", store.objects))
 
 
 def test_a_local_pipeline_run_is_recorded_with_its_tasks_and_logs_and_outlives_its_work_directory(
