@@ -42,6 +42,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.registries import Resolvers
     from hub.web import events as events_web
     from hub.web import pages as web_pages
+    from hub.web import run_stats as run_stats_web
     from hub.web import runs as runs_web
     from hub.wsgi import auth
     from hub.wsgi.cors import cross_origin
@@ -78,6 +79,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
+    app.register_blueprint(run_stats_web.bp)
     app.extensions["taskhub.objects"] = object_store(settings, engine)
     app.register_blueprint(objects_api.bp)
     from hub.triggers_service import TriggersService
