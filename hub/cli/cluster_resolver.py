@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from catalog.errors import TaskhubError
 from catalog.resolver import Resolved, params_mapping
 from hub.cli import main
-from hub.cli.context import Context, pass_context
+from hub.cli.context import Context, pass_context, start_probes
 from hub.config import Settings
 from hub.registries import Resolvers
 from runner.cluster_resolver.answers import Answer
@@ -45,9 +45,10 @@ def resolver() -> None:
 @click.option("-c", "--context", help="kubeconfig context (default: the current one)")
 @click.option("-n", "--namespace", help="answer requests of this namespace (default: the context's, else default)")
 @click.option("-A", "--all-namespaces", is_flag=True, help="answer requests of every namespace")
+@click.option("--metrics-address", metavar="HOST:PORT", help="serve /livez and /metrics there (e.g. 0.0.0.0:9000)")
 @pass_context
 def serve(ctx: Context, kubeconfig: str | None, context: str | None, namespace: str | None,
-          all_namespaces: bool) -> None:  # fmt: skip
+          all_namespaces: bool, metrics_address: str | None) -> None:  # fmt: skip
     """Answer the ResolutionRequests labelled resolution.tekton.dev/type=taskhub until interrupted: one line per
     answered request, a summary at exit. Params with `bundle` go to the bundles resolver (bundle, name, kind,
     cache), the others to the hub resolver (name, version, kind, catalog, type)."""
@@ -58,6 +59,9 @@ def serve(ctx: Context, kubeconfig: str | None, context: str | None, namespace: 
         api, context_namespace = api_client_from_kubeconfig(kubeconfig, context)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
+    if metrics_address:
+        probes = start_probes(metrics_address, engine)
+        click.echo(f"/livez and /metrics on http://{metrics_address.rsplit(':', 1)[0]}:{probes.server_port}/", err=True)
     scope = None if all_namespaces else namespace or context_namespace
 
     def answered(answer: Answer) -> None:

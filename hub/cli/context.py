@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from sqlalchemy import Engine
@@ -10,6 +11,9 @@ from sqlalchemy import Engine
 from catalog.db import current_revision, make_engine
 from catalog.errors import TaskhubError
 from hub.config import Settings
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
 
 
 class Context:
@@ -49,3 +53,15 @@ def registry_login(username: str | None, password_stdin: bool) -> tuple[str, str
     if not password:
         raise click.UsageError("no password on standard input")
     return username, password
+
+
+def start_probes(address: str, engine: Engine) -> WSGIServer:
+    """Serve /livez and /metrics on address (--metrics-address) from a thread; a bad address is a usage error."""
+    from hub.wsgi.probes import serve_probes
+
+    try:
+        return serve_probes(address, engine)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot serve /metrics on {address}: {exc.strerror or exc}") from None

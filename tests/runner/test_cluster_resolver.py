@@ -15,6 +15,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from hub.config import Settings
 from runner.cluster_resolver.answers import Answer, answer_request, is_pending
 from runner.cluster_resolver.requests import GROUP, PLURAL, VERSION, ResolutionRequestWatcher
 from runner.kube import ClusterError
+from tests.conftest import free_port
 from tests.kube_fixture import VIEWER_TOKEN, KubeCluster
 from tests.registry_fixture import RegistryProcess
 
@@ -472,8 +474,9 @@ def test_cli_user_who_may_not_patch_status_gets_a_clear_error(kube_viewer_kubeco
 
 
 def test_cli_serves_until_interrupted_and_sums_up(kube_cluster, objects, kube_namespace, settings):
+    probes = f"127.0.0.1:{free_port()}"
     command = [str(Path(sys.executable).parent / "taskhub"), "resolver", "serve", "-k", str(kube_cluster.kubeconfig),
-               "-n", kube_namespace]  # fmt: skip
+               "-n", kube_namespace, "--metrics-address", probes]  # fmt: skip
     env = {**os.environ, **cli_env(settings)}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                                cwd=Path(__file__).resolve().parents[2])  # fmt: skip
@@ -482,6 +485,10 @@ def test_cli_serves_until_interrupted_and_sums_up(kube_cluster, objects, kube_na
         bad = create_request(objects, kube_namespace, {"name": "nope", "version": "1"})
         answered = wait_answered(objects, kube_namespace, name, timeout=60)
         wait_answered(objects, kube_namespace, bad, timeout=20)
+        with urllib.request.urlopen(f"http://{probes}/livez", timeout=10) as live:  # the kubelet's probe
+            assert live.status == 200
+        with urllib.request.urlopen(f"http://{probes}/metrics", timeout=10) as scraped:
+            assert "# TYPE taskhub_jobs gauge" in scraped.read().decode()
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
