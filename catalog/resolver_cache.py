@@ -2,8 +2,8 @@
 
 Content named by a digest never changes, so it is kept until the memory bound pushes it out. What a tag points
 at may change, so a tag's digest is trusted for a TTL only. Tag answers also go to disk, beside the blob cache,
-so the workers of one hub share them; a file lock for each key (one of a fixed set of lock files) makes concurrent
-identical misses, in one process or several, cost one upstream fetch.
+so the workers of one hub share them; a lock file per key makes concurrent identical misses, in one process or
+several, cost one upstream fetch, and never makes another key wait.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
-LOCK_FILES = 128  # lock files a SingleFlight's keys share
 
 
 class BoundedCache(Generic[T]):
@@ -113,8 +112,8 @@ class SingleFlight:
 
     With a lock directory, the runs are also serialized across processes; `work` re-checks what another
     process may have done while this one waited (the blob store, the tag cache) before asking the registry.
-    Across processes, a key locks one of LOCK_FILES files (flock), made once: unrelated keys rarely share one,
-    and a cold resolve creates no lock file. Because keys share them, a run must never start another run.
+    Across processes, each key locks a file of its own (flock), made at its first run and kept, as the tag
+    cache keeps a file per tag: a key never waits for another, whatever registry the other one is waiting on.
     """
 
     def __init__(self, lock_directory: Path | None = None) -> None:
@@ -148,7 +147,7 @@ class SingleFlight:
         if self.lock_directory is None:
             yield
             return
-        path = self.lock_directory / f"{int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % LOCK_FILES:03d}"
+        path = self.lock_directory / hashlib.sha256(key.encode()).hexdigest()
         try:
             handle = open(path, "a")  # noqa: SIM115 - closed below
         except FileNotFoundError:  # the first lock, or the directory was removed: made only then
