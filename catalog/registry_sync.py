@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from catalog.bundles import Descriptor, bundle_entries, check_bundle_manifest, parse_manifest, read_layer, read_object
+from catalog.bundle_manifests import Descriptor, bundle_entries, check_bundle_manifest, parse_manifest
+from catalog.bundles import read_layer, read_object
 from catalog.errors import (
     BlobDigestMismatch,
     BlobTooLarge,

@@ -23,7 +23,8 @@ from typing import Any
 
 from catalog import metrics
 from catalog.blobcache import BlobCache
-from catalog.bundles import Descriptor, check_bundle_manifest, find_layer, parse_manifest, read_layer
+from catalog.bundle_manifests import Descriptor, check_bundle_manifest, find_layer, parse_manifest
+from catalog.bundles import read_layer
 from catalog.constraints import Constraint
 from catalog.errors import BundleError, InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed
 from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, compose_documents, decode_text, parse_resource

@@ -8,13 +8,8 @@ from pathlib import Path
 import click
 import yaml
 
-from catalog.bundles import (
-    DOCKER_MANIFEST,
-    build_bundle,
-    bundle_entries,
-    read_layer,
-    read_object,
-)
+from catalog.bundle_manifests import bundle_entries
+from catalog.bundles import DOCKER_MANIFEST, build_bundle, read_layer, read_object
 from catalog.errors import TaskhubError
 from catalog.manifests import KINDS, MAX_FILE_BYTES, load_documents
 from catalog.references import parse_reference

@@ -22,23 +22,17 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from catalog.bundles import (
-    DOCKER_LAYER,
-    DOCKER_MANIFEST,
+from catalog.bundle_manifests import (
     DOCKER_MANIFEST_LIST,
     OCI_INDEX,
     OCI_MANIFEST,
-    Bundle,
-    BundleEntry,
     Descriptor,
-    build_bundle,
     bundle_entries,
     check_bundle_manifest,
     find_layer,
     parse_manifest,
-    read_layer,
-    read_object,
 )
+from catalog.bundles import DOCKER_LAYER, DOCKER_MANIFEST, Bundle, BundleEntry, build_bundle, read_layer, read_object
 from catalog.errors import BundleEntryNotFound, BundleError, NotFound
 
 THREE_TASKS = [
