@@ -1,9 +1,11 @@
-"""Tekton bundles, built as `tkn bundle push` builds them and read as Tekton's bundles resolver reads them.
+"""Tekton bundles, built in the layout `tkn bundle push` writes and read as Tekton's bundles resolver reads them.
 
-Each object becomes a gzip'd tar layer holding one file, named after the object, with its JSON. Everything is
-byte-identical to tkn's but the deflate stream: tkn uses Go's compress/flate BestSpeed, its own algorithm, which
-zlib cannot reproduce at any setting. So layer and manifest digests differ from tkn's while the tars (diff_ids),
-the config and the manifest layout match; the gzip header is Go's (mtime 0), so output depends only on the input.
+Each object becomes a gzip'd tar layer holding one file, named after the object, with its compact JSON; the
+manifest annotates each layer with the object's kind, name and API version, which is all the resolver looks at
+(tektoncd/pipeline: pkg/resolution/resolver/bundle/bundle.go). The bytes depend only on the input: the same
+files give the same digest in any order, process, time zone or year, so publishing a catalog again pushes nothing.
+They are not tkn's bytes: tkn's deflate stream (Go's compress/flate) cannot be reproduced with zlib, so no digest a
+user sees could match tkn's anyway.
 
 Reading a layer follows the resolver: its layer decoding (gzip or plain; the first tar entry, else the whole blob),
 plus a size limit it does not have. The manifests around the layers: catalog/bundle_manifests.py.
@@ -11,20 +13,19 @@ plus a size limit it does not have. The manifests around the layers: catalog/bun
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import json
 import re
-import struct
 import tarfile
 import zlib
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
-from catalog import gojson
 from catalog.errors import BundleError
-from catalog.manifests import API_VERSIONS, MAX_FILE_BYTES, ManifestError, decode_text
+from catalog.manifests import API_VERSIONS, MAX_FILE_BYTES, ManifestError, decode_text, load_documents
 
 MAX_OBJECTS = 20
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
@@ -36,7 +37,6 @@ NAME_ANNOTATION = "dev.tekton.image.name"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _GZIP_MAGIC, _ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
-_GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"  # Go's compress/gzip at BestSpeed, no name, mtime 0
 _OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # DNS-1123 subdomain
 
 
@@ -107,8 +107,8 @@ def build_bundle(
 ) -> Bundle:
     """A Tekton bundle of the Tekton objects in the files (YAML, multi-document, or JSON), laid out as tkn's.
 
-    `created` defaults to 1970-01-01T00:00:00Z (tkn uses the machine's zone); a naive datetime is taken as UTC.
-    Unlike tkn, the 20-object limit counts objects, not files, since that is what the resolver checks.
+    `created` defaults to 1970-01-01T00:00:00Z; a naive datetime is taken as UTC. Unlike tkn, the 20-object limit
+    counts objects, not files, since that is what the resolver checks.
     """
     for pairs in (annotations or {}).items(), (labels or {}).items():
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
@@ -129,53 +129,97 @@ def build_bundle(
             raise BundleError(f"bundle contains more than the maximum {MAX_OBJECTS} allow objects")
     if not layers:
         raise BundleError("the files hold no Tekton object")
-    history = ",".join('{"created":"0001-01-01T00:00:00Z"}' for _ in layers)
-    diff_ids = ",".join(gojson.quote(layer.diff_id) for layer in layers)
-    image_config = '{"Labels":' + gojson.marshal(labels) + "}" if labels else "{}"
-    config = (
-        f'{{"architecture":"","created":{gojson.time_json(created or _EPOCH)},"history":[{history}],"os":"",'
-        f'"rootfs":{{"type":"layers","diff_ids":[{diff_ids}]}},"config":{image_config}}}'
-    ).encode()
-    descriptors = ",".join(
-        _descriptor(
-            DOCKER_LAYER,
-            x.blob,
-            {API_VERSION_ANNOTATION: x.api_version, KIND_ANNOTATION: x.kind, NAME_ANNOTATION: x.name},
-        )
-        for x in layers
+    moment = created or _EPOCH
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    config = _json(
+        {
+            "architecture": "",
+            "created": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
+            "config": {"Labels": labels} if labels else {},
+        }
     )
-    manifest = (
-        f'{{"schemaVersion":2,"mediaType":"{DOCKER_MANIFEST}","config":{_descriptor(DOCKER_CONFIG, config)},'
-        f'"layers":[{descriptors}]' + (f',"annotations":{gojson.marshal(annotations)}' if annotations else "") + "}"
-    )
-    return Bundle(manifest.encode(), config, tuple(layers))
+    manifest: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": DOCKER_MANIFEST,
+        "config": _descriptor(DOCKER_CONFIG, config),
+        "layers": [
+            _descriptor(
+                DOCKER_LAYER,
+                x.blob,
+                {API_VERSION_ANNOTATION: x.api_version, KIND_ANNOTATION: x.kind, NAME_ANNOTATION: x.name},
+            )
+            for x in layers
+        ],
+    }
+    if annotations:
+        manifest["annotations"] = annotations
+    return Bundle(_json(manifest), config, tuple(layers))
 
 
-def _descriptor(media_type: str, blob: bytes, annotations: dict[str, str] | None = None) -> str:
-    text = f'{{"mediaType":"{media_type}","size":{len(blob)},"digest":"{_sha256(blob)}"'
-    return text + (f',"annotations":{gojson.marshal(annotations)}}}' if annotations else "}")
+def _json(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _descriptor(media_type: str, blob: bytes, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    descriptor: dict[str, Any] = {"mediaType": media_type, "size": len(blob), "digest": _sha256(blob)}
+    if annotations:
+        descriptor["annotations"] = annotations
+    return descriptor
 
 
 def _decode_objects(text: str) -> list[tuple[str, str, str, bytes]]:
-    """(kind, version, name, JSON) of each object of a file, as tkn's decodeObjects finds them.
+    """(kind, version, name, JSON) of each object of a file; empty and null documents are skipped.
 
-    Empty and null documents are skipped. tkn instead appends the previous object again for a document that holds
-    only comments (its scratch RawExtension keeps the last value); that quirk is not reproduced.
+    tkn instead appends the previous object again for a document that holds only comments (its scratch
+    RawExtension keeps the last value); that quirk is not reproduced.
     """
     try:
-        values = gojson.documents(text, limit=MAX_FILE_BYTES)
+        values = _documents(text)
     except ManifestError as exc:
         raise BundleError(f"found a spec that isn't YAML or JSON parseable: {_excerpt(text)} ({exc})") from None
     return [_tekton_object(value, raw) for value, raw in values]
+
+
+def _documents(text: str) -> list[tuple[Any, bytes]]:
+    """Each non-null document of a YAML or JSON text, loaded safely, with its compact JSON."""
+    # An alias repeats its anchor's value wherever it stands: a long string aliased many times is small in YAML and
+    # huge in JSON, so with aliases the JSON is written a piece at a time, and refused once it is too long.
+    aliased = "*" in text
+    return [(value, _object_json(value, streamed=aliased)) for value in load_documents(text)]
+
+
+def _object_json(value: Any, *, streamed: bool) -> bytes:
+    """The compact JSON of a loaded document; ManifestError past MAX_FILE_BYTES or for what JSON cannot hold."""
+    parts, size = [], 0
+    try:
+        for chunk in _OBJECT_JSON.iterencode(value) if streamed else [_OBJECT_JSON.encode(value)]:
+            size += len(chunk)
+            if size > MAX_FILE_BYTES:
+                raise ManifestError(f"its JSON is over {MAX_FILE_BYTES} characters")
+            parts.append(chunk)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"unsupported value: {exc}") from None
+    return "".join(parts).encode()
+
+
+def _timestamp(value: Any) -> str:
+    if isinstance(value, date):  # an unquoted YAML timestamp: Kubernetes reads it as a string
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} has no JSON form")
+
+
+_OBJECT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=_timestamp)
 
 
 def _excerpt(text: str) -> str:
     return json.dumps(text if len(text) <= 200 else text[:200] + "…", ensure_ascii=False)
 
 
-def _tekton_object(value: Any, raw: str) -> tuple[str, str, str, bytes]:
+def _tekton_object(value: Any, raw: bytes) -> tuple[str, str, str, bytes]:
     def refuse(reason: str) -> BundleError:
-        return BundleError(f"failed to parse string as a Tekton object: {_excerpt(raw)} ({reason})")
+        return BundleError(f"failed to parse string as a Tekton object: {_excerpt(raw.decode())} ({reason})")
 
     if not isinstance(value, dict):
         raise refuse("not a mapping")
@@ -189,45 +233,26 @@ def _tekton_object(value: Any, raw: str) -> tuple[str, str, str, bytes]:
     if not isinstance(metadata, dict) or not isinstance(name, str | None):
         raise refuse("metadata.name is not a string")
     if not name:
-        raise BundleError(f"kubernetes resources should have a name: {_excerpt(raw)}")
+        raise BundleError(f"kubernetes resources should have a name: {_excerpt(raw.decode())}")
     if len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
         raise BundleError(f"metadata.name {name!r} is not a valid Kubernetes object name (a DNS-1123 subdomain)")
-    return kind, api_version.partition("/")[2], name, raw.encode()
+    return kind, api_version.partition("/")[2], name, raw
 
 
 def _layer(kind: str, version: str, name: str, payload: bytes) -> BundleLayer:
     tar = _tar(name, payload)
-    deflate = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
-    blob = _GZIP_HEADER + deflate.compress(tar) + deflate.flush() + struct.pack("<II", zlib.crc32(tar), len(tar))
+    blob = gzip.compress(tar, mtime=0)
     return BundleLayer(kind.lower(), name, version, _sha256(blob), len(blob), blob, _sha256(tar))
 
 
 def _tar(name: str, data: bytes) -> bytes:
-    """One file as Go's archive/tar writes it: USTAR, or PAX when the name is over 100 bytes (names are ASCII)."""
-    out = b""
-    if len(name) > 100:
-        size = len("path") + len(name) + 3  # Go's formatPAXRecord: "<size> path=<name>\n", size counting itself
-        size += len(str(size))
-        record = f"{size} path={name}\n"
-        record = f"{len(record)} path={name}\n"
-        out = _tar_header(f"PaxHeaders.0/{name}"[:100].rstrip("/"), len(record), b"x", mode=0, device=False)
-        out += record.encode() + bytes(-len(record) % 512)
-    out += _tar_header(name[:100], len(data), b"0", mode=0o600, device=True)
-    return out + data + bytes(-len(data) % 512 + 1024)
-
-
-def _tar_header(name: str, size: int, typeflag: bytes, *, mode: int, device: bool) -> bytes:
-    header = bytearray(512)
-    header[0 : len(name)] = name.encode()
-    for offset, width, value in ((100, 8, mode), (108, 8, 0), (116, 8, 0), (124, 12, size), (136, 12, 0)):
-        header[offset : offset + width] = b"%0*o\0" % (width - 1, value)
-    header[156:157] = typeflag
-    header[257:265] = b"ustar\x0000"
-    if device:  # Go fills devmajor and devminor in file headers, not in the PAX header it writes itself
-        header[329:345] = b"0000000\x000000000\x00"
-    header[148:156] = b" " * 8
-    header[148:156] = b"%06o\0 " % sum(header)
-    return bytes(header)
+    """One file in a tar, with nothing of this machine in it (mtime 0, owner 0, mode 0600, as tkn writes it)."""
+    member = tarfile.TarInfo(name)
+    member.size, member.mode = len(data), 0o600
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        archive.addfile(member, io.BytesIO(data))
+    return out.getvalue()
 
 
 def read_layer(blob: bytes, max_bytes: int) -> bytes:
@@ -253,13 +278,13 @@ def read_object(content: bytes, entry: BundleEntry | None = None) -> BundleObjec
     the layer's entry, also that its annotations name this object."""
     try:
         text = decode_text(content)
-        documents = gojson.documents(text, limit=MAX_FILE_BYTES)
+        documents = _documents(text)
     except ManifestError as exc:
         raise BundleError(f"the layer holds no readable object: {exc}") from None
     if len(documents) != 1:
         raise BundleError(f"a layer must hold one object, this one holds {len(documents)}")
     ((value, _),) = documents
-    kind, _, name, _ = _tekton_object(value, text)
+    kind, _, name, _ = _tekton_object(value, text.encode())
     if entry is not None and (entry.kind.lower(), entry.name) != (kind.lower(), name):
         raise BundleError(f"the layer annotated as {entry.kind} {entry.name!r} holds {kind} {name!r}")
     return BundleObject(value["apiVersion"], kind, name, text)
