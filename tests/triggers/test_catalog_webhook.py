@@ -80,8 +80,8 @@ def test_a_signed_push_serves_the_new_version_seconds_later(settings, engine, pu
         thread.join(timeout=30)
 
 
-def test_only_git_catalogs_have_a_webhook(settings, engine, sample_catalog):
-    register(engine, "local", sample_catalog)
+def test_only_git_catalogs_have_a_webhook(settings, engine, fixture_catalog):
+    register(engine, "local", fixture_catalog)
     app = create_app(settings)
     with pytest.raises(Exception, match="not a git URL: only git catalogs refresh on push"):
         webhook_secret(engine, app.extensions["taskhub.objects"].sealer, "local")
