@@ -1,4 +1,4 @@
-"""Reading Tekton resource manifests safely, and extracting what a hub shows about them.
+"""Reading Tekton resource manifests safely (catalog/metadata.py extracts what a hub shows about them).
 
 Catalog files come from other people's repositories, so every read is bounded: size, encoding, YAML alias
 expansion, nesting depth and duplicate keys are checked before anything is built from the text. A problem
@@ -7,15 +7,10 @@ becomes a ManifestError with a reason a person can act on; nothing here crashes 
 
 from __future__ import annotations
 
-import json
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-
-from catalog.errors import InvalidVersion
-from catalog.versions import Version
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_YAML_NODES = 100_000
@@ -29,54 +24,11 @@ API_VERSIONS = {
     "StepAction": ("tekton.dev/v1", "tekton.dev/v1beta1", "tekton.dev/v1alpha1"),
 }
 
-VERSION_LABEL = "app.kubernetes.io/version"
-MIN_VERSION = "tekton.dev/pipelines.minVersion"
-DISPLAY_NAME = "tekton.dev/displayName"
-DEPRECATED = "tekton.dev/deprecated"
-TAGS = "tekton.dev/tags"
-CATEGORIES = "tekton.dev/categories"
-PLATFORMS = "tekton.dev/platforms"
-DEFAULT_PLATFORM = "linux/amd64"
-
-# The 20 categories of Tekton Hub's config, in its order (tektoncd/hub: config.yaml); others are kept but reported.
-HUB_CATEGORIES = (
-    "Automation", "Build Tools", "CLI", "Cloud", "Code Quality", "Continuous Integration", "Deployment",
-    "Developer Tools", "Image Build", "Integration & Delivery", "Git", "Kubernetes", "Messaging",
-    "Monitoring", "Networking", "Openshift", "Publishing", "Security", "Storage", "Testing",
-)  # fmt: skip
-
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9]+(/[a-z0-9]+)?$")
 
 
 class ManifestError(Exception):
     """A file that cannot be indexed, with the reason."""
-
-
-@dataclass
-class Finding:
-    """Something worth telling the catalog's owner about a file that was still indexed."""
-
-    level: str  # "warning" or "info"
-    message: str
-
-
-@dataclass
-class ResourceManifest:
-    """What the hub knows about one resource version, read from its manifest."""
-
-    api_version: str
-    kind: str
-    name: str
-    version: Version
-    description: str
-    display_name: str | None
-    min_pipelines_version: str | None
-    deprecated: bool
-    tags: list[str]
-    categories: list[str]
-    platforms: list[str]
-    findings: list[Finding] = field(default_factory=list)
 
 
 def is_dns1123_label(name: str) -> bool:
@@ -246,174 +198,10 @@ def load_documents(text: str) -> list[Any]:
     return [construct(node) for node in compose_documents(text)]
 
 
-def _fields(node: yaml.Node) -> dict[str, yaml.Node]:
+def fields_of(node: yaml.Node) -> dict[str, yaml.Node]:
     """A mapping node's values by their string keys (merge keys and other keys are left out)."""
     return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.tag != _MERGE}
 
 
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
-
-
-def _split_list(value: str, *, on_spaces: bool = False) -> list[str]:
-    parts = re.split(r"[,\s]+" if on_spaces else r",", value)
-    seen: dict[str, None] = {}
-    for part in parts:
-        item = part.strip()
-        if item:
-            seen.setdefault(item, None)
-    return list(seen)
-
-
-def _string_map(meta: dict[str, Any], key: str) -> dict[str, str]:
-    value = meta.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ManifestError(f"metadata.{key} must be a mapping")
-    out: dict[str, str] = {}
-    for k, v in value.items():
-        if not isinstance(k, str):
-            raise ManifestError(f"metadata.{key} has a non-string key {k!r}")
-        if not isinstance(v, str):
-            raise ManifestError(
-                f"metadata.{key}.{k} must be a string, got {type(v).__name__} {v!r} (quote it in the YAML)"
-            )
-        out[k] = v
-    return out
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    mapping = dict(pairs)
-    if len(mapping) != len(pairs):
-        duplicate = next(key for key in mapping if sum(1 for k, _ in pairs if k == key) > 1)
-        raise ManifestError(f"invalid JSON: duplicate key {duplicate!r}")
-    return mapping
-
-
-def _load_json(text: str) -> dict[str, Any] | None:
-    """A JSON object (what bundles hold) read as JSON, many times faster than YAML; None if it is not JSON."""
-    if not text.lstrip().startswith("{"):
-        return None
-    try:
-        loaded: dict[str, Any] = json.loads(text, object_pairs_hook=_unique_keys)
-    except json.JSONDecodeError:
-        return None  # YAML's flow style accepts more than JSON: let the YAML reader judge it
-    except RecursionError:
-        raise ManifestError(f"JSON nested deeper than {MAX_YAML_DEPTH} levels") from None
-    return loaded
-
-
-def parse_resource(text: str, *, kind: str) -> ResourceManifest:
-    """Parse the manifest of a resource version of the given kind ("Task", "Pipeline", "StepAction")."""
-    doc = _load_json(text)
-    if doc is not None:
-        return _resource(doc, doc.get("spec"), kind)
-    nodes = compose_documents(text)
-    if not nodes:
-        raise ManifestError("the file holds no YAML document")
-    if len(nodes) > 1:
-        raise ManifestError(f"expected one resource, found {len(nodes)} YAML documents")
-    if "<<" in text:
-        # Merge keys can hide fields anywhere: build the whole document.
-        doc = construct(nodes[0])
-        if not isinstance(doc, dict):
-            raise ManifestError(f"expected a mapping at the top level, found {type(doc).__name__}")
-        spec_value = doc.get("spec")
-    else:
-        # Only what the hub reads is built; the rest was checked as nodes.
-        if not isinstance(nodes[0], yaml.MappingNode):
-            raise ManifestError("expected a mapping at the top level")
-        top = _fields(nodes[0])
-        doc = {key: construct(top.get(key)) for key in ("apiVersion", "kind", "metadata") if key in top}
-        spec_node = top.get("spec")
-        if isinstance(spec_node, yaml.MappingNode):
-            spec_fields = _fields(spec_node)
-            spec_value = {k: construct(spec_fields[k]) for k in ("description", "resources") if k in spec_fields}
-        else:
-            spec_value = construct(spec_node)
-    return _resource(doc, spec_value, kind)
-
-
-def _resource(doc: dict[str, Any], spec_value: Any, kind: str) -> ResourceManifest:
-    """What the hub reads from a loaded manifest: its top-level fields and the spec's description."""
-    found_kind = doc.get("kind")
-    if found_kind != kind:
-        raise ManifestError(f"kind is {found_kind!r}, expected {kind!r} in a {kind.lower()}/ folder")
-    api_version = doc.get("apiVersion")
-    if api_version not in API_VERSIONS[kind]:
-        allowed = ", ".join(API_VERSIONS[kind])
-        raise ManifestError(f"apiVersion {api_version!r} is not supported for {kind} (use one of {allowed})")
-    meta = doc.get("metadata")
-    if not isinstance(meta, dict):
-        raise ManifestError("metadata is missing or not a mapping")
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        raise ManifestError("metadata.name is missing")
-    if not is_dns1123_label(name):
-        raise ManifestError(f"metadata.name {name!r} is not a valid DNS-1123 label")
-    labels = _string_map(meta, "labels")
-    annotations = _string_map(meta, "annotations")
-    spec = spec_value
-    if not isinstance(spec, dict):
-        raise ManifestError("spec is missing or not a mapping")
-
-    label = labels.get(VERSION_LABEL)
-    if label is None:
-        raise ManifestError(f"missing the mandatory version label {VERSION_LABEL}")
-    try:
-        version = Version.parse(label, allow_short=False)
-    except InvalidVersion as exc:
-        raise ManifestError(f"label {VERSION_LABEL}: {exc}") from None
-
-    findings: list[Finding] = []
-    description = spec.get("description")
-    if not isinstance(description, str) or not description.strip():
-        description = ""
-        findings.append(Finding("warning", "spec.description is missing"))
-    # Kept as written, a block scalar's final newline included, as Tekton Hub serves it.
-    display_name = annotations.get(DISPLAY_NAME, "").strip() or None
-    if display_name is None:
-        findings.append(Finding("info", f"no display name ({DISPLAY_NAME})"))
-    min_version = annotations.get(MIN_VERSION, "").strip() or None
-    if min_version is None:
-        findings.append(Finding("warning", f"no minimum Pipelines version ({MIN_VERSION})"))
-    else:
-        try:
-            Version.parse(min_version)
-        except InvalidVersion:
-            findings.append(Finding("warning", f"{MIN_VERSION} {min_version!r} is not a version; ignored"))
-            min_version = None
-
-    # Tekton Hub splits tags on commas and whitespace ("canary deployment" is two tags); categories only on commas.
-    tags = _split_list(annotations.get(TAGS, ""), on_spaces=True)
-    categories = _split_list(annotations.get(CATEGORIES, ""))
-    for category in categories:
-        if category not in HUB_CATEGORIES:
-            findings.append(Finding("warning", f"category {category!r} is not one of the Tekton Hub categories"))
-    platforms = _split_list(annotations.get(PLATFORMS, ""), on_spaces=True)
-    if not platforms:
-        platforms = [DEFAULT_PLATFORM]
-        findings.append(Finding("info", f"no platforms ({PLATFORMS}); assuming {DEFAULT_PLATFORM}"))
-    for platform in platforms:
-        if not _PLATFORM.match(platform):
-            findings.append(Finding("warning", f"platform {platform!r} is not of the form os/arch"))
-    if meta.get("namespace"):
-        findings.append(Finding("warning", f"metadata.namespace {meta['namespace']!r} is set; installs ignore it"))
-    if kind == "Task" and "resources" in spec:
-        findings.append(Finding("warning", "uses spec.resources (PipelineResources), removed in Pipelines v0.50"))
-
-    return ResourceManifest(
-        api_version=api_version,
-        kind=kind,
-        name=name,
-        version=version,
-        description=description,
-        display_name=display_name,
-        min_pipelines_version=min_version,
-        deprecated=annotations.get(DEPRECATED, "").strip().lower() == "true",
-        tags=tags,
-        categories=categories,
-        platforms=platforms,
-        findings=findings,
-    )

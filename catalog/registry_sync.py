@@ -31,7 +31,8 @@ from catalog.errors import (
     RegistryAuthError,
     RegistryNotFound,
 )
-from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, parse_resource
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError
+from catalog.metadata import parse_resource
 from catalog.models import Catalog, Resource, ResourceVersion, utcnow
 from catalog.publish import bundle_target
 from catalog.registry import Manifest, Registry

@@ -27,7 +27,8 @@ from catalog.bundle_manifests import Descriptor, check_bundle_manifest, find_lay
 from catalog.bundles import read_layer
 from catalog.constraints import Constraint
 from catalog.errors import BundleError, InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed
-from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, compose_documents, decode_text, parse_resource
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, compose_documents, decode_text
+from catalog.metadata import parse_resource
 from catalog.queries import CatalogIndex, artifact_catalog
 from catalog.references import Reference, parse_reference
 from catalog.registry import Registry

@@ -16,15 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from catalog.errors import InvalidVersion
-from catalog.manifests import (
-    KINDS,
-    MAX_FILE_BYTES,
-    ManifestError,
-    ResourceManifest,
-    decode_text,
-    is_dns1123_label,
-    parse_resource,
-)
+from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, decode_text, is_dns1123_label, load_documents
+from catalog.metadata import ResourceManifest, parse_resource, reasons_of
 from catalog.versions import Version
 
 LEVELS = ("critical", "error", "warning", "info")
@@ -246,17 +239,10 @@ class _Walker:
         rel = self.rel(manifest_path)
         try:
             text = self.read_text(manifest_path)
-            meta = parse_resource(text, kind=kind)
+            meta = parse_resource(text, kind=kind, folder_name=name, folder_version=version)
         except ManifestError as exc:
-            self.tree.report("error", rel, str(exc))
-            return
-        if meta.name != name:
-            self.tree.report("error", rel, f"metadata.name {meta.name!r} does not match the folder name {name!r}")
-            return
-        if meta.version != Version.parse(version):
-            self.tree.report(
-                "error", rel, f"version label {meta.version.text!r} does not match the folder version {version!r}"
-            )
+            for reason in reasons_of(exc):  # every reason, not only the first
+                self.tree.report("error", rel, reason)
             return
         for finding in meta.findings:
             self.tree.report(finding.level, rel, finding.message)
@@ -302,9 +288,15 @@ class _Walker:
                     continue
                 path = os.path.join(dirpath, filename)
                 try:
-                    samples[path[len(samples_dir) + 1 :]] = self.read_text(path)
+                    text = self.read_text(path)
                 except ManifestError as exc:
                     self.tree.report("warning", self.rel(path), f"sample not shown: {exc}")
+                    continue
+                samples[path[len(samples_dir) + 1 :]] = text
+                try:
+                    load_documents(text)  # shown either way; a sample that does not load will not run either
+                except ManifestError as exc:
+                    self.tree.report("warning", self.rel(path), f"sample is not valid YAML: {exc}")
         return samples
 
 

@@ -132,7 +132,7 @@ class Settings:
     @property
     def category_names(self) -> tuple[str, ...]:
         """The configured categories, Tekton Hub's list by default."""
-        from catalog.manifests import HUB_CATEGORIES
+        from catalog.metadata import HUB_CATEGORIES
 
         names = tuple(dict.fromkeys(c.strip() for c in self.categories.split(",") if c.strip()))
         return names or HUB_CATEGORIES

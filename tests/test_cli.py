@@ -48,7 +48,8 @@ def test_add_sync_errors(run, fixture_catalog):
     synced = run("catalog", "sync")
     assert "tekton: 19 resources, 47 versions" in synced.stdout
     assert "47 added, 0 updated, 0 removed" in synced.stdout
-    assert "problems: 5 error, 3 warning, 14 info" in synced.stdout
+    # the 5 warnings include a sample that is not YAML and the platform linux/390x
+    assert "problems: 5 error, 5 warning, 14 info" in synced.stdout
     assert "[1/1] tekton" in synced.stderr  # progress goes to stderr, the summary to stdout
     assert "no changes" in run("catalog", "sync", "tekton").stdout
     errors = run("catalog", "errors", "tekton").stdout.splitlines()

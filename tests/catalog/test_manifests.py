@@ -2,7 +2,8 @@
 
 import pytest
 
-from catalog.manifests import MAX_FILE_BYTES, ManifestError, decode_text, load_documents, parse_resource
+from catalog.manifests import MAX_FILE_BYTES, ManifestError, decode_text, load_documents
+from catalog.metadata import parse_resource
 from tests.catalog.factories import task_yaml
 
 

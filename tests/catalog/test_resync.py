@@ -25,8 +25,8 @@ def parsed(monkeypatch) -> list[str]:
     names: list[str] = []
     parse = catalog.tree.parse_resource
 
-    def counting(text, *, kind):
-        meta = parse(text, kind=kind)
+    def counting(text, **kwargs):
+        meta = parse(text, **kwargs)
         names.append(meta.name)
         return meta
 

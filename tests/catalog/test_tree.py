@@ -107,6 +107,9 @@ def test_every_upstream_edge_case_is_reported(upstream_tree):
     assert has_problem(t, "warning", "task/argocd-task-connect-repo/0.1/argocd-task-connect-repo.yaml", "namespace")
     by_key = {(v.kind, v.name, v.version): v for v in t.versions}
     assert "linux/390x" in by_key[("Task", "trivy-scanner", "0.2")].meta.platforms
+    assert has_problem(t, "warning", "task/trivy-scanner/0.2/trivy-scanner.yaml", "'390x' is not a usual")
+    templates = [p for p in t.problems if p.path.startswith("task/redhat-dependency-analytics/")]
+    assert templates and all(p.message.startswith("sample is not valid YAML") for p in templates)
     assert set(by_key[("Task", "boskos-release", "0.1")].samples) == {"pipelinerun.yaml", "service-account.yaml"}
 
 
@@ -152,3 +155,36 @@ def test_not_a_catalog_is_critical(tmp_path):
     tree = read_catalog_tree(tmp_path)
     assert tree.versions == []
     assert has_problem(tree, "critical", ".", "not a catalog tree")
+
+
+def test_every_reason_a_manifest_is_refused_is_reported(tmp_path):
+    text = task_yaml("other-name", "0.1").replace('    app.kubernetes.io/version: "0.1"\n', "")
+    text = text.replace("apiVersion: tekton.dev/v1", "apiVersion: tekton.dev/v2")
+    write_version(tmp_path, "hello", "0.1", text)
+    tree = read_catalog_tree(tmp_path)
+    reasons = [p.message for p in tree.problems if p.level == "error" and p.path == "task/hello/0.1/hello.yaml"]
+    assert reasons == [
+        "apiVersion 'tekton.dev/v2' is not supported for Task (use one of tekton.dev/v1, tekton.dev/v1beta1)",
+        "metadata.name 'other-name' does not match the folder name 'hello'",
+        "missing the mandatory version label app.kubernetes.io/version",
+    ]
+    assert tree.versions == []
+
+
+def test_samples_that_are_not_yaml_and_unusual_platforms_are_warned_about(tmp_path):
+    text = task_yaml("hello").replace("linux/amd64,linux/arm64", "linux/amd64, linux/arm/v7, linux/390x, macos/arm64")
+    write_version(tmp_path, "hello", "0.1", text)
+    samples = tmp_path / "task/hello/0.1/samples"
+    samples.mkdir()
+    (samples / "good.yaml").write_text("kind: TaskRun\n")
+    (samples / "template.yaml").write_text("params:\n  - name: x\n    value: {{PLACEHOLDER}}\n")
+    tree = read_catalog_tree(tmp_path)
+    warnings = [(p.path, p.message) for p in tree.problems if p.level == "warning"]
+    manifest = "task/hello/0.1/hello.yaml"
+    assert (manifest, "platform 'linux/390x': '390x' is not a usual os or architecture (a typo?)") in warnings
+    assert (manifest, "platform 'macos/arm64': 'macos' is not a usual os or architecture (a typo?)") in warnings
+    assert not any("linux/arm/v7" in message or "linux/amd64" in message for _, message in warnings)
+    template = [m for path, m in warnings if path == "task/hello/0.1/samples/template.yaml"]
+    assert len(template) == 1 and template[0].startswith("sample is not valid YAML: ")
+    assert not any(path.endswith("good.yaml") for path, _ in warnings)
+    assert set(tree.versions[0].samples) == {"good.yaml", "template.yaml"}  # both still shown
