@@ -12,6 +12,7 @@ from catalog.tree import LEVELS
 from hub import db
 from hub.api.tekton import status
 from hub.web.rendering import highlight_css, readme_html, yaml_html
+from hub.web.snippets import bundle_snippet, hub_snippet
 
 bp = Blueprint("web", __name__)
 
@@ -119,18 +120,8 @@ def resource(catalog: str, kind: str, name: str, version: str | None = None) -> 
             f"--type tekton --api-server {base}"
         ),
         raw_url=f"{base}/v1/resource/{hub_path}/raw",
+        hub_snippet=hub_snippet(view.resource.kind, view.resource.catalog.name, name, row.version),
         bundle_snippet=bundle_snippet(view.resource.kind, name, row.bundle_ref) if row.bundle_ref else None,
-    )
-
-
-def bundle_snippet(kind: str, name: str, bundle_ref: str) -> str:
-    """The reference a Tekton user pastes to run this version from its bundle with the bundles resolver."""
-    field = {"Task": "taskRef", "Pipeline": "pipelineRef", "StepAction": "ref"}[kind]
-    return (
-        f"{field}:\n  resolver: bundles\n  params:\n"
-        f"    - name: bundle\n      value: {bundle_ref}\n"
-        f"    - name: name\n      value: {name}\n"
-        f"    - name: kind\n      value: {kind.lower()}\n"
     )
 
 

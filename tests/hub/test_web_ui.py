@@ -324,7 +324,7 @@ def test_search_filter_and_version_switch_work_without_javascript(
     page.wait_for_url(f"{hub_url}/tekton/pipeline/buildpacks/0.1")
     expect(page.locator("#shown-version")).to_have_text("0.1")
     expect(page.locator("#kubectl-command")).to_contain_text("/pipeline/buildpacks/0.1/raw")
-    expect(page.locator("button.copy")).to_have_count(2)
+    expect(page.locator("button.copy")).to_have_count(3)  # the kubectl and tkn commands, the hub reference
     for button in page.locator("button.copy").all():  # they could not copy anything without JS
         expect(button).to_be_hidden()
 
