@@ -65,8 +65,9 @@ class _Commands(LazyGroup):
         ),
         "run": LazyCommand(
             "hub.cli.run",
-            "Resolve every reference of a TaskRun or PipelineRun, record a lock of versions and digests in its "
-            "`taskhub.dev/lock` annotation, and run it; exits 0 only when the run succeeded.",
+            "Run every TaskRun and PipelineRun of a file, as `kubectl create -f` would create them, after its other "
+            "documents (Tasks, Pipelines, StepActions, ConfigMaps, Secrets, PersistentVolumeClaims) are applied to "
+            "the local store as `taskhub apply -f` applies them.",
         ),
         "runs": LazyCommand(
             "hub.cli.runs", "Recorded runs (`taskhub run`, POST /v1/runs): status, timings, lock and step logs."
