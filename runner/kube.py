@@ -25,6 +25,7 @@ PIPELINES_NAMESPACES = ("tekton-pipelines", "openshift-pipelines")
 # (connect, read) seconds: a cluster that does not answer is an error quickly, not a hang.
 REQUEST_TIMEOUT = (5, 30)
 T = TypeVar("T")
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 class ClusterError(TaskhubError):
@@ -44,8 +45,13 @@ def default_kubeconfig() -> Path:
 
 
 def api_client_from_kubeconfig(kubeconfig: str | Path | None, context: str | None) -> tuple[client.ApiClient, str]:
-    """An ApiClient for `context` (default: the current one) of `kubeconfig`; and that context's namespace."""
+    """An ApiClient for `context` (default: the current one) of `kubeconfig`; and that context's namespace.
+
+    In a pod, with no kubeconfig given or found, the pod's ServiceAccount: its token, the cluster's CA and its
+    namespace, as kubectl and client-go read them (kubernetes/client-go: rest/config.go, InClusterConfig)."""
     path = Path(kubeconfig).expanduser() if kubeconfig else default_kubeconfig()
+    if not kubeconfig and not path.is_file() and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return _in_cluster()
     if not path.is_file():
         raise ClusterError(f"kubeconfig {path} not found: pass -k/--kubeconfig or set KUBECONFIG")
     try:
@@ -62,6 +68,20 @@ def api_client_from_kubeconfig(kubeconfig: str | Path | None, context: str | Non
         raise ClusterError(f"cannot use kubeconfig {path}: {exc}") from None
     cfg.retries = 0  # urllib3 would retry a refused connection three times; one clear error is better
     namespace = str((chosen.get("context") or {}).get("namespace") or "default")
+    return client.ApiClient(cfg), namespace
+
+
+def _in_cluster() -> tuple[client.ApiClient, str]:
+    cfg = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=cfg)
+    except ConfigException as exc:
+        raise ClusterError(f"cannot use this pod's ServiceAccount: {exc}") from None
+    cfg.retries = 0
+    try:
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        namespace = "default"
     return client.ApiClient(cfg), namespace
 
 
