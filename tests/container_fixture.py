@@ -31,6 +31,7 @@ __all__ = [
     "debian_images",
     "image_mirror",
     "podman",
+    "postgres_image",
     "taskhub_image",
 ]
 
@@ -63,6 +64,17 @@ def debian_images(podman: Podman) -> dict[str, str]:
     if done.returncode != 0:
         pytest.fail(f"scripts/build-debian-images failed:\n{done.stderr[-3000:]}")
     return dict(line.split("=", 1) for line in done.stdout.split())
+
+
+@pytest.fixture(scope="session")
+def postgres_image(podman: Podman) -> str:
+    """PostgreSQL 15 from Debian packages (scripts/build-debian-images postgres), built once per machine."""
+    done = subprocess.run(
+        [str(REPO / "scripts/build-debian-images"), "postgres"], env=podman.environ(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.fail(f"scripts/build-debian-images postgres failed:\n{done.stderr[-3000:]}")
+    return done.stdout.strip().split("=", 1)[1]
 
 
 @dataclass(frozen=True)
