@@ -11,12 +11,17 @@ import time
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from tests.test_cli import _status, serving
 from tests.test_cli import run as run  # the fixture
+
+SQLITE_ONLY = pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 
 DRAIN_DEADLINE_SECONDS = 60
 
 
+@SQLITE_ONLY  # the server and its processes are what is tested, not the database
 def test_sigterm_lets_a_request_in_flight_finish_and_takes_no_new_ones(run, fixture_catalog):
     run("db", "upgrade")
     registry = socket.create_server(("127.0.0.1", 0))  # accepts, and answers only when the test says so
@@ -52,6 +57,7 @@ def _accepts(port: int) -> bool:
         return False
 
 
+@SQLITE_ONLY  # the server and its processes are what is tested, not the database
 def test_json_logs_give_one_object_per_line_for_server_access_and_taskhub_messages(run, fixture_catalog):
     run("db", "upgrade")
     run.env["TASKHUB_LOG_FORMAT"] = "json"

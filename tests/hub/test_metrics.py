@@ -9,6 +9,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,8 @@ from tests.hub.test_resolve_api import bundles as bundles  # the fixture
 from tests.hub.test_resolve_api import resolve
 from tests.test_cli import run as run  # the fixture
 from tests.test_cli import serving
+
+SQLITE_ONLY = pytest.mark.parametrize("empty_database_url", ["sqlite"], indirect=True)
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -172,6 +175,7 @@ def test_every_metric_is_listed_in_the_readme(client):
     assert families and not missing, missing
 
 
+@SQLITE_ONLY  # the server and its processes are what is tested, not the database
 def test_taskhub_serve_sums_the_metrics_of_its_worker_processes(run, fixture_catalog):
     run("db", "upgrade")
     run("catalog", "add", "tekton", str(fixture_catalog))
