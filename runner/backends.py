@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from catalog.errors import BackendUnavailable, TaskhubError
+from catalog.errors import BackendUnavailable, InvalidRequest, TaskhubError
 from runner.local import LocalExecutor, SandboxUnavailable
 from runner.local.sandbox import unavailable_reason as sandbox_unavailable_reason
-from runner.local_store import NamespaceObjects
+from runner.local_store import InstalledStore, NamespaceObjects
 from runner.objects import ObjectStore
-from runner.pinning import LockEntry, step_action_resolver
+from runner.pinning import InstalledObjects, LockEntry, step_action_resolver
 
 # (task_run, container, text): a line of a step's output; container is "step-<name>".
 LogSink = Callable[[str, str, str], None]
 Progress = Callable[[list[dict[str, Any]]], None]
+# The run as its backend created it: the name it was given (generateName resolved), its namespace and uid.
+Created = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -36,8 +38,13 @@ class RunBackend(Protocol):
     `run` runs `pinned` (a self-contained tekton.dev/v1 run; `lock` holds the content of its StepAction refs) to
     its end and returns it with Tekton's status. Each line a step prints goes to `log`; `on_event` hears the run's
     and its TaskRuns' progress as a short line, `progress` the child TaskRuns as they stand (running ones with an
-    Unknown condition) whenever one starts or ends; once `cancel` is set the backend cancels the run and returns it as
+    Unknown condition) whenever one starts or ends, `on_created` the run as the backend created it (a cluster's
+    answer to the create: name, namespace, uid); once `cancel` is set the backend cancels the run and returns it as
     it ended. Runs that cannot be started raise a TaskhubError (or InvalidRunObject) saying why.
+
+    `namespace_for` is the namespace a run goes to, chosen as kubectl chooses it (see `run_namespace`), so that it
+    is recorded from the start; `installed_objects` is where the plain-name references of a run in a namespace are
+    read: the local store, or the cluster the run is created on.
     """
 
     name: str
@@ -45,6 +52,10 @@ class RunBackend(Protocol):
     def unavailable_reason(self) -> str | None:
         """None if runs can go to this backend from here, else why not, in one line."""
         ...
+
+    def namespace_for(self, obj: dict[str, Any]) -> str: ...
+
+    def installed_objects(self, namespace: str) -> InstalledObjects: ...
 
     def run(
         self,
@@ -55,7 +66,22 @@ class RunBackend(Protocol):
         cancel: threading.Event,
         on_event: Callable[[str], None] | None = None,
         progress: Progress | None = None,
+        on_created: Created | None = None,
     ) -> BackendRun: ...
+
+
+def run_namespace(obj: dict[str, Any], chosen: str | None, fallback: Callable[[], str]) -> str:
+    """The namespace of a run as kubectl picks it: the one chosen (-n, TASKHUB_RUN_NAMESPACE), else the run's own
+    metadata.namespace, else `fallback()` (the kubeconfig context's, or "default"). A run naming another namespace
+    than the one chosen is refused, as kubectl refuses it, rather than created elsewhere than it says."""
+    own = (obj.get("metadata") or {}).get("namespace")
+    if chosen and own and own != chosen:
+        raise InvalidRequest(
+            f'the namespace from the provided object "{own}" does not match the namespace "{chosen}" runs go to: '
+            f"remove metadata.namespace or choose {own}",
+            reason="invalid-run",
+        )
+    return str(chosen or own or fallback())
 
 
 class LocalBackend:
@@ -67,13 +93,19 @@ class LocalBackend:
     name = "local"
 
     def __init__(
-        self, work_root: Path, objects: ObjectStore, namespace: str = "default", hidden: tuple[Path, ...] = ()
+        self, work_root: Path, objects: ObjectStore, namespace: str | None = None, hidden: tuple[Path, ...] = ()
     ) -> None:
-        self.work_root, self.objects, self.namespace, self.hidden = Path(work_root), objects, namespace, hidden
+        self.work_root, self.objects, self.chosen_namespace, self.hidden = Path(work_root), objects, namespace, hidden
 
     def unavailable_reason(self) -> str | None:
         reason = sandbox_unavailable_reason()
         return None if reason is None else f"local runs cannot be isolated on this host: {reason}"
+
+    def namespace_for(self, obj: dict[str, Any]) -> str:
+        return run_namespace(obj, self.chosen_namespace, lambda: "default")
+
+    def installed_objects(self, namespace: str) -> InstalledStore:
+        return InstalledStore(self.objects, namespace)
 
     def run(
         self,
@@ -84,8 +116,9 @@ class LocalBackend:
         cancel: threading.Event,
         on_event: Callable[[str], None] | None = None,
         progress: Progress | None = None,
+        on_created: Created | None = None,
     ) -> BackendRun:
-        namespace = str((pinned.get("metadata") or {}).get("namespace") or self.namespace)
+        namespace = self.namespace_for(pinned)
         objects = NamespaceObjects(self.objects, namespace, self.work_root / "claims")
         executor = LocalExecutor(
             self.work_root,
@@ -114,6 +147,19 @@ class KubernetesBackend:
     def unavailable_reason(self) -> str | None:
         return None  # the cluster answers for itself when a run is created
 
+    def namespace_for(self, obj: dict[str, Any]) -> str:
+        from runner.kube import ClusterError, context_namespace
+
+        try:
+            return run_namespace(obj, self.namespace, lambda: context_namespace(self.kubeconfig, self.context))
+        except ClusterError as exc:
+            raise BackendUnavailable(f"runs cannot go to the cluster: {exc}") from None
+
+    def installed_objects(self, namespace: str) -> InstalledObjects:
+        from runner.kube import ClusterObjects
+
+        return ClusterObjects(self.kubeconfig, self.context, namespace)
+
     def run(
         self,
         pinned: dict[str, Any],
@@ -123,6 +169,7 @@ class KubernetesBackend:
         cancel: threading.Event,
         on_event: Callable[[str], None] | None = None,
         progress: Progress | None = None,
+        on_created: Created | None = None,
     ) -> BackendRun:
         from runner.kube_backend import RunEvent, run_on_kubernetes
         from runner.kube_logs import LogLine
@@ -140,8 +187,8 @@ class KubernetesBackend:
             log(seen.task_run, f"step-{seen.step}", seen.text)
 
         result = run_on_kubernetes(
-            pinned, namespace=self.namespace, kubeconfig=self.kubeconfig, context=self.context,
-            on_event=event, on_log=line, cancel=cancel,
+            pinned, namespace=self.namespace_for(pinned), kubeconfig=self.kubeconfig, context=self.context,
+            on_event=event, on_log=line, on_created=on_created, cancel=cancel,
         )  # fmt: skip
         children, warnings = [], list(result.warnings)
         if result.object.get("kind") == "PipelineRun":
@@ -195,9 +242,9 @@ def backend_named(
     kubeconfig: str | None = None,
     context: str | None = None,
 ) -> RunBackend:
-    """The backend called `name`, "local" or "kubernetes". `namespace` is, on a cluster, where runs are created
-    (None: the kubeconfig context's) and, locally, that of runs naming none (None: default), whose objects are
-    kept in `objects`."""
+    """The backend called `name`, "local" or "kubernetes". `namespace` is the namespace chosen for runs (-n); None:
+    each run's own metadata.namespace, else the kubeconfig context's on a cluster and "default" locally, whose
+    objects are kept in `objects`."""
     if name == "kubernetes":
         return KubernetesBackend(namespace, kubeconfig, context)
-    return LocalBackend(data_dir / "local-runs", objects, namespace or "default", hidden=(data_dir,))
+    return LocalBackend(data_dir / "local-runs", objects, namespace, hidden=(data_dir,))

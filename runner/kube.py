@@ -49,17 +49,10 @@ def api_client_from_kubeconfig(kubeconfig: str | Path | None, context: str | Non
 
     In a pod, with no kubeconfig given or found, the pod's ServiceAccount: its token, the cluster's CA and its
     namespace, as kubectl and client-go read them (kubernetes/client-go: rest/config.go, InClusterConfig)."""
-    path = Path(kubeconfig).expanduser() if kubeconfig else default_kubeconfig()
-    if not kubeconfig and not path.is_file() and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+    if _in_a_pod(kubeconfig, context):
         return _in_cluster()
-    if not path.is_file():
-        raise ClusterError(f"kubeconfig {path} not found: pass -k/--kubeconfig or set KUBECONFIG")
+    path, chosen = _kube_context(kubeconfig, context)
     try:
-        contexts, current = config.list_kube_config_contexts(config_file=str(path))
-        chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
-        if chosen is None:
-            names = ", ".join(str(c.get("name")) for c in contexts)
-            raise ClusterError(f"context {context!r} not found in {path} (it has: {names})")
         cfg = client.Configuration()
         config.load_kube_config(
             config_file=str(path), context=chosen["name"], client_configuration=cfg, persist_config=False
@@ -67,8 +60,40 @@ def api_client_from_kubeconfig(kubeconfig: str | Path | None, context: str | Non
     except (ConfigException, ValueError, TypeError, KeyError, OSError) as exc:
         raise ClusterError(f"cannot use kubeconfig {path}: {exc}") from None
     cfg.retries = 0  # urllib3 would retry a refused connection three times; one clear error is better
-    namespace = str((chosen.get("context") or {}).get("namespace") or "default")
-    return client.ApiClient(cfg), namespace
+    return client.ApiClient(cfg), _namespace_of(chosen)
+
+
+def context_namespace(kubeconfig: str | Path | None, context: str | None) -> str:
+    """The namespace of `context` (default: the current one) of `kubeconfig`, else "default", as kubectl and tkn
+    take it when -n is absent (in a pod without a kubeconfig: its ServiceAccount's); read without reaching the
+    cluster."""
+    if _in_a_pod(kubeconfig, context):
+        return _service_account_namespace()
+    return _namespace_of(_kube_context(kubeconfig, context)[1])
+
+
+def _in_a_pod(kubeconfig: str | Path | None, context: str | None) -> bool:
+    path = Path(kubeconfig).expanduser() if kubeconfig else default_kubeconfig()
+    return not kubeconfig and not path.is_file() and context is None and bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+
+
+def _kube_context(kubeconfig: str | Path | None, context: str | None) -> tuple[Path, dict[str, Any]]:
+    path = Path(kubeconfig).expanduser() if kubeconfig else default_kubeconfig()
+    if not path.is_file():
+        raise ClusterError(f"kubeconfig {path} not found: pass -k/--kubeconfig or set KUBECONFIG")
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=str(path))
+    except (ConfigException, ValueError, TypeError, KeyError, OSError) as exc:
+        raise ClusterError(f"cannot use kubeconfig {path}: {exc}") from None
+    chosen = current if context is None else next((c for c in contexts if c.get("name") == context), None)
+    if chosen is None:
+        names = ", ".join(str(c.get("name")) for c in contexts)
+        raise ClusterError(f"context {context!r} not found in {path} (it has: {names})")
+    return path, dict(chosen)
+
+
+def _namespace_of(context: dict[str, Any]) -> str:
+    return str((context.get("context") or {}).get("namespace") or "default")
 
 
 def _in_cluster() -> tuple[client.ApiClient, str]:
@@ -78,11 +103,14 @@ def _in_cluster() -> tuple[client.ApiClient, str]:
     except ConfigException as exc:
         raise ClusterError(f"cannot use this pod's ServiceAccount: {exc}") from None
     cfg.retries = 0
+    return client.ApiClient(cfg), _service_account_namespace()
+
+
+def _service_account_namespace() -> str:
     try:
-        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
     except OSError:
-        namespace = "default"
-    return client.ApiClient(cfg), namespace
+        return "default"
 
 
 class Cluster:
@@ -252,6 +280,34 @@ class Cluster:
         if not versions:
             raise ClusterError(f"the cluster at {self.server} does not serve {kind} ({GROUP}): is the CRD installed?")
         return versions[0]
+
+
+class ClusterObjects:
+    """The Tasks, Pipelines and StepActions of one namespace of a cluster, as a run's plain-name references read
+    them (runner.pinning.InstalledObjects). Connects at the first read, so that a wrong kubeconfig fails the run
+    that needs it, not whoever prepares it; the connections go with the object."""
+
+    def __init__(self, kubeconfig: str | Path | None, context: str | None, namespace: str) -> None:
+        self.kubeconfig, self.context, self.namespace = kubeconfig, context, namespace
+        self._cluster: Cluster | None = None
+
+    @property
+    def description(self) -> str:
+        where = f" of the cluster at {self._cluster.server}" if self._cluster is not None else ""
+        return f"{self.namespace} namespace{where}"
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The object as the cluster serves it in its preferred version, or None."""
+        if self._cluster is None:
+            self._cluster = Cluster.from_kubeconfig(self.kubeconfig, self.context, self.namespace)
+        return self._cluster.get(kind, name)
+
+    def uri_of(self, obj: dict[str, Any]) -> str:
+        """The identifier Tekton's cluster resolver gives an object, `/apis/<group>/<version>/namespaces/<namespace>/
+        <kind>/<name>@<uid>` (tektoncd/pipeline: pkg/resolution/resolver/cluster/resolver.go)."""
+        meta = obj.get("metadata") or {}
+        where = f"/apis/{obj.get('apiVersion')}/namespaces/{meta.get('namespace') or self.namespace}"
+        return f"{where}/{str(obj.get('kind')).lower()}/{meta.get('name')}@{meta.get('uid')}"
 
 
 def _as_dict(value: object) -> dict[str, Any]:

@@ -87,16 +87,18 @@ def run_on_kubernetes(
     context: str | None = None,
     on_event: Callable[[RunEvent], None] | None = None,
     on_log: Callable[[LogLine], None] | None = None,
+    on_created: Callable[[dict[str, Any]], None] | None = None,
     cancel: threading.Event | None = None,
 ) -> KubeRunResult:
-    """Create `obj` (a tekton.dev/v1 PipelineRun or TaskRun), follow it to its end and return it; see the module."""
+    """Create `obj` (a tekton.dev/v1 PipelineRun or TaskRun), follow it to its end and return it; see the module.
+    `on_created` gets the API server's answer to the create (the name it gave, the namespace, the uid)."""
     kind = str(obj.get("kind"))
     if kind not in PLURALS:
         raise ClusterError(f"cannot run a {kind} on Kubernetes: only PipelineRun and TaskRun are runs")
     api, context_namespace = api_client_from_kubeconfig(kubeconfig, context)
     cluster = Cluster(api, namespace or str((obj.get("metadata") or {}).get("namespace") or context_namespace))
     try:
-        return _RunFollower(cluster, kind, on_event, on_log).run(obj, cancel)
+        return _RunFollower(cluster, kind, on_event, on_log).run(obj, cancel, on_created)
     finally:
         cluster.close()
 
@@ -158,7 +160,12 @@ class _RunFollower:
 
     # -- the run ------------------------------------------------------------------------------------------
 
-    def run(self, obj: dict[str, Any], cancel: threading.Event | None) -> KubeRunResult:
+    def run(
+        self,
+        obj: dict[str, Any],
+        cancel: threading.Event | None,
+        on_created: Callable[[dict[str, Any]], None] | None = None,
+    ) -> KubeRunResult:
         created = _as_dict(
             self.cluster.call(
                 f"create {self.kind} in {self.cluster.namespace} namespace",
@@ -171,6 +178,8 @@ class _RunFollower:
             )
         )
         self.writes += 1
+        if on_created is not None:
+            on_created(created)
         name = str(created["metadata"]["name"])
         # Tekton copies the run's labels to its TaskRuns' pods: tekton.dev/pipelineRun or tekton.dev/taskRun.
         selector = f"tekton.dev/{self.kind[0].lower()}{self.kind[1:]}={name}"

@@ -137,7 +137,8 @@ class RunLauncher:
         self.records, self.resolve_ref, self.backend = records, resolve_ref, backend
 
     def create(self, obj: dict[str, Any], *, created_by: str = "") -> int:
-        """Records the run as Pending; `execute` runs it."""
+        """Records the run as Pending in the namespace it goes to (set in its metadata); `execute` runs it."""
+        obj.setdefault("metadata", {})["namespace"] = self.backend.namespace_for(obj)
         return self.records.create(obj, backend=self.backend.name, created_by=created_by)
 
     def launch(self, obj: dict[str, Any], *, created_by: str = "", **options: Any) -> LaunchResult:
@@ -178,7 +179,10 @@ class RunLauncher:
             if on_started is not None:
                 on_started(run_id, pinned)
             try:
-                done = self.backend.run(pinned, lock, log=both, cancel=cancel, on_event=on_event, progress=children.set)
+                done = self.backend.run(
+                    pinned, lock, log=both, cancel=cancel, on_event=on_event, progress=children.set,
+                    on_created=lambda created: self._created(run_id, created),
+                )  # fmt: skip
             except InvalidRunObject as exc:
                 return self._failed(run_id, "InvalidRun", str(exc))
             except TaskhubError as exc:
@@ -201,6 +205,12 @@ class RunLauncher:
         finally:
             ended.set()
             writer.flush()
+
+    def _created(self, run_id: int, created: dict[str, Any]) -> None:
+        try:
+            self.records.created(run_id, created)
+        except Exception:  # the run goes on; its end records its name again
+            log.warning("could not record the name the backend gave run %s", run_id, exc_info=True)
 
     def _failed(self, run_id: int, reason: str, message: str) -> LaunchResult:
         self.records.failed(run_id, reason, message)

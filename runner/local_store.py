@@ -80,6 +80,10 @@ class InstalledStore:
         found = self.pending.get((kind, name))
         return copy.deepcopy(found) if found is not None else self.objects.get(kind, self.namespace, name)
 
+    def uri_of(self, obj: dict[str, Any]) -> str:
+        """Where a stored object is, for a run's lock: `installed:<namespace>/<kind>/<name>`."""
+        return f"installed:{self.namespace}/{str(obj.get('kind')).lower()}/{obj['metadata']['name']}"
+
     def list(self, kind: str) -> list[dict[str, Any]]:
         """Every stored `kind` object of the namespace, by name."""
         if kind not in STORED_VERSIONS:

@@ -23,6 +23,8 @@ class Run(Base):
     kind: Mapped[str] = mapped_column(String(16))  # "TaskRun" or "PipelineRun"
     name: Mapped[str] = mapped_column(String(253))
     namespace: Mapped[str] = mapped_column(String(63))
+    # The uid of the run object its backend created ("" until it is created).
+    uid: Mapped[str] = mapped_column(String(36), default="")
     backend: Mapped[str] = mapped_column(String(16))  # "local" or "kubernetes"
     status: Mapped[str] = mapped_column(String(16), default=PENDING, index=True)
     reason: Mapped[str] = mapped_column(String(255), default="")

@@ -24,7 +24,6 @@ from catalog.errors import TaskhubError
 from catalog.manifests import ManifestError, decode_text, load_documents
 from catalog.queries import CatalogIndex
 from catalog.resolver import BundleResolver, HubResolver, Resolved
-from runner.local_store import InstalledStore
 
 LOCK_ANNOTATION = "taskhub.dev/lock"
 _RESOLVERS = ("hub", "bundles")
@@ -64,6 +63,24 @@ class ReferenceResolver(Protocol):
     def __call__(self, ref: Mapping[str, Any], kind: str) -> PinnedObject: ...
 
 
+class InstalledObjects(Protocol):
+    """Where a plain-name reference (`taskRef: {name: ...}`) is read: one namespace of the local store
+    (runner.local_store.InstalledStore) or of the cluster a run goes to (runner.kube.ClusterObjects).
+
+    `get` returns the object as stored, or None when there is none; `uri_of` says where a found object came from,
+    for the lock; `description` names the place in messages ("team-a namespace of the local store").
+    """
+
+    namespace: str
+
+    @property
+    def description(self) -> str: ...
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None: ...
+
+    def uri_of(self, obj: dict[str, Any]) -> str: ...
+
+
 @dataclass
 class LockEntry:
     """One reference of a run and what it resolved to."""
@@ -101,10 +118,10 @@ def param_values(ref: Mapping[str, Any]) -> dict[str, Any]:
 
 class CatalogReferenceResolver:
     """The real ReferenceResolver: `resolver: hub` from this hub's index, `resolver: bundles` from OCI registries,
-    a plain name from the local store of installed objects."""
+    a plain name from where the run's installed objects are (the local store, or the cluster it goes to)."""
 
     def __init__(
-        self, engine: Engine, bundles: BundleResolver, hub: HubResolver, store: InstalledStore, base_url: str
+        self, engine: Engine, bundles: BundleResolver, hub: HubResolver, store: InstalledObjects, base_url: str
     ) -> None:
         self.engine, self.bundles, self.hub, self.store, self.base_url = engine, bundles, hub, store, base_url
 
@@ -150,7 +167,7 @@ class CatalogReferenceResolver:
             resolver="installed",
             version=labels.get("app.kubernetes.io/version"),
             digest=hashlib.sha256(canonical).hexdigest(),
-            uri=f"installed:{self.store.namespace}/{kind.lower()}/{name}",
+            uri=self.store.uri_of(obj),
         )
 
 

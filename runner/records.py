@@ -50,6 +50,11 @@ class RunRecords:
         values: dict[str, Any] = {"status": RUNNING, "object": obj, "lock": lock, "started_at": utcnow()}
         self._update(run_id, **values, **_identity(obj))
 
+    def created(self, run_id: int, obj: dict[str, Any]) -> None:
+        """The backend created the run: record the name it was given (generateName resolved), its namespace and
+        uid, while it runs."""
+        self._update(run_id, **_identity(obj))
+
     def abandon_ended(self) -> int:
         """Records Failed, reason Abandoned, the unfinished runs whose process on this host has ended (killed, or
         a server restarted); returns how many. Runs of live processes and of other hosts are left alone."""
@@ -162,6 +167,7 @@ class RunRecords:
             return RunDetail(
                 **summary_of(run).__dict__,
                 message=run.message,
+                uid=run.uid,
                 params=run.params,
                 lock=run.lock,
                 object=run.object,
@@ -228,7 +234,8 @@ class LogWriter:
 
 
 def _identity(obj: dict[str, Any]) -> dict[str, str]:
-    """The name and namespace a backend gave the run (a generated name, the context's namespace)."""
+    """The name, namespace and uid a backend gave the run (a generated name, the context's namespace)."""
     meta = obj.get("metadata") or {}
-    found = {"name": str(meta.get("name") or "")[:253], "namespace": str(meta.get("namespace") or "")[:63]}
+    found = {"name": str(meta.get("name") or "")[:253], "namespace": str(meta.get("namespace") or "")[:63],
+             "uid": str(meta.get("uid") or "")[:36]}  # fmt: skip
     return {key: value for key, value in found.items() if value}

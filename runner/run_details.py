@@ -129,6 +129,7 @@ class RunDetail(RunSummary):
     """A run with everything stored about it except its logs."""
 
     message: str = ""
+    uid: str = ""  # of the object its backend created, once created
     params: list[Any] = field(default_factory=list)
     lock: list[Any] = field(default_factory=list)
     object: dict[str, Any] = field(default_factory=dict)
@@ -160,6 +161,7 @@ class RunDetail(RunSummary):
         return {
             **super().to_json(),
             "message": self.message,
+            "uid": self.uid,
             "cancelRequested": self.cancel_requested,
             "params": self.params,
             "tasks": [row.to_json() for row in self.tasks],

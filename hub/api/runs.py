@@ -22,7 +22,6 @@ from hub.objects import object_store
 from hub.wsgi.auth import check_run_reader, current_identity, require_scope
 from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
-from runner.local_store import InstalledStore
 from runner.models import FINISHED, STATUSES
 from runner.pinning import CatalogReferenceResolver
 from runner.records import RunRecords
@@ -55,14 +54,16 @@ def background_runs() -> BackgroundRuns:
     return current_app.extensions["taskhub.background_runs"]
 
 
-def _launcher() -> RunLauncher:
+def _launcher(obj: dict[str, Any]) -> RunLauncher:
+    """A launcher for `obj`: its plain names are read where the backend puts the run (TASKHUB_RUN_NAMESPACE, else
+    the run's own namespace, else the kubeconfig context's on a cluster)."""
     settings: Settings = current_app.config["TASKHUB"]
     resolvers = current_app.extensions["taskhub.resolvers"]
-    namespace = settings.run_namespace or "default"
-    store = InstalledStore(records().engine, namespace)
+    backend: RunBackend = current_app.extensions["taskhub.run_backend"]
+    store = backend.installed_objects(backend.namespace_for(obj))
     base = settings.public_url or request.host_url
     resolve_ref = CatalogReferenceResolver(records().engine, resolvers.bundles, resolvers.hub, store, base)
-    return RunLauncher(records(), resolve_ref, current_app.extensions["taskhub.run_backend"])
+    return RunLauncher(records(), resolve_ref, backend)
 
 
 @bp.before_request
@@ -87,7 +88,7 @@ def start_run() -> tuple[Response, int, dict[str, str]]:
     obj = _run_of_body()
     _check_backend()
     identity = current_identity()
-    run_id = background_runs().submit(_launcher(), obj, created_by=identity.name if identity else "")
+    run_id = background_runs().submit(_launcher(obj), obj, created_by=identity.name if identity else "")
     detail = _detail(run_id)
     return jsonify(data=_with_links(detail.to_json(), run_id)), 202, {"Location": _link(run_id)}
 

@@ -26,6 +26,11 @@ from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver, pin_references_only
 from runner.records import RunRecords
 
+NAMESPACE_HELP = (
+    "The namespace of runs and documents that name none (default: the kubeconfig context's with --backend "
+    "kubernetes, else default); plain-name references are read from it."
+)
+
 
 @main.command("run")
 @click.option("-f", "--filename", "source", type=click.File("r"), required=True,
@@ -38,7 +43,7 @@ from runner.records import RunRecords
               help="Print the runs with their references pinned (bundles by digest); do not run them.")  # fmt: skip
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "name"]), default="name", show_default=True)
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Overrides one of spec.params.")
-@click.option("-n", "--namespace", help="The namespace of documents that name none (default: default).")
+@click.option("-n", "--namespace", help=NAMESPACE_HELP)
 @pass_context
 def run(
     ctx: Context,
@@ -55,26 +60,29 @@ def run(
     documents (Tasks, Pipelines, StepActions, ConfigMaps, Secrets, PersistentVolumeClaims) are applied to the local
     store as `taskhub apply -f` applies them. Each run's references are resolved and locked (versions and digests
     in its `taskhub.dev/lock` annotation) and it is recorded (`taskhub runs show ID`); exits 0 only when every run
-    succeeded."""
+    succeeded. With --backend kubernetes, a run's plain-name references (`taskRef: {name: ...}`) are read from its
+    namespace of the cluster."""
     try:
         file = parse_run_file(source.read())
     except InvalidRun as exc:
         raise click.ClickException(str(exc)) from None
-    for obj in file.runs:
-        _override_params(obj, params)
-        own = obj["metadata"].get("namespace")
-        if namespace and own and own != namespace:
-            raise click.ClickException(
-                f'{obj["kind"]} "{obj["metadata"].get("name")}": the namespace from the object "{own}" does not '
-                f'match the namespace "{namespace}"; pass -n {own} to run it'
-            )
     engine = ctx.migrated_engine()
     resolvers = Resolvers(ctx.settings, engine)
     objects = object_store(ctx.settings, engine)
     base = ctx.settings.public_url or "http://127.0.0.1:8000/"
+    chosen = backend_named(
+        backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context
+    )
+    for obj in file.runs:
+        _override_params(obj, params)
+        try:  # as kubectl: -n, else the run's own namespace, else the context's; a run naming another is refused
+            obj["metadata"]["namespace"] = chosen.namespace_for(obj)
+        except TaskhubError as exc:
+            raise click.ClickException(f'{obj["kind"]} "{_name(obj)}": {exc}') from None
 
     def resolver(run: dict[str, Any], pending: list[dict[str, Any]]) -> CatalogReferenceResolver:
-        store = InstalledStore(objects, run["metadata"].get("namespace") or namespace or "default", pending)
+        run_namespace = run["metadata"]["namespace"]
+        store = InstalledStore(objects, run_namespace, pending) if pending else chosen.installed_objects(run_namespace)
         return CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
 
     service = ObjectService(objects)
@@ -95,9 +103,6 @@ def run(
             click.echo(applied.describe(), err=True)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
-    chosen = backend_named(
-        backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context
-    )
     unavailable = chosen.unavailable_reason()
     if unavailable is not None:
         raise click.ClickException(unavailable)
@@ -128,8 +133,7 @@ def _launch(launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event,
         click.echo(f"warning: {warning}", err=True)
     if result.object is None:
         if several:
-            name = obj["metadata"].get("name") or obj["metadata"].get("generateName")
-            click.echo(f"{obj['kind'].lower()}/{name}: {result.reason}: {result.message}", err=True)
+            click.echo(f"{obj['kind'].lower()}/{_name(obj)}: {result.reason}: {result.message}", err=True)
         return result
     name = result.object["metadata"].get("name")
     click.echo(
@@ -138,6 +142,10 @@ def _launch(launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event,
         err=True,
     )
     return result
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str(obj["metadata"].get("name") or obj["metadata"].get("generateName"))
 
 
 def _print_log(task_run: str, container: str, text: str) -> None:

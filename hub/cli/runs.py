@@ -96,6 +96,7 @@ def _describe(detail: RunDetail) -> str:
     lines = [
         f"Run:        {detail.id}",
         f"Name:       {detail.name} ({detail.kind}, namespace {detail.namespace})",
+        *([f"UID:        {detail.uid}"] if detail.uid else []),
         f"Backend:    {detail.backend}",
         f"Status:     {_status(detail.status, detail.reason)}"
         + (" (cancel requested)" if detail.cancel_requested and not detail.finished else ""),

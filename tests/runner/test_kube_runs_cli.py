@@ -1,10 +1,15 @@
 """`taskhub run --backend kubernetes` as a Kubernetes user runs it, against the real kube-apiserver with the fake
-controller and kubelet of test_kube_backend: the run's output, its record, and logs that cannot be read."""
+controller and kubelet of test_kube_backend: namespaces taken as kubectl takes them, the record naming the created
+run while it runs, plain names read from the cluster, and logs that cannot be read."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,18 +21,25 @@ import yaml
 from click.testing import CliRunner, Result
 from kubernetes import client
 
+from catalog.db import make_engine
 from hub.cli import main
+from runner.pinning import LOCK_ANNOTATION
+from runner.records import RunRecords
+from runner.run_details import RunDetail
 from tests.kube_fixture import KubeCluster
+from tests.runner.hub_servers import served_hub  # noqa: F401
 from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton, fake_node, tekton  # noqa: F401
 
 Taskhub = Callable[..., Result]
+TASKHUB = str(Path(sys.executable).parent / "taskhub")
 
 
 @pytest.fixture
-def taskhub(tmp_path: Path) -> Taskhub:
-    """`taskhub ARGS...` on a fresh database of its own; a dict argument is written to a file and passed by name."""
+def taskhub(tmp_path: Path, sqlite_templates: dict[str, Path]) -> Taskhub:
+    """`taskhub ARGS...` on a database of its own holding the indexed test catalog; a dict argument is written to a
+    file and passed by name."""
+    shutil.copy(sqlite_templates["indexed"], tmp_path / "t.db")
     env = {"TASKHUB_DATA_DIR": str(tmp_path / "data"), "TASKHUB_DATABASE_URL": f"sqlite:///{tmp_path / 't.db'}"}
-    assert CliRunner().invoke(main, ["db", "upgrade"], env=env).exit_code == 0
 
     def invoke(*args: Any, **env_vars: str) -> Result:
         argv = []
@@ -39,7 +51,40 @@ def taskhub(tmp_path: Path) -> Taskhub:
             argv.append(str(arg))
         return CliRunner().invoke(main, argv, env={**env, **env_vars})
 
+    invoke.database_url = env["TASKHUB_DATABASE_URL"]  # type: ignore[attr-defined]
     return invoke
+
+
+@pytest.fixture
+def context_kubeconfig(kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> Path:
+    """An admin kubeconfig whose context names the test's namespace, so that no -n is needed."""
+    return kube_cluster.write_kubeconfig(tmp_path / "context.kubeconfig", namespace=kube_namespace)
+
+
+def recorded_while(taskhub: Taskhub, run_id: int, ready: Callable[[RunDetail], bool]) -> RunDetail:
+    """The record of run `run_id` once `ready` holds (the CLI writes it from another thread)."""
+    engine = make_engine(taskhub.database_url)  # type: ignore[attr-defined]
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            detail = RunRecords(engine).get(run_id)
+            if detail is not None and ready(detail):
+                return detail
+            if time.monotonic() > deadline:
+                raise AssertionError(f"run {run_id} is recorded as {detail}")
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+
+
+def finish(controller: FakeTekton, plural: str, seen: list[dict[str, Any]] | None = None) -> str:
+    """Play the controller for one run: wait for it, keep it as created in `seen`, and let it succeed."""
+    created = controller.wait_for(plural)
+    if seen is not None:
+        seen.append(created)
+    name = str(created["metadata"]["name"])
+    controller.set_condition(plural, name, "True", "Succeeded")
+    return name
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +167,97 @@ def test_logs_that_cannot_be_read_are_one_line_each_and_noted_in_the_record(
     assert recorded.exit_code == 0, recorded.output
     assert f"[test : only] [taskhub: logs unavailable: pod {pr}-test-pod was never scheduled" in recorded.stdout
     assert f"[build : only] [taskhub: {unreachable}" in recorded.stdout
+
+
+# -- namespaces and the record --------------------------------------------------------------------------------------
+
+
+def test_run_and_cancel_without_n_take_the_kubeconfig_contexts_namespace_and_the_record_names_the_created_run(
+    kube_namespace: str,
+    tekton: FakeTekton,  # noqa: F811
+    taskhub: Taskhub,
+    context_kubeconfig: Path,
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def controller() -> None:
+        created = tekton.wait_for("pipelineruns")
+        name = created["metadata"]["name"]
+        tekton.set_condition("pipelineruns", name, "Unknown", "Running")
+        seen["record"] = recorded_while(taskhub, 1, lambda detail: detail.name == name)
+        seen["created"] = created
+        cancel = [TASKHUB, "cancel", name, "-k", str(context_kubeconfig)]
+        seen["cancel"] = subprocess.run(cancel, capture_output=True, text=True, timeout=60)
+        tekton.wait_for("pipelineruns", lambda run: run["spec"].get("status") == "Cancelled")
+        tekton.set_condition("pipelineruns", name, "False", "Cancelled")
+
+    with ThreadPoolExecutor(1) as pool:
+        playing = pool.submit(controller)
+        done = taskhub("run", "-f", PIPELINE_RUN, "--backend", "kubernetes", "-k", context_kubeconfig)
+        playing.result()
+    created, record = seen["created"], seen["record"]
+    assert seen["cancel"].returncode == 0, seen["cancel"].stderr
+    assert seen["cancel"].stdout == (
+        f"PipelineRun {created['metadata']['name']} in {kube_namespace} namespace: spec.status set to Cancelled\n"
+    )
+    assert done.exit_code == 1 and "Cancelled" in done.stderr, done.output
+    # While it ran, the record named the run the cluster created, not its generateName.
+    assert record.status == "Running" and record.name.startswith("hello-run-") and record.name != "hello-run-"
+    assert (record.namespace, record.uid) == (kube_namespace, created["metadata"]["uid"])
+
+
+def test_a_run_naming_another_namespace_than_n_is_refused(
+    kube_namespace: str, taskhub: Taskhub, context_kubeconfig: Path
+) -> None:
+    elsewhere = {**PIPELINE_RUN, "metadata": {"generateName": "hello-run-", "namespace": "elsewhere"}}
+    done = taskhub("run", "-f", elsewhere, "--backend", "kubernetes", "-n", kube_namespace, "-k", context_kubeconfig)
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f'Error: PipelineRun "hello-run-": the namespace from the provided object "elsewhere" does not match the '
+        f'namespace "{kube_namespace}" runs go to: remove metadata.namespace or choose elsewhere\n'
+    )
+
+
+# -- references -----------------------------------------------------------------------------------------------------
+
+
+def task_run(ref: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "clone-"},
+            "spec": {"params": [{"name": "url", "value": "https://example.com/repo.git"}], "taskRef": ref}}  # fmt: skip
+
+
+def test_a_task_installed_with_hub_install_runs_by_name_read_and_locked_from_the_cluster(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    tekton: FakeTekton,  # noqa: F811
+    taskhub: Taskhub,
+    context_kubeconfig: Path,
+    served_hub: str,  # noqa: F811
+) -> None:
+    installed = taskhub("hub", "install", "task", "git-clone", "--api-server", served_hub, "-k", context_kubeconfig)
+    assert installed.exit_code == 0, installed.output
+    with kube_cluster.api_client() as api:
+        task: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "tekton.dev", "v1", kube_namespace, "tasks", "git-clone"
+        )
+    seen: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(1) as pool:
+        playing = pool.submit(finish, tekton, "taskruns", seen)
+        done = taskhub("run", "-f", task_run({"name": "git-clone"}), "--backend", "kubernetes", "-k",
+                       context_kubeconfig)  # fmt: skip
+        playing.result()
+    assert done.exit_code == 0, done.output
+    (created,) = seen
+    assert "taskRef" not in created["spec"] and created["spec"]["taskSpec"] == task["spec"]
+    (entry,) = json.loads(created["metadata"]["annotations"][LOCK_ANNOTATION])
+    assert (entry["path"], entry["resolver"], entry["name"], entry["version"]) == (
+        "spec.taskRef", "installed", "git-clone", "0.10",
+    )  # fmt: skip
+    uri = f"/apis/tekton.dev/v1/namespaces/{kube_namespace}/task/git-clone@{task['metadata']['uid']}"
+    assert entry["uri"] == uri
+
+    missing = taskhub("run", "-f", task_run({"name": "nope"}), "--backend", "kubernetes", "-k", context_kubeconfig)
+    assert missing.exit_code == 1
+    assert f'task "nope" not found in the {kube_namespace} namespace of the cluster at {kube_cluster.url}' in (
+        missing.stderr
+    )

@@ -1,0 +1,80 @@
+"""POST /v1/runs with the Kubernetes backend, against the real kube-apiserver with the fake controller of
+test_kube_backend: a run goes to TASKHUB_RUN_NAMESPACE, else to the kubeconfig context's namespace, and its record
+says so from the 202 on."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from hub.app import create_app
+from hub.config import Settings
+from tests.hub.test_auth import bearer, issue
+from tests.hub.test_runs_api import wait_for_end
+from tests.kube_fixture import KubeCluster
+from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton
+
+
+@pytest.fixture
+def cluster_app(settings: Settings, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path) -> Iterator[Flask]:
+    """A hub whose API runs go to the test cluster; its kubeconfig's context names the test's namespace."""
+    kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "context.kubeconfig", namespace=kube_namespace)
+    app = create_app(dataclasses.replace(settings, run_backend="kubernetes", kubeconfig=str(kubeconfig)))
+    yield app
+    background = app.extensions["taskhub.background_runs"]
+    background.stop()
+    assert background.wait(10)
+
+
+def post_and_finish(app: Flask, cluster: KubeCluster, namespace: str, run: dict[str, Any]) -> tuple[Any, Any]:
+    """POST the run; play the controller in `namespace` until it succeeds; return (the 202's record, the end's)."""
+    http, writer = app.test_client(), bearer(issue(app, "ci", "runs:write"))
+    controller = FakeTekton(cluster, namespace, "no-node")
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            created = pool.submit(controller.wait_for, "pipelineruns")
+            started = http.post("/v1/runs", json=run, headers=writer)
+            assert started.status_code == 202, started.get_data(as_text=True)
+            name = created.result()["metadata"]["name"]
+            controller.set_condition("pipelineruns", name, "True", "Succeeded")
+        return started.get_json()["data"], wait_for_end(http, started.headers["Location"], headers=writer)
+    finally:
+        controller.close()
+
+
+def test_an_api_run_goes_to_the_kubeconfig_contexts_namespace(
+    cluster_app: Flask, kube_cluster: KubeCluster, kube_namespace: str
+) -> None:
+    accepted, ended = post_and_finish(cluster_app, kube_cluster, kube_namespace, PIPELINE_RUN)
+    assert accepted["namespace"] == kube_namespace and accepted["backend"] == "kubernetes"
+    assert ended["status"] == "Succeeded" and ended["namespace"] == kube_namespace
+    assert ended["name"].startswith("hello-run-") and ended["uid"] == ended["object"]["metadata"]["uid"]
+
+
+def test_an_api_run_goes_to_TASKHUB_RUN_NAMESPACE_and_one_naming_another_is_refused(
+    settings: Settings, kube_cluster: KubeCluster, kube_namespace: str, tmp_path: Path
+) -> None:
+    chosen = kube_cluster.create_namespace()
+    kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "context.kubeconfig", namespace=kube_namespace)
+    app = create_app(
+        dataclasses.replace(settings, run_backend="kubernetes", kubeconfig=str(kubeconfig), run_namespace=chosen)
+    )
+    try:
+        accepted, ended = post_and_finish(app, kube_cluster, chosen, PIPELINE_RUN)
+        assert accepted["namespace"] == ended["namespace"] == chosen and ended["status"] == "Succeeded"
+        elsewhere = {**PIPELINE_RUN, "metadata": {"generateName": "hello-run-", "namespace": kube_namespace}}
+        refused = app.test_client().post("/v1/runs", json=elsewhere, headers=bearer(issue(app, "w", "runs:write")))
+        assert refused.status_code == 400
+        assert refused.get_json()["message"] == (
+            f'the namespace from the provided object "{kube_namespace}" does not match the namespace "{chosen}" runs '
+            f"go to: remove metadata.namespace or choose {kube_namespace}"
+        )
+    finally:
+        app.extensions["taskhub.background_runs"].stop()
+        kube_cluster.delete_namespace(chosen)
