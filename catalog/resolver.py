@@ -55,6 +55,13 @@ def params_mapping(params: Any) -> Mapping[str, Any]:
     return params
 
 
+def resolver_for(params: Any) -> str:
+    """Which of taskhub's resolvers answers a `resolver: taskhub` reference (`taskhub resolver serve`): "bundles"
+    when its params name a `bundle`, else "hub"."""
+    names = {item.get("name") for item in params or [] if isinstance(item, dict)}
+    return "bundles" if "bundle" in names else "hub"
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A resolved resource: its bytes as stored, Tekton's annotations and refSource, and what it resolved to."""

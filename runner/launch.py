@@ -154,9 +154,11 @@ class RunLauncher:
         log: LogSink | None = None,
         on_event: Callable[[str], None] | None = None,
         on_started: Callable[[int, dict[str, Any]], None] | None = None,
+        pass_through: bool = False,
     ) -> LaunchResult:
         """Pins and runs the recorded run `run_id`, recording each step; returns how it ended. Errors are recorded
-        and returned (status Failed, `object` None); only an interrupt or an unexpected error is raised."""
+        and returned (status Failed, `object` None); only an interrupt or an unexpected error is raised.
+        `pass_through`: references only the cluster resolves are left to it (runner.pinning)."""
         cancel = cancel or threading.Event()
         ended = threading.Event()
         writer = self.records.log_writer(run_id)
@@ -172,7 +174,7 @@ class RunLauncher:
             if cancel.is_set() or self.records.cancel_requested(run_id):
                 return self._cancelled(run_id, "cancelled before it started")
             try:
-                pinned, lock = pin_run(obj, self.resolve_ref)
+                pinned, lock = pin_run(obj, self.resolve_ref, pass_through=pass_through)
             except TaskhubError as exc:
                 return self._failed(run_id, "ResolutionFailed", str(exc))
             self.records.started(run_id, pinned, [entry.to_json() for entry in lock])

@@ -1,10 +1,15 @@
 """Resolution and pinning of a TaskRun or PipelineRun: references inlined or pinned, and a lock of what they were.
 
-`pin_run` makes a self-contained run: every `pipelineRef` and `taskRef` (hub, bundles or an installed name) is
-replaced by the spec it resolved to, converted to tekton.dev/v1. StepAction `ref`s stay references (the executor
-merges a StepAction into its step, params and all), pinned to the exact version or digest; `step_action_resolver`
-serves them from the lock's content. `pin_references_only` keeps every reference and only pins it, for clusters
-that run Tekton's own resolvers. Both record the lock as JSON in the run's ``taskhub.dev/lock`` annotation.
+`pin_run` makes a self-contained run: every `pipelineRef` and `taskRef` (hub, bundles, taskhub or an installed
+name) is replaced by the spec it resolved to, converted to tekton.dev/v1. StepAction `ref`s stay references (the
+executor merges a StepAction into its step, params and all), pinned to the exact version or digest;
+`step_action_resolver` serves them from the lock's content. `pin_references_only` keeps every reference and only
+pins it, for clusters that run Tekton's own resolvers. Both record the lock as JSON in the run's
+``taskhub.dev/lock`` annotation.
+
+References taskhub cannot resolve (git, cluster, http, any other resolver) are refused, unless `pass_through` is
+set: then they, and `resolver: taskhub` ones (addressed to the cluster's `taskhub resolver serve`), are left as
+they are for the cluster's resolvers and listed in the lock as passed through, without a digest.
 """
 
 from __future__ import annotations
@@ -23,10 +28,12 @@ from catalog.convert import api_version_of, convert
 from catalog.errors import TaskhubError
 from catalog.manifests import ManifestError, decode_text, load_documents
 from catalog.queries import CatalogIndex
-from catalog.resolver import BundleResolver, HubResolver, Resolved
+from catalog.resolver import BundleResolver, HubResolver, Resolved, resolver_for
 
 LOCK_ANNOTATION = "taskhub.dev/lock"
-_RESOLVERS = ("hub", "bundles")
+# The resolvers taskhub answers itself; "taskhub" is its own, as `taskhub resolver serve` answers it on a cluster.
+RESOLVED_HERE = ("hub", "bundles", "taskhub")
+PINNED_WHEN_PASSING_THROUGH = ("hub", "bundles")
 _KIND_NAMES = {"task": "Task", "pipeline": "Pipeline", "stepaction": "StepAction"}
 
 Json = dict[str, Any]
@@ -43,7 +50,7 @@ class PinnedObject:
     object: Json
     kind: str
     name: str
-    resolver: str  # "hub", "bundles" or "installed"
+    resolver: str  # "hub", "bundles", "taskhub" or "installed"
     version: str | None
     digest: str  # sha256 hex
     uri: str
@@ -53,8 +60,8 @@ class PinnedObject:
 class ReferenceResolver(Protocol):
     """Resolves one Tekton reference to the object it names, pinned.
 
-    `ref` is a `taskRef`, `pipelineRef` or step `ref` as written in a run: either `{"resolver": "hub" | "bundles",
-    "params": [{"name": ..., "value": ...}]}` or `{"name": ...}` for an installed object. `kind` is what the
+    `ref` is a `taskRef`, `pipelineRef` or step `ref` as written in a run: either `{"resolver": "hub" | "bundles" |
+    "taskhub", "params": [{"name": ..., "value": ...}]}` or `{"name": ...}` for an installed object. `kind` is what the
     reference must name (Task, Pipeline or StepAction). Returns the object as stored (any tekton.dev version), its
     version and sha256 digest, where it came from, and the params that name exactly this object again (a bundle by
     `@sha256:` digest, a hub version without a range). Raises a TaskhubError when the reference cannot resolve.
@@ -83,7 +90,7 @@ class InstalledObjects(Protocol):
 
 @dataclass
 class LockEntry:
-    """One reference of a run and what it resolved to."""
+    """One reference of a run and what it resolved to; a passed-through one has no version, digest or uri."""
 
     path: str
     resolver: str
@@ -94,18 +101,20 @@ class LockEntry:
     digest: str
     uri: str
     object: Json = field(repr=False, compare=False, default_factory=dict)
+    passed_through: bool = False
 
     def to_json(self) -> Json:
-        return {
+        entry = {
             "path": self.path,
             "resolver": self.resolver,
             "params": self.params,
             "kind": self.kind,
             "name": self.name,
             "version": self.version,
-            "digest": f"sha256:{self.digest}",
+            "digest": f"sha256:{self.digest}" if self.digest else None,
             "uri": self.uri,
         }
+        return {**entry, "passedThrough": True} if self.passed_through else entry
 
 
 def param_values(ref: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,7 +127,8 @@ def param_values(ref: Mapping[str, Any]) -> dict[str, Any]:
 
 class CatalogReferenceResolver:
     """The real ReferenceResolver: `resolver: hub` from this hub's index, `resolver: bundles` from OCI registries,
-    a plain name from where the run's installed objects are (the local store, or the cluster it goes to)."""
+    `resolver: taskhub` by whichever of the two its params are for (as `taskhub resolver serve` answers it), a
+    plain name from where the run's installed objects are (the local store, or the cluster it goes to)."""
 
     def __init__(
         self, engine: Engine, bundles: BundleResolver, hub: HubResolver, store: InstalledObjects, base_url: str
@@ -129,10 +139,14 @@ class CatalogReferenceResolver:
         resolver = ref.get("resolver")
         if not resolver:
             return self._installed(ref, kind)
-        if resolver not in _RESOLVERS:
-            raise PinningError(f'{kind} reference uses resolver "{resolver}": taskhub resolves hub and bundles')
+        if resolver not in RESOLVED_HERE:
+            raise PinningError(
+                f'{kind} reference uses resolver "{resolver}", which only a cluster resolves: taskhub resolves '
+                f"{', '.join(RESOLVED_HERE)}; pass it through to the cluster's resolvers instead"
+            )
         params = param_values(ref)
-        if resolver == "hub":
+        which = resolver_for(ref.get("params")) if resolver == "taskhub" else resolver
+        if which == "hub":
             with Session(self.engine) as session:
                 resolved = self.hub.resolve(CatalogIndex(session), params, self.base_url)
             pinned = {**params, "version": resolved.version}
@@ -182,21 +196,25 @@ def _document(resolved: Resolved) -> Json:
     return obj
 
 
-def pin_run(obj: Json, resolve_ref: ReferenceResolver) -> tuple[Json, list[LockEntry]]:
-    """The run with every Task and Pipeline reference inlined (StepAction refs pinned), and its lock."""
-    return _Walk(resolve_ref, inline=True).run(obj)
+def pin_run(obj: Json, resolve_ref: ReferenceResolver, *, pass_through: bool = False) -> tuple[Json, list[LockEntry]]:
+    """The run with every Task and Pipeline reference inlined (StepAction refs pinned), and its lock;
+    `pass_through`: what only a cluster resolves is left to it (see the module)."""
+    return _Walk(resolve_ref, inline=True, pass_through=pass_through).run(obj)
 
 
-def pin_references_only(obj: Json, resolve_ref: ReferenceResolver) -> tuple[Json, list[LockEntry]]:
+def pin_references_only(
+    obj: Json, resolve_ref: ReferenceResolver, *, pass_through: bool = False
+) -> tuple[Json, list[LockEntry]]:
     """The run with its references kept but pinned: bundles by `@sha256:` digest, hub versions exact."""
-    return _Walk(resolve_ref, inline=False).run(obj)
+    return _Walk(resolve_ref, inline=False, pass_through=pass_through).run(obj)
 
 
 def step_action_resolver(
     lock: list[LockEntry], fallback: Callable[[dict[str, Any], str], dict[str, Any]]
 ) -> Callable[[dict[str, Any], str], dict[str, Any]]:
     """An executor `resolve(ref, kind)` that answers pinned StepAction refs with the locked content."""
-    pinned = {_ref_key(e.resolver, e.params, e.name): e.object for e in lock if e.kind == "StepAction"}
+    actions = [e for e in lock if e.kind == "StepAction" and not e.passed_through]
+    pinned = {_ref_key(e.resolver, e.params, e.name): e.object for e in actions}
 
     def resolve(ref: dict[str, Any], kind: str) -> dict[str, Any]:
         if kind == "StepAction":
@@ -215,8 +233,8 @@ def _ref_key(resolver: str, params: list[Json], name: str) -> str:
 
 
 class _Walk:
-    def __init__(self, resolve_ref: ReferenceResolver, *, inline: bool) -> None:
-        self.resolve_ref, self.inline = resolve_ref, inline
+    def __init__(self, resolve_ref: ReferenceResolver, *, inline: bool, pass_through: bool) -> None:
+        self.resolve_ref, self.inline, self.pass_through = resolve_ref, inline, pass_through
         self.lock: list[LockEntry] = []
 
     def run(self, obj: Json) -> tuple[Json, list[LockEntry]]:
@@ -243,6 +261,8 @@ class _Walk:
         ref = holder.get(ref_key)
         if isinstance(ref, dict) and ref.get("apiVersion"):
             return  # a custom task: not Tekton's to resolve
+        if isinstance(ref, dict) and self._passed_through(ref, kind, f"{where}.{ref_key}"):
+            return
         if isinstance(ref, dict):
             pinned = self._pin(ref, kind, f"{where}.{ref_key}")
             if self.inline:
@@ -262,7 +282,23 @@ class _Walk:
     def _task_spec(self, spec: Json, where: str) -> None:
         for index, step in enumerate(spec.get("steps") or []):
             if isinstance(step, dict) and isinstance(step.get("ref"), dict):
-                self._pin(step["ref"], "StepAction", f"{where}.steps[{step.get('name') or index}].ref")
+                path = f"{where}.steps[{step.get('name') or index}].ref"
+                if not self._passed_through(step["ref"], "StepAction", path):
+                    self._pin(step["ref"], "StepAction", path)
+
+    def _passed_through(self, ref: Json, kind: str, path: str) -> bool:
+        """Whether `ref` is left to the cluster's resolvers as it is (then it is in the lock, unpinned)."""
+        resolver = ref.get("resolver")
+        if not self.pass_through or not resolver or resolver in PINNED_WHEN_PASSING_THROUGH:
+            return False
+        given = ref.get("params")
+        params: list[Json] = [p for p in given if isinstance(p, dict)] if isinstance(given, list) else []
+        named = next((p.get("value") for p in params if p.get("name") == "name"), "")
+        self.lock.append(
+            LockEntry(path=path, resolver=str(resolver), params=copy.deepcopy(params), kind=kind,
+                      name=str(named or ""), version=None, digest="", uri="", passed_through=True)
+        )  # fmt: skip
+        return True
 
     def _pin(self, ref: Json, kind: str, path: str) -> PinnedObject:
         try:

@@ -26,6 +26,10 @@ from runner.local_store import InstalledStore
 from runner.pinning import CatalogReferenceResolver, pin_references_only
 from runner.records import RunRecords
 
+PASS_THROUGH_HELP = (
+    "Leave references only a cluster resolves (git, cluster, http, resolver: taskhub, ...) to the cluster's "
+    "resolvers, as written; pin the rest. With --backend kubernetes or --pin-only."
+)
 NAMESPACE_HELP = (
     "The namespace of runs and documents that name none (default: the kubeconfig context's with --backend "
     "kubernetes, else default); plain-name references are read from it."
@@ -41,6 +45,7 @@ NAMESPACE_HELP = (
 @click.option("-c", "--context", "kube_context", help="Kubeconfig context for --backend kubernetes.")
 @click.option("--pin-only", is_flag=True,
               help="Print the runs with their references pinned (bundles by digest); do not run them.")  # fmt: skip
+@click.option("--pass-through", is_flag=True, help=PASS_THROUGH_HELP)
 @click.option("-o", "--output", type=click.Choice(["json", "yaml", "name"]), default="name", show_default=True)
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE", help="Overrides one of spec.params.")
 @click.option("-n", "--namespace", help=NAMESPACE_HELP)
@@ -52,6 +57,7 @@ def run(
     kubeconfig: str | None,
     kube_context: str | None,
     pin_only: bool,
+    pass_through: bool,
     output: str,
     params: tuple[str, ...],
     namespace: str | None,
@@ -62,6 +68,8 @@ def run(
     in its `taskhub.dev/lock` annotation) and it is recorded (`taskhub runs show ID`); exits 0 only when every run
     succeeded. With --backend kubernetes, a run's plain-name references (`taskRef: {name: ...}`) are read from its
     namespace of the cluster."""
+    if pass_through and backend == "local" and not pin_only:
+        raise click.UsageError("--pass-through leaves references to a cluster's resolvers: use --backend kubernetes")
     try:
         file = parse_run_file(source.read())
     except InvalidRun as exc:
@@ -91,7 +99,7 @@ def run(
             ready = service.admit(file.objects, namespace=namespace)
             for obj in ready:
                 obj.setdefault("metadata", {}).setdefault("namespace", namespace or "default")
-            pinned = [pin_references_only(obj, resolver(obj, ready))[0] for obj in file.runs]
+            pinned = [pin_references_only(obj, resolver(obj, ready), pass_through=pass_through)[0] for obj in file.runs]
             click.echo(_render(pinned, output), nl=False)
             return
         if file.objects and backend != "local":
@@ -109,8 +117,8 @@ def run(
     several = len(file.runs) > 1
     cancel = threading.Event()  # the first Ctrl-C cancels the run going and those not started yet
     with _cancel_on_interrupt(cancel):
-        ended = [_launch(RunLauncher(RunRecords(engine), resolver(obj, []), chosen), obj, cancel, several)
-                 for obj in file.runs]  # fmt: skip
+        ended = [_launch(RunLauncher(RunRecords(engine), resolver(obj, []), chosen), obj, cancel, several,
+                         pass_through) for obj in file.runs]  # fmt: skip
     click.echo(_render([result.object for result in ended if result.object is not None], output), nl=False)
     failed = [result for result in ended if result.object is None]
     if failed and not several:
@@ -118,7 +126,9 @@ def run(
     sys.exit(0 if all(result.succeeded for result in ended) else 1)
 
 
-def _launch(launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event, several: bool) -> LaunchResult:
+def _launch(
+    launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event, several: bool, pass_through: bool
+) -> LaunchResult:
     """Runs one run of the file, its logs and how it ended on stderr (for a file of one run, a run that did not
     start is left to the caller to say)."""
     result = launcher.launch(
@@ -128,6 +138,7 @@ def _launch(launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event,
         log=_print_log,
         on_event=lambda line: click.echo(line, err=True),
         on_started=lambda run_id, _pinned: click.echo(f"run {run_id}", err=True),
+        pass_through=pass_through,
     )
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -120,8 +120,9 @@ def _describe(detail: RunDetail) -> str:
     if detail.lock:
         table = [["PATH", "KIND", "NAME", "VERSION", "DIGEST", "SOURCE"]]
         table += [
-            [str(e.get("path")), str(e.get("kind")), str(e.get("name")), str(e.get("version") or "-"),
-             str(e.get("digest")), str(e.get("uri"))]
+            [str(e.get("path")), str(e.get("kind")), str(e.get("name") or "-"), str(e.get("version") or "-"),
+             str(e.get("digest") or "-"),
+             f"{e.get('resolver')} resolver of the cluster" if e.get("passedThrough") else str(e.get("uri"))]
             for e in detail.lock if isinstance(e, dict)
         ]  # fmt: skip
         lines += ["", "References", _table(table)]

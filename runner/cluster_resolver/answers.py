@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from catalog.errors import InvalidRequest, TaskhubError
-from catalog.resolver import Resolved
+from catalog.resolver import Resolved, resolver_for
 
 # The names Tekton's own resolvers give themselves in messages (`error getting "Hub" ...`).
 TEKTON_NAMES = {"bundles": "bundleresolver", "hub": "Hub"}
@@ -29,12 +29,6 @@ class ReferenceResolver(Protocol):
     """
 
     def resolve(self, resolver: str, params: Any) -> Resolved: ...
-
-
-def resolver_for(params: Any) -> str:
-    """Which resolver the params are for: "bundles" when they name a `bundle`, else "hub"."""
-    names = {item.get("name") for item in params or [] if isinstance(item, dict)}
-    return "bundles" if "bundle" in names else "hub"
 
 
 def is_pending(obj: dict[str, Any]) -> bool:

@@ -78,3 +78,17 @@ def test_an_api_run_goes_to_TASKHUB_RUN_NAMESPACE_and_one_naming_another_is_refu
     finally:
         app.extensions["taskhub.background_runs"].stop()
         kube_cluster.delete_namespace(chosen)
+
+
+def test_an_api_run_may_name_resolver_taskhub_which_taskhub_resolves_and_locks(
+    cluster_app: Flask, kube_cluster: KubeCluster, kube_namespace: str, indexed: Any
+) -> None:
+    taskhub_ref = {"resolver": "taskhub", "params": [{"name": "name", "value": "git-clone"},
+                                                     {"name": "version", "value": ">=0.7, <0.10"}]}  # fmt: skip
+    run = {**PIPELINE_RUN, "spec": {"pipelineSpec": {"tasks": [{"name": "clone", "taskRef": taskhub_ref}]}}}
+    _, ended = post_and_finish(cluster_app, kube_cluster, kube_namespace, run)
+    assert ended["status"] == "Succeeded", ended
+    (entry,) = ended["lock"]
+    assert (entry["resolver"], entry["name"], entry["version"]) == ("taskhub", "git-clone", "0.9")
+    (clone,) = ended["object"]["spec"]["pipelineSpec"]["tasks"]
+    assert "taskRef" not in clone and clone["taskSpec"]["steps"][0]["name"] == "clone"

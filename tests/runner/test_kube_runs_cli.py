@@ -1,6 +1,7 @@
 """`taskhub run --backend kubernetes` as a Kubernetes user runs it, against the real kube-apiserver with the fake
 controller and kubelet of test_kube_backend: namespaces taken as kubectl takes them, the record naming the created
-run while it runs, plain names read from the cluster, and logs that cannot be read."""
+run while it runs, plain names read from the cluster, references passed through to the cluster's resolvers, and
+logs that cannot be read."""
 
 from __future__ import annotations
 
@@ -261,3 +262,59 @@ def test_a_task_installed_with_hub_install_runs_by_name_read_and_locked_from_the
     assert f'task "nope" not found in the {kube_namespace} namespace of the cluster at {kube_cluster.url}' in (
         missing.stderr
     )
+
+
+def pipeline_run(*tasks: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "mixed-"},
+            "spec": {"pipelineSpec": {"tasks": [{"name": name, "taskRef": ref} for name, ref in tasks]}}}  # fmt: skip
+
+
+HUB_REF = {"resolver": "hub", "params": [{"name": "name", "value": "git-clone"}, {"name": "version", "value": "0.9"}]}
+TASKHUB_REF = {"resolver": "taskhub", "params": [{"name": "name", "value": "git-clone"},
+                                                 {"name": "version", "value": ">=0.7"}]}  # fmt: skip
+GIT_REF = {"resolver": "git", "params": [{"name": "url", "value": "https://example.com/tasks.git"},
+                                         {"name": "pathInRepo", "value": "task/lint.yaml"}]}  # fmt: skip
+
+
+def test_pass_through_leaves_taskhub_and_git_references_to_the_cluster_and_pins_hub_ones(
+    kube_cluster: KubeCluster,
+    kube_namespace: str,
+    tekton: FakeTekton,  # noqa: F811
+    taskhub: Taskhub,
+    context_kubeconfig: Path,
+) -> None:
+    mixed = pipeline_run(("from-hub", HUB_REF), ("clone", TASKHUB_REF), ("lint", GIT_REF))
+    refused = taskhub("run", "-f", mixed, "--backend", "kubernetes", "-k", context_kubeconfig)
+    assert refused.exit_code == 1
+    assert 'tasks[lint].taskRef: Task reference uses resolver "git", which only a cluster resolves' in refused.stderr
+    with kube_cluster.api_client() as api:
+        listing: Any = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            "tekton.dev", "v1", kube_namespace, "pipelineruns"
+        )
+    assert listing["items"] == []  # refused before anything was created
+
+    seen: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(1) as pool:
+        playing = pool.submit(finish, tekton, "pipelineruns", seen)
+        done = taskhub("run", "-f", mixed, "--backend", "kubernetes", "--pass-through", "-k", context_kubeconfig)
+        playing.result()
+    assert done.exit_code == 0, done.output
+    from_hub, clone, lint = seen[0]["spec"]["pipelineSpec"]["tasks"]
+    assert (clone, lint) == ({"name": "clone", "taskRef": TASKHUB_REF}, {"name": "lint", "taskRef": GIT_REF})
+    assert "taskRef" not in from_hub and from_hub["taskSpec"]["steps"][0]["name"] == "clone"
+    lock = json.loads(seen[0]["metadata"]["annotations"][LOCK_ANNOTATION])
+    assert [(e["resolver"], e["version"], e.get("passedThrough", False)) for e in lock] == [
+        ("hub", "0.9", False), ("taskhub", None, True), ("git", None, True),
+    ]  # fmt: skip
+    shown = taskhub("runs", "show", "2")
+    assert "taskhub resolver of the cluster" in shown.stdout and "git resolver of the cluster" in shown.stdout
+
+
+def test_resolver_taskhub_is_accepted_by_pin_only(taskhub: Taskhub) -> None:
+    done = taskhub("run", "-f", pipeline_run(("clone", TASKHUB_REF)), "--pin-only", "-o", "json")
+    assert done.exit_code == 0, done.output
+    (clone,) = json.loads(done.stdout)["spec"]["pipelineSpec"]["tasks"]
+    assert clone["taskRef"] == {"resolver": "taskhub", "params": [{"name": "name", "value": "git-clone"},
+                                                                   {"name": "version", "value": "0.10"}]}  # fmt: skip
+    lock = json.loads(json.loads(done.stdout)["metadata"]["annotations"][LOCK_ANNOTATION])
+    assert [(e["resolver"], e["version"]) for e in lock] == [("taskhub", "0.10")]

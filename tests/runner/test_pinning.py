@@ -105,6 +105,58 @@ def test_pin_only_keeps_references_with_the_tag_replaced_by_the_digest(resolve_r
     assert again["spec"] == pinned["spec"]
 
 
+def taskhub_ref(**params: str) -> dict:
+    return {"resolver": "taskhub", "params": [{"name": k, "value": v} for k, v in params.items()]}
+
+
+GIT_REF = {"resolver": "git", "params": [{"name": "url", "value": "https://example.com/tasks.git"},
+                                         {"name": "pathInRepo", "value": "task/lint.yaml"}]}  # fmt: skip
+
+
+def test_resolver_taskhub_is_resolved_by_taskhub_as_its_cluster_resolver_would(resolve_ref, published, registry):
+    bundle = f"{registry.host}/catalog/task/git-clone:0.10"
+    digest = published.head_manifest(bundle)
+    run = pipeline_run(bundle)
+    run["spec"]["pipelineSpec"]["tasks"] = [
+        {"name": "by-hub", "taskRef": taskhub_ref(name="git-clone", version=">=0.7, <0.10")},
+        {"name": "by-bundle", "taskRef": taskhub_ref(bundle=bundle, name="git-clone", kind="task")},
+    ]
+    inlined, lock = pin_run(run, resolve_ref)
+    assert [(e.resolver, e.version) for e in lock] == [("taskhub", "0.9"), ("taskhub", "0.10"), ("bundles", "0.10")]
+    assert all("taskSpec" in task for task in inlined["spec"]["pipelineSpec"]["tasks"])
+
+    kept, _ = pin_references_only(run, resolve_ref)
+    by_hub, by_bundle = (task["taskRef"] for task in kept["spec"]["pipelineSpec"]["tasks"])
+    assert by_hub == taskhub_ref(name="git-clone", version="0.9")
+    assert by_bundle["resolver"] == "taskhub"
+    assert {"name": "bundle", "value": f"{registry.host}/catalog/task/git-clone@{digest}"} in by_bundle["params"]
+
+
+def test_pass_through_leaves_git_and_taskhub_references_to_the_cluster_and_pins_hub_ones(
+    resolve_ref, published, registry
+):
+    run = pipeline_run(f"{registry.host}/catalog/task/git-clone:0.10")
+    tasks = run["spec"]["pipelineSpec"]["tasks"]
+    tasks += [{"name": "lint", "taskRef": GIT_REF}, {"name": "clone", "taskRef": taskhub_ref(name="git-clone")}]
+    with pytest.raises(PinningError, match=r'tasks\[lint\].taskRef: Task reference uses resolver "git", which only'):
+        pin_run(run, resolve_ref)
+
+    for pin in (pin_run, pin_references_only):
+        pinned, _ = pin(run, resolve_ref, pass_through=True)
+        hub_task, lint, clone = pinned["spec"]["pipelineSpec"]["tasks"]
+        assert lint == {"name": "lint", "taskRef": GIT_REF}
+        assert clone == {"name": "clone", "taskRef": taskhub_ref(name="git-clone")}
+        if pin is pin_run:
+            assert "taskRef" not in hub_task and hub_task["taskSpec"]["steps"][0]["name"] == "clone"
+        else:
+            assert {"name": "version", "value": "0.9"} in hub_task["taskRef"]["params"]
+        recorded = json.loads(pinned["metadata"]["annotations"][LOCK_ANNOTATION])
+        assert [(e["resolver"], e["digest"] is None, e.get("passedThrough", False)) for e in recorded] == [
+            ("hub", False, False), ("git", True, True), ("taskhub", True, True), ("bundles", False, False),
+        ]  # fmt: skip
+        assert recorded[2]["name"] == "git-clone" and recorded[2]["path"] == "spec.pipelineSpec.tasks[clone].taskRef"
+
+
 def test_unresolvable_reference_names_where_it_is(resolve_ref, indexed):
     run = pipeline_run("unused")
     run["spec"]["pipelineSpec"]["tasks"][0]["taskRef"]["params"][1]["value"] = ">=5"
