@@ -5,7 +5,8 @@ One control thread does all the talking to the queue (claims, heartbeats with pr
 tasks such as the scheduler); the handlers run on threads of their own. While the database cannot be reached the
 control thread backs off (doubling up to `max_backoff`) and carries on once it answers again. On stop (SIGTERM,
 SIGINT) it claims nothing more, gives the running jobs `grace` seconds to end, then hands back those still going:
-idempotent ones are queued again for another worker, the others recorded abandoned.
+idempotent ones are queued again for another worker; the others (runs) are told to stop and given CANCEL_SECONDS
+to record how they ended (a run records itself cancelled), else recorded abandoned.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from jobs.wakeup import Listener
 log = logging.getLogger(__name__)
 
 Handler = Callable[[JobContext], Any]
+# How long a job that cannot be handed back (a run) has to record its end once told to stop after the grace.
+CANCEL_SECONDS = 10.0
 
 
 def worker_name() -> str:
@@ -77,6 +80,7 @@ class Worker:
         self._running: dict[int, _Running] = {}
         self._lock = threading.Lock()
         self._listener: Listener | None = None
+        self._cancels_due = 0.0
         self._reclaim = Periodic(max(min(self.queue.times.lease / 4, 5.0), 0.05), self._take_back_expired)
 
     # -- the control thread ---------------------------------------------------------------------------------------
@@ -149,11 +153,13 @@ class Worker:
     def _heartbeat(self, now: float) -> None:
         with self._lock:
             running = list(self._running.values())
-        for job_id in self.queue.cancel_requests([r.claim for r in running if not r.context.cancel.is_set()]):
-            log.info("job %s: cancel requested", job_id)
-            item = next(r for r in running if r.claim.id == job_id)
-            item.context.cancel_requested = True
-            item.context.cancel.set()
+        if now >= self._cancels_due:  # once a poll interval, not on every claim: short jobs never need it
+            self._cancels_due = now + self.poll_interval
+            for job_id in self.queue.cancel_requests([r.claim for r in running if not r.context.cancel.is_set()]):
+                log.info("job %s: cancel requested", job_id)
+                item = next(r for r in running if r.claim.id == job_id)
+                item.context.cancel_requested = True
+                item.context.cancel.set()
         for item in running:
             progress = item.context.take_progress()
             if progress is None and now < item.heartbeat_due:
@@ -248,9 +254,14 @@ class Worker:
         with self._lock:
             left = list(self._running.values())
         for item in left:
+            if not item.claim.idempotent:
+                # A run cannot be handed back: told to stop, it records how it ended (cancelled) if it can in time.
+                item.context.cancel.set()
+                item.thread.join(CANCEL_SECONDS)
             try:
                 state = self.queue.release(item.claim, f"its worker {self.name} stopped before it ended")
-                log.warning("job %s: handed back unfinished: %s", item.claim.id, state)
+                if state is not None:
+                    log.warning("job %s: handed back unfinished: %s", item.claim.id, state)
             except Exception as exc:  # the database is away: the lease lapses and another worker takes it back
                 log.warning("job %s: could not hand it back (%s); its lease will lapse", item.claim.id, exc)
             item.context.cancel.set()  # after the hand-back: what the handler records now is refused
