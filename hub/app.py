@@ -66,7 +66,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     db.init_app(app, engine)
-    cache = ResponseCache(engine, settings.generation_check_interval, settings.cache_max_age)
+    cache = ResponseCache(
+        engine, settings.generation_check_interval, settings.cache_max_age, settings.response_cache_bytes
+    )
     app.extensions["taskhub.response_cache"] = cache
     app.wsgi_app = cache.wrap(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.register_blueprint(tekton_api.bp)

@@ -25,6 +25,8 @@ class Settings:
     cache_max_age: int = 60
     # How often a worker checks whether the index changed (seconds); bounds how stale a cached answer gets.
     generation_check_interval: float = 0.5
+    # Memory for whole API answers kept per worker (bytes); the least recently used go first.
+    response_cache_bytes: int = 32 * 1024 * 1024
     log_level: str = "INFO"
     # "text": lines for a person; "json": one JSON object per line (taskhub's messages, server and access logs).
     log_format: str = "text"

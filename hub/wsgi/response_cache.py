@@ -1,28 +1,39 @@
 """Caching of API GET answers: ETag and Cache-Control for clients, and a per-worker cache of whole responses.
 
 Every answer of the read APIs is a function of the URL and the index, and the index has a generation number
-that every change bumps. A worker keeps answers keyed by (generation, host, URL) and looks the generation up
-at most every ``generation_check_interval`` seconds. Hits are answered by a WSGI wrapper in front of Flask,
-so a repeated request costs no query and no Flask request at all.
+that every change bumps. A worker keeps answers keyed by (generation, host, path, the query parameters the view
+reads) and looks the generation up at most every ``generation_check_interval`` seconds. Hits are answered by a
+WSGI wrapper in front of Flask, so a repeated request costs no query and no Flask request at all.
+
+The key is taken once, when the request comes in: an answer is kept under the generation it was computed at,
+never under one a sync committed meanwhile. Which parameters count is learned per path from what the views
+read (`request.args` records it), so a parameter no view reads (a cache-buster) does not make a new entry. The
+entries are bounded by their bytes (`max_bytes`), the least recently used going first.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.datastructures import MultiDict
 from werkzeug.http import parse_etags
 
 from catalog.models import IndexState
 from hub.wsgi.server import Environ, StartResponse, WSGIApp
 
-MAX_ENTRIES = 4096
 MAX_BODY_BYTES = 2 * 1024 * 1024
+_ENTRY_OVERHEAD = 512  # headers and bookkeeping of one entry, roughly
+_GENERATION_KEY = "taskhub.cache_generation"
+_Key = tuple[int, str, str, tuple[tuple[str, str], ...]]
 
 
 @dataclass(frozen=True)
@@ -32,16 +43,82 @@ class _Entry:
     not_modified_headers: list[tuple[str, str]]
     body: bytes
 
+    @property
+    def size(self) -> int:
+        return len(self.body) + _ENTRY_OVERHEAD
+
+
+class ReadArgs(MultiDict[str, str]):
+    """request.args that remember which names a view looked up (`read`); None once it looked at them all."""
+
+    read: set[str] | None
+
+    def __init__(self, args: Any) -> None:
+        super().__init__(args)
+        self.read = set()
+
+    def _note(self, key: str) -> None:
+        if self.read is not None:
+            self.read.add(key)
+
+    def __getitem__(self, key: str) -> str:
+        self._note(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # werkzeug's overloads
+        self._note(key)
+        return super().get(key, default, type)
+
+    def getlist(self, key: str, type: Any = None) -> Any:
+        self._note(key)
+        return super().getlist(key, type)
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self._note(key)
+        return super().__contains__(key)
+
+    def _all(self) -> None:
+        self.read = None
+
+    def keys(self, *args: Any, **kwargs: Any) -> Any:
+        self._all()
+        return super().keys(*args, **kwargs)
+
+    def items(self, *args: Any, **kwargs: Any) -> Any:
+        self._all()
+        return super().items(*args, **kwargs)
+
+    def to_dict(self, *args: Any, **kwargs: Any) -> Any:
+        self._all()
+        return super().to_dict(*args, **kwargs)
+
+    def __iter__(self) -> Any:
+        self._all()
+        return super().__iter__()
+
 
 class ResponseCache:
-    def __init__(self, engine: Engine, check_interval: float, max_age: int) -> None:
+    def __init__(self, engine: Engine, check_interval: float, max_age: int, max_bytes: int = 32 * 1024 * 1024) -> None:
         self.engine = engine
         self.check_interval = check_interval
         self.max_age = max_age
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
-        self._entries: dict[tuple[int, str, str, str], _Entry] = {}
+        self._entries: OrderedDict[_Key, _Entry] = OrderedDict()
+        self._bytes = 0
+        self._params: dict[str, frozenset[str] | None] = {}  # per path: the parameters its view reads
         self._generation = -1
         self._checked_at = 0.0
+
+    @property
+    def entries(self) -> int:
+        return len(self._entries)
+
+    @property
+    def bytes(self) -> int:
+        """The bytes the entries hold (bodies and a fixed overhead each)."""
+        return self._bytes
 
     def generation(self) -> int | None:
         """The index generation, or None when the database cannot say (then nothing is cached or served)."""
@@ -52,57 +129,84 @@ class ResponseCache:
                     generation = conn.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
             except SQLAlchemyError:
                 with self._lock:
-                    self._entries.clear()
+                    self._clear()
                     self._generation, self._checked_at = -1, 0.0
                 return None
             with self._lock:
                 if generation != self._generation:
-                    self._entries.clear()
+                    self._clear()
                     self._generation = generation
                 self._checked_at = now
         return self._generation
 
-    def _key(self, environ: Environ) -> tuple[int, str, str, str] | None:
-        generation = self.generation()
-        if generation is None:
-            return None
+    def _clear(self) -> None:
+        self._entries.clear()
+        self._bytes = 0
+
+    def _key(self, environ: Environ, generation: int, params: frozenset[str] | None) -> _Key:
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         host = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"  # answers hold links
-        return (generation, host, path, environ.get("QUERY_STRING", ""))
+        pairs = parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        kept = tuple(p for p in pairs if params is None or p[0] in params)
+        return (generation, host, path, kept)
 
-    def store(self, environ: Environ, response: Response) -> None:
-        """Remember a finished 200 answer to a GET (with its ETag already set)."""
-        if response.is_streamed or response.direct_passthrough:
+    def store(self, environ: Environ, response: Response, read: set[str] | None) -> None:
+        """Remember a finished 200 answer to a GET (with its ETag already set), under the generation taken when
+        the request came in and the parameters its view read."""
+        generation = environ.get(_GENERATION_KEY)
+        if generation is None or response.is_streamed or response.direct_passthrough:
             return
         body = response.get_data()
         etag = response.get_etag()[0]
-        if len(body) > MAX_BODY_BYTES or not etag:
+        if len(body) > min(MAX_BODY_BYTES, self.max_bytes // 4) or not etag:
             return
         headers = list(response.headers.items())
         kept = {"etag", "cache-control", "vary"}
         entry = _Entry(etag, headers, [(k, v) for k, v in headers if k.lower() in kept], body)
-        key = self._key(environ)
-        if key is None:
-            return
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
         with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
-                del self._entries[next(iter(self._entries))]
+            known = self._params.get(path, frozenset())
+            params = None if read is None or known is None else known | read
+            self._params[path] = params
+            if generation != self._generation:
+                return  # the index changed while the view ran: the answer is for an index no longer served
+            key = self._key(environ, generation, params)
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old.size
             self._entries[key] = entry
+            self._bytes += entry.size
+            while self._bytes > self.max_bytes and self._entries:
+                _, evicted = self._entries.popitem(last=False)
+                self._bytes -= evicted.size
+
+    def _lookup(self, environ: Environ, generation: int) -> _Entry | None:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        with self._lock:
+            if path not in self._params:
+                return None
+            key = self._key(environ, generation, self._params[path])
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
 
     def wrap(self, app: WSGIApp) -> WSGIApp:
         """A WSGI app that answers cached GETs itself and hands everything else to app."""
 
         def cached_or_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             if environ.get("REQUEST_METHOD") == "GET" and "HTTP_RANGE" not in environ:
-                key = self._key(environ)
-                entry = self._entries.get(key) if key is not None else None
-                if entry is not None:
-                    if_none_match = environ.get("HTTP_IF_NONE_MATCH")
-                    if if_none_match and parse_etags(if_none_match).contains_weak(entry.etag):
-                        start_response("304 NOT MODIFIED", entry.not_modified_headers)
-                        return []
-                    start_response("200 OK", entry.headers)
-                    return [entry.body]
+                generation = self.generation()
+                if generation is not None:
+                    environ[_GENERATION_KEY] = generation
+                    entry = self._lookup(environ, generation)
+                    if entry is not None:
+                        if_none_match = environ.get("HTTP_IF_NONE_MATCH")
+                        if if_none_match and parse_etags(if_none_match).contains_weak(entry.etag):
+                            start_response("304 NOT MODIFIED", entry.not_modified_headers)
+                            return []
+                        start_response("200 OK", entry.headers)
+                        return [entry.body]
             return app(environ, start_response)
 
         return cached_or_app
@@ -110,6 +214,11 @@ class ResponseCache:
 
 def cache_responses(bp: Blueprint) -> None:
     """Give every 200 GET answer of bp an ETag and Cache-Control, and remember it for the WSGI wrapper."""
+
+    @bp.before_request
+    def _record_reads() -> None:
+        if request.method == "GET":
+            request.__dict__["args"] = ReadArgs(request.args)  # werkzeug caches args in the instance dict
 
     @bp.after_request
     def _remember(response: Response) -> Response:
@@ -119,6 +228,7 @@ def cache_responses(bp: Blueprint) -> None:
         response.cache_control.public = True
         response.cache_control.max_age = cache.max_age
         response.add_etag()
-        cache.store(request.environ, response)
+        args = request.args
+        cache.store(request.environ, response, args.read if isinstance(args, ReadArgs) else None)
         response.make_conditional(request)
         return response
