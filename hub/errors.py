@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, current_app, jsonify, render_template, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -107,6 +107,25 @@ HTTP_ERROR_NAMES = {
 }
 
 
+# Blueprints of the web UI, whose routes may share a path's shape with an API route but are not the API's.
+WEB_BLUEPRINTS = frozenset({"web", "events_web", "runs_web"})
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _api_methods() -> list[str]:
+    """The methods an API route takes at the request's path (a web page matching it too does not count)."""
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    allowed = []
+    for method in _METHODS:
+        try:
+            endpoint, _ = adapter.match(method=method)
+        except HTTPException:
+            continue
+        if str(endpoint).split(".", 1)[0] not in WEB_BLUEPRINTS:
+            allowed.append(method)
+    return allowed
+
+
 def register(app: Flask) -> None:
     @app.before_request
     def refuse_nul() -> None:
@@ -129,13 +148,24 @@ def register(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[str, int]:
         status = error.code or 500
-        routed = request.url_rule is not None and request.blueprint != "web"  # no web page lives under the APIs
-        if status == 404 and not routed and request.path.startswith(TEKTON_API_PREFIXES):
-            return page_not_found()  # no route: what upstream's router says, not a resource that was not found
+        # No web page lives under the APIs: a path only a web route (or none) matches is not an API operation.
+        routed = request.url_rule is not None and request.blueprint not in WEB_BLUEPRINTS
+        if _wants_api_error() and status in (404, 405) and not routed:
+            allowed = _api_methods()
+            if allowed:  # an API operation lives here, under other methods
+                response = api_error(405, "method-not-allowed", "The method is not allowed for the requested URL.")
+                response.headers["Allow"] = ", ".join(allowed)
+                return response
+            if request.path.startswith(TEKTON_API_PREFIXES):
+                return page_not_found()  # no route: what upstream's router says, not a resource that was not found
+            status = 404
         if _wants_api_error():
             name = HTTP_ERROR_NAMES.get(status, "bad-request")
-            return api_error(status, name, error.description or error.name)
-        return render_template("error.html", status=status, message=error.description), status
+            return api_error(status, name, (error.description or error.name) if status == error.code else "not found")
+        page = Response(render_template("error.html", status=status, message=error.description), status)
+        if status == 405:
+            page.headers["Allow"] = ", ".join(getattr(error, "valid_methods", None) or [])
+        return page
 
     @app.errorhandler(OperationalError)
     def database_down(error: OperationalError) -> Response | tuple[str, int]:

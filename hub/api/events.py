@@ -71,7 +71,7 @@ def get_event(key: str) -> Response:
 
 def event_of(key: str) -> TriggerEvent:
     lookup: int | str
-    if key.isdigit() and int(key) <= MAX_ID:
+    if key.isascii() and key.isdigit() and int(key) <= MAX_ID:  # "³".isdigit(), but int() refuses it
         lookup = int(key)
     else:
         try:

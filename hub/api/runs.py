@@ -170,8 +170,11 @@ def get_run_logs(run_id: int) -> Response:
         task_run = detail.task_run_named(task)
         if task_run is None:
             raise NotFound(f"run {run_id} has no task or TaskRun named {task[:100]!r}")
+    wanted = request.args.get("format")
+    if wanted not in (None, "json", "text"):
+        raise InvalidRequest(f"format must be json or text, not {wanted[:40]!r}", reason="invalid-params")
     logs = records().logs(run_id, task_run)
-    if request.args.get("format") == "text" or _prefers_text():
+    if wanted == "text" or (wanted is None and _prefers_text()):
         return Response(logs_as_text(detail, logs), mimetype="text/plain")
     tasks = {row.task_run: row.task for row in detail.tasks if row.task_run}
     return jsonify(

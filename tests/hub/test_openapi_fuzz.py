@@ -4,6 +4,7 @@ import dataclasses
 import tempfile
 from pathlib import Path
 
+import hypothesis
 import pytest
 import schemathesis
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -12,8 +13,10 @@ from schemathesis.checks import (
     not_a_server_error,
     response_schema_conformance,
     status_code_conformance,
+    unsupported_method,
 )
 from schemathesis.config import SchemathesisConfig
+from schemathesis.generation.stateful import run_state_machine_as_test
 
 from hub.app import create_app
 from tests.hub.test_auth import bearer, issue
@@ -25,8 +28,8 @@ set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "taskhub-hypothesis")
 # Enough to reach each operation's edges (the examples and coverage phases add their cases on top) while the whole
 # fuzz stays well under a minute on SQLite.
 MAX_EXAMPLES = 40
-# No example database: nothing is written into the working tree. Stateful links are not described, so no
-# stateful phase.
+# No example database: nothing is written into the working tree. The stateful phase (sequences that follow the
+# document's links: a query to the resources it lists, a new token to its revocation) runs in its own test.
 FUZZ_CONFIG = {
     "generation": {"max-examples": MAX_EXAMPLES, "mode": "all", "database": "none"},
     "phases": {"stateful": {"enabled": False}},
@@ -76,6 +79,15 @@ def conformance_schema(fuzzed_hub):
     return schemathesis.openapi.from_wsgi("/v1/openapi.json", fuzzed_hub, config=config)
 
 
+STATEFUL_CONFIG = {"generation": {"max-examples": 25, "mode": "all", "database": "none"}}
+
+
+@pytest.fixture
+def stateful_schema(fuzzed_hub):
+    config = SchemathesisConfig.from_dict(STATEFUL_CONFIG)
+    return schemathesis.openapi.from_wsgi("/v1/openapi.json", fuzzed_hub, config=config)
+
+
 fuzz = schemathesis.pytest.from_fixture("fuzz_schema")
 conformance = schemathesis.pytest.from_fixture("conformance_schema")
 
@@ -84,7 +96,10 @@ conformance = schemathesis.pytest.from_fixture("conformance_schema")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @fuzz.parametrize()
 def test_no_operation_answers_bad_input_with_a_server_error(case, fuzz_token):
-    case.call_and_validate(headers=bearer(fuzz_token), checks=[not_a_server_error])
+    # Beside no 5xx: every status is a documented one, and a method an operation does not take is a 405 whose
+    # Allow header names the methods it does take.
+    checks = [not_a_server_error, status_code_conformance, unsupported_method]
+    case.call_and_validate(headers=bearer(fuzz_token), checks=checks)
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -92,3 +107,18 @@ def test_no_operation_answers_bad_input_with_a_server_error(case, fuzz_token):
 def test_answers_to_valid_requests_are_as_documented(case, fuzz_token):
     checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
     case.call_and_validate(headers=bearer(fuzz_token), checks=checks)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_linked_sequences_of_operations_answer_as_documented(stateful_schema, fuzz_token):
+    class LinkedCalls(stateful_schema.as_state_machine()):  # type: ignore[misc]
+        def get_call_kwargs(self, case):
+            return {"headers": bearer(fuzz_token)}
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
+
+    assert stateful_schema.statistic.transitions.total >= 4  # the document's links: the phase has sequences to run
+    run_state_machine_as_test(
+        LinkedCalls, settings=hypothesis.settings(max_examples=25, deadline=None, stateful_step_count=4)
+    )

@@ -312,3 +312,18 @@ def test_absurd_input_is_a_4xx_not_a_500(client, path):
 def test_nul_in_a_path_is_refused(client):
     assert_goa_error(client.get("/v1/resource/tek%00ton/task/git-clone"), 400, "bad-request", "NUL")
     assert client.get("/tek%00ton/task/git-clone", headers={"Accept": "text/html"}).status_code == 400
+
+
+def test_a_405_says_which_methods_the_api_takes(client):
+    refresh = client.delete("/v1/catalog/tekton/refresh")
+    assert_goa_error(refresh, 405, "method-not-allowed")
+    assert refresh.headers["Allow"] == "POST, OPTIONS"  # not the GET of the web page whose path has that shape
+    query = client.post("/v1/query")
+    assert query.status_code == 405 and set(query.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_a_path_only_a_web_page_matches_is_not_an_api_operation(client):
+    listed = client.get("/v1/catalog/refresh")  # POST only; a web page's route has that shape
+    assert listed.status_code == 405 and listed.headers["Allow"] == "POST, OPTIONS"
+    bad_id = client.post("/v1/runs/-1/cancel")  # no API route takes a negative id; a web page's GET route matches
+    assert bad_id.status_code == 404 and bad_id.text == "404 page not found\n"
