@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from tests.conftest import free_port
 from tests.test_migrations import HEAD
@@ -316,14 +315,17 @@ def test_help_lists_every_command_without_importing_their_modules():
 
 
 @pytest.mark.parametrize(("host", "warned"), [("0.0.0.0", True), ("::", True), ("127.0.0.1", False), ("::1", False)])
-def test_serving_plain_http_off_this_machine_warns(tmp_path, database_url, monkeypatch, host, warned):
-    import hub.wsgi.server
-    from hub.cli import main
-
-    served: list[str] = []
-    monkeypatch.setattr(hub.wsgi.server, "serve", lambda app, **kwargs: served.append(kwargs["host"]))
-    env = {"TASKHUB_DATA_DIR": str(tmp_path / "data"), "TASKHUB_DATABASE_URL": database_url}
-    result = CliRunner().invoke(main, ["serve", "--host", host, "--port", "8000"], env=env)
-    assert served == [host], result.output
-    assert ("warning: plain HTTP on" in result.stderr) is warned
-    assert ("TLS-terminating reverse proxy" in result.stderr) is warned
+def test_serving_plain_http_off_this_machine_warns(run, host, warned):
+    """What `taskhub serve --host` says before it serves (the server itself is replaced: no test listens off
+    loopback)."""
+    run("db", "upgrade")
+    probe = (
+        "import sys, hub.wsgi.server\n"
+        "hub.wsgi.server.serve = lambda app, **kwargs: print('served on', kwargs['host'])\n"
+        "from hub.cli import main\n"
+        "main(['serve', '--host', sys.argv[1], '--port', '8000'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, host], env=run.env, capture_output=True, text=True, timeout=60)
+    assert f"served on {host}" in done.stdout, done.stderr
+    assert ("warning: plain HTTP on" in done.stderr) is warned
+    assert ("TLS-terminating reverse proxy" in done.stderr) is warned

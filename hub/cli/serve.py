@@ -10,7 +10,6 @@ from collections.abc import Callable
 import click
 
 from hub.cli.context import Context, pass_context
-from hub.config import is_loopback_host
 
 
 @click.command()
@@ -23,6 +22,7 @@ from hub.config import is_loopback_host
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool) -> None:
     """Serve the hub (web UI and APIs) with granian; each worker builds the hub from the environment's settings."""
+    from hub.config import is_loopback_host
     from hub.wsgi.server import MULTIPROC_ENV, metrics_directory, remove_metrics_directory
     from hub.wsgi.server import serve as serve_wsgi
 

@@ -129,17 +129,18 @@ class ResponseCache:
                     generation = conn.scalar(select(IndexState.generation).where(IndexState.id == 1)) or 0
             except SQLAlchemyError:
                 with self._lock:
-                    self._clear()
+                    self.clear()
                     self._generation, self._checked_at = -1, 0.0
                 return None
             with self._lock:
                 if generation != self._generation:
-                    self._clear()
+                    self.clear()
                     self._generation = generation
                 self._checked_at = now
         return self._generation
 
-    def _clear(self) -> None:
+    def clear(self) -> None:
+        """Forget every kept answer (callers hold no lock; the generation check holds it)."""
         self._entries.clear()
         self._bytes = 0
 

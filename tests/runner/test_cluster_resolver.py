@@ -34,7 +34,7 @@ from catalog.errors import InvalidRequest, NotFound
 from catalog.publish import publish_catalog
 from catalog.registry import OciRegistry
 from catalog.resolver import Resolved
-from catalog.sync import get_catalog
+from catalog.sync import add_catalog, get_catalog
 from hub.cli import main
 from hub.cli.cluster_resolver import IndexResolvers
 from hub.config import Settings
@@ -202,10 +202,12 @@ def test_artifact_type_and_pipeline_kind(objects, kube_namespace, start_watcher,
 
 @pytest.fixture
 def bundles(engine: Engine, settings: Settings, registry: RegistryProcess) -> CachedRegistry:
-    """The test catalog published as Tekton bundles to a real registry."""
+    """The test catalog published as Tekton bundles to a real registry, added to the hub: "*" alone reaches no
+    loopback registry."""
     reg = CachedRegistry(OciRegistry(registry.host), BlobCache(settings.data_dir / "publish-blobs"))
     with Session(engine) as s, s.begin():
         publish_catalog(s, get_catalog(s, "tekton"), reg, f"{registry.host}/catalog")
+        add_catalog(s, "bundles", f"{registry.host}/catalog", repositories=[])
     return reg
 
 
