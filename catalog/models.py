@@ -74,7 +74,8 @@ resource_categories = _links("resource_categories", _RESOURCE, ("category_id", "
 resource_platforms = _links("resource_platforms", _RESOURCE, ("platform_id", "platforms"), indexed=True)
 # The text a search matches, one row per listed resource: the name, the latest version's display name and
 # description, and the tags of every live version. SQLite indexes it with an FTS5 trigram table (resource_fts),
-# PostgreSQL with a pg_trgm index of search_text and a full-text index of its words (migration 0011).
+# PostgreSQL with a pg_trgm index of search_text and a full-text index of its words, which PostgreSQL keeps in a
+# stored column search_words (migrations 0011 and 0014).
 resource_search = Table(
     "resource_search",
     Base.metadata,

@@ -111,7 +111,9 @@ def text_match(dialect: Dialect, text: str) -> TextMatch:
         fts: ColumnElement[Any] = literal_column("resource_fts")
         condition = and_(fts.op("MATCH")(" ".join(_fts_phrase(t) for t in long_terms)), *short)
         return TextMatch(condition, func.bm25(fts, *_FTS_WEIGHTS), fts=True, search_table=bool(short))
-    words = func.to_tsvector("english", search_text)
+    words: ColumnElement[Any] = literal_column(
+        "resource_search.search_words"
+    )  # to_tsvector('english', search_text), stored
     query = func.plainto_tsquery("english", text)
     substrings = and_(*(search_text.like(_like(t), escape="\\") for t in terms))
     return TextMatch(or_(substrings, words.op("@@")(query)), -func.ts_rank(words, query), search_table=True)

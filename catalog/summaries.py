@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from catalog.models import (
@@ -35,6 +35,8 @@ LINK_TABLES: dict[str, tuple[Table, str]] = {
     "platforms": (resource_platforms, "platform_id"),
 }
 _CHUNK = 2000  # resources per statement: well under every database's limit on bound parameters
+_ANALYZED = ("resources", "resource_versions", "resource_search", "resource_tags", "resource_categories",
+             "resource_platforms")  # fmt: skip
 
 
 def facet_lists(names: dict[str, Iterable[tuple[int, str]]]) -> dict[str, list[list[Any]]]:
@@ -64,9 +66,22 @@ def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 
 def refresh_resources(session: Session, resource_ids: Collection[int]) -> None:
-    """Recompute the summary columns, the facet links and the search text of these resources."""
+    """Recompute the summary columns, the facet links and the search text of these resources, and the planner's
+    statistics of those tables."""
     for chunk in _chunks(sorted(resource_ids)):
         _refresh(session, chunk)
+    if resource_ids:
+        _update_statistics(session)
+
+
+def _update_statistics(session: Session) -> None:
+    """Let the query planner see what the sync wrote. Without statistics, PostgreSQL estimates a new table's rows
+    and scans resource_search computing every row's words (200 ms at 2,000 resources) instead of using its indexes
+    (1 ms); autovacuum would analyze it only later."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("ANALYZE " + ", ".join(_ANALYZED)))
+    else:
+        session.execute(text("PRAGMA optimize"))  # SQLite analyzes the tables whose statistics are stale
 
 
 def _refresh(session: Session, ids: Sequence[int]) -> None:
@@ -84,9 +99,9 @@ def _refresh(session: Session, ids: Sequence[int]) -> None:
             ResourceVersion.facets,
         ).where(ResourceVersion.resource_id.in_(ids), ResourceVersion.removed_at.is_(None))
     )
-    for resource_id, id_, text, min_version, modified, deprecated, display, description, facets in rows:
+    for resource_id, id_, version, min_version, modified, deprecated, display, description, facets in rows:
         live[resource_id].append(
-            _LiveVersion(id_, Version.parse(text), min_version, modified, deprecated, display, description, facets)
+            _LiveVersion(id_, Version.parse(version), min_version, modified, deprecated, display, description, facets)
         )
     names: dict[int, str] = {
         id_: name for id_, name in session.execute(select(Resource.id, Resource.name).where(Resource.id.in_(ids)))

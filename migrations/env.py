@@ -18,11 +18,16 @@ UNMANAGED_TABLES = ("resource_fts",)  # and FTS5's shadow tables resource_fts_da
 UNMANAGED_INDEXES = ("ix_resource_search_trgm", "ix_resource_search_words")
 
 
+UNMANAGED_COLUMNS = ("search_words",)  # PostgreSQL's stored words of resource_search (migration 0014)
+
+
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:
     if type_ == "table":
         return not (name or "").startswith(UNMANAGED_TABLES)
     if type_ == "index":
         return name not in UNMANAGED_INDEXES
+    if type_ == "column":
+        return name not in UNMANAGED_COLUMNS
     return True
 
 
