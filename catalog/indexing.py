@@ -134,9 +134,15 @@ def apply_tree(session: Session, catalog: Catalog, files: Checkout, tree: Catalo
     inserts: list[tuple[dict[str, Any], VersionEntry]] = []
     updates: list[tuple[int, dict[str, Any], VersionEntry]] = []
     revived: list[int] = []
-    new_keys: list[dict[str, Any]] = []  # same content, another digest (a file a sync does not read changed)
+    new_keys: list[dict[str, Any]] = []  # same files, another key: a file touched, or one the hub does not read
     seen = {u.version_id for u in tree.unchanged}
     revived.extend(id_ for id_ in seen if removed_at_of.get(id_) is not None)
+    key_of = {row[0]: row[3] for row in existing.values()}
+    new_keys.extend(
+        {"id": u.version_id, "source_key": u.source_key}
+        for u in tree.unchanged
+        if key_of.get(u.version_id) != u.source_key
+    )
     for entry in tree.versions:
         resource_id = resource_ids[(entry.meta.kind, entry.name)]
         values = _version_values(catalog, files, entry)

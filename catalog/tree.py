@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from catalog.errors import InvalidVersion
+from catalog.folder_keys import directory_key
 from catalog.manifests import KINDS, MAX_FILE_BYTES, ManifestError, decode_text, is_dns1123_label, load_documents
 from catalog.metadata import ResourceManifest, parse_resource, reasons_of
 from catalog.versions import Version
@@ -68,11 +68,12 @@ class Known:
 
 @dataclass(frozen=True)
 class Unchanged:
-    """A version folder whose files are what the last sync read."""
+    """A version folder whose files are what the last sync read (its key may differ: a file touched, not changed)."""
 
     kind: str
     name: str
     version_id: int
+    source_key: str
 
 
 @dataclass
@@ -189,44 +190,25 @@ class _Walker:
         if versions == 0:
             self.tree.report("error", rel, "no version folders")
 
-    def source_key(self, folder: os.DirEntry[str], name: str) -> str | None:
-        """The digest of what a sync reads in a version folder: its git tree id, or (for a directory) the digest
-        of the manifest's bytes and modification time, the README's and the samples' bytes; None when it cannot
-        be told (the folder is then read)."""
+    def source_key(self, folder: os.DirEntry[str], name: str, known: Known | None) -> tuple[str | None, bool]:
+        """(the key of a version folder, whether it is the one known): its git tree id, or for a directory the
+        digests of catalog/folder_keys.py; a None key when it cannot be told (the folder is then read)."""
         if self.folder_keys is not None:
-            return self.folder_keys.get(self.rel(folder.path))
+            key = self.folder_keys.get(self.rel(folder.path))
+            return key, key is not None and known is not None and known.source_key == key
         if folder.is_symlink():
-            return None
-        files = [
-            (p, p.endswith((".yaml", ".yml")))
-            for p in (f"{folder.path}/{name}.yaml", f"{folder.path}/{name}.yml", f"{folder.path}/README.md")
-            if os.path.lexists(p)
-        ]
-        samples = f"{folder.path}/samples"
-        if os.path.islink(samples) and not self.inside(samples):
-            return None
-        for dirpath, dirnames, filenames in os.walk(samples):
-            dirnames.sort()
-            files += [(os.path.join(dirpath, f), False) for f in sorted(filenames) if f.endswith((".yaml", ".yml"))]
-        digest = hashlib.sha256()
-        try:
-            for path, with_time in files:
-                if os.path.islink(path) and not self.inside(path):
-                    return None  # the walk refuses it, and says why
-                _digest_file(digest, path, folder.path, with_time=with_time)
-        except OSError:
-            return None
-        return digest.hexdigest()
+            return None, False
+        return directory_key(folder.path, name, self.inside, known.source_key if known else None)
 
     def walk_version(self, kind: str, name: str, folder: os.DirEntry[str]) -> None:
         version = folder.name
         if folder.is_symlink() and not self.inside(folder.path):
             self.tree.report("error", self.rel(folder.path), "is a link that leads outside the catalog; not followed")
             return
-        source_key = self.source_key(folder, name)
         known = self.known.get(self.rel(folder.path))
-        if source_key is not None and known is not None and known.source_key == source_key:
-            self.tree.unchanged.append(Unchanged(kind, name, known.version_id))
+        source_key, same = self.source_key(folder, name, known)
+        if same and known is not None and source_key is not None:
+            self.tree.unchanged.append(Unchanged(kind, name, known.version_id, source_key))
             self.tree.problems.extend(known.problems)
             return
         present = [p for p in (f"{folder.path}/{name}.yaml", f"{folder.path}/{name}.yml") if os.path.lexists(p)]
@@ -302,18 +284,6 @@ class _Walker:
 
 def _mtime(path: str) -> datetime:
     return datetime.fromtimestamp(os.stat(path).st_mtime, tz=UTC).replace(microsecond=0)
-
-
-def _digest_file(digest: Any, path: str, folder: str, *, with_time: bool) -> None:
-    """Add a file's name (relative to folder), its bytes and, when asked, its modification time to digest."""
-    with open(path, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
-            raise OSError("not a small regular file")  # read (and refused) by the walk, which says why
-        digest.update(f"{path[len(folder) + 1 :]}\0{st.st_size}\0".encode())
-        if with_time:
-            digest.update(f"{int(st.st_mtime)}\0".encode())
-        digest.update(f.read())
 
 
 def read_catalog_tree(

@@ -62,6 +62,8 @@ def test_a_directory_resync_reads_only_what_changed(engine, settings, tmp_path, 
         assert CatalogIndex(s).resource("mine", "Task", "bye", content=True).latest.readme.startswith("# bye, now")
 
     parsed.clear()
+    os.utime(root / "task/yo/0.1/README.md", (1_600_000_000, 1_600_000_000))  # touched, not changed
+    assert not sync(engine, settings, "mine").changed and parsed == []  # its bytes were read, not parsed
     manifest = root / "task/hello/0.1/hello.yaml"
     os.utime(manifest, (1_700_000_000, 1_700_000_000))  # same bytes, another time: updatedAt changes
     assert sync(engine, settings, "mine").updated == 1 and parsed == ["hello"]
