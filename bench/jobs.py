@@ -15,22 +15,18 @@ table goes to stdout.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import select
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 # This file is bench/jobs.py, and Python puts bench/ first on the path: it would stand for the jobs package.
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
+sys.path.append(str(Path(__file__).resolve().parent))  # after the repository: for pg_server
 
+from pg_server import postgres  # noqa: E402
 from sqlalchemy import func, insert, text  # noqa: E402
 from sqlalchemy import select as sql_select  # noqa: E402
 
@@ -39,7 +35,6 @@ from jobs import JobContext, JobKind, JobQueue, Worker  # noqa: E402
 from jobs.models import Job  # noqa: E402
 from jobs.wakeup import CHANNEL  # noqa: E402
 
-PG_BIN = Path(os.environ.get("TASKHUB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 NOOP = JobKind("noop")
 STAMP = JobKind("stamp")
 FLOOR_STAMP = JobKind("stamp-floor")
@@ -47,35 +42,6 @@ FLOOR_STAMP = JobKind("stamp-floor")
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def _as_postgres(*cmd: str) -> None:
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*prefix, *cmd], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """A PostgreSQL server of our own (settings as the tests': fsync off) with a database "bench"; its URL."""
-    base = Path(tempfile.mkdtemp(prefix="taskhub-bench-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    data = base / "data"
-    _as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8")
-    options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off"
-    _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w", "-o", options, "start")
-    try:
-        admin = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("CREATE DATABASE bench"))
-        admin.dispose()
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/bench"
-    finally:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def queue_many(queue: JobQueue, count: int) -> None:
