@@ -49,7 +49,8 @@ image: setup ## build taskhub's container image $(IMAGE) with podman (BASE=IMAGE
 test: lint kube-apiserver debian-images ## lint, then the whole test suite on SQLite and PostgreSQL, browser tests included
 	$(BIN)/pytest -q
 
-bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run
+bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run (installs their peers: scripts/bench-tools)
+	scripts/bench-tools
 	$(BIN)/python bench/cli.py && $(BIN)/python bench/api.py && $(BIN)/python bench/registry.py && $(BIN)/python bench/resolve.py && $(BIN)/python bench/runs.py && $(BIN)/python bench/jobs.py && $(BIN)/python bench/scale.py
 
 clean: ## remove the virtualenv and local data

@@ -35,6 +35,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from catalog.db import make_engine, upgrade
+from catalog.indexing import known_versions
 from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, get_catalog
 
 REPO = Path(__file__).resolve().parent.parent
@@ -137,6 +138,10 @@ def start_hub(stack: contextlib.ExitStack, catalog: Path, workers: int) -> str:
     data_dir = temp_dir(stack, "taskhub-bench-hub-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHUB_")}
     env["TASKHUB_DATA_DIR"] = str(data_dir)
+    # The limits this load needs, set explicitly: one client asks for thousands of searches a second, and the
+    # response cache answers the repeated URLs (its default size).
+    env["TASKHUB_RATE_LIMIT_SEARCH"] = "0"
+    env["TASKHUB_RESPONSE_CACHE_BYTES"] = str(32 * 1024 * 1024)
     taskhub = taskhub_command()
     for args in (
         ["db", "upgrade"],
@@ -175,6 +180,8 @@ http {{
 def start_nginx(stack: contextlib.ExitStack, bodies: dict[str, bytes], workers: int) -> str:
     """nginx serving each body at its URL's path (a query string is ignored for static files)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(nginx).exists():
+        sys.exit("nginx is not installed: apt-get install nginx-light (the peer serving the hub's bytes as files)")
     tmp = temp_dir(stack, "taskhub-bench-nginx-")
     tmp.chmod(0o755)  # workers run as nobody when this runs as root; they only read the docroot
     docroot = tmp / "docroot"
@@ -201,7 +208,7 @@ def start_nginx(stack: contextlib.ExitStack, bodies: dict[str, bytes], workers: 
 @dataclass
 class Load:
     rps: float
-    errors: int  # non-2xx answers and socket errors
+    errors: int  # answers other than 200 (wrk: other than 2xx and 3xx; python_load: or another body), socket errors
 
 
 def wrk_load(url: str, seconds: int, connections: int, threads: int) -> Load:
@@ -216,7 +223,9 @@ def wrk_load(url: str, seconds: int, connections: int, threads: int) -> Load:
 
 
 def python_load(url: str, seconds: int, connections: int, _threads: int) -> Load:
-    """One thread per connection, keep-alive with http.client, reconnecting when the server closes."""
+    """One thread per connection, keep-alive with http.client, reconnecting when the server closes; an answer
+    other than 200 with the body the URL had before the load is an error."""
+    expected = fetch(url)
     parsed = urllib.request.urlparse(url)
     target = parsed.path + (f"?{parsed.query}" if parsed.query else "")
     counts = [0] * connections
@@ -229,8 +238,8 @@ def python_load(url: str, seconds: int, connections: int, _threads: int) -> Load
             try:
                 conn.request("GET", target)
                 response = conn.getresponse()
-                response.read()
-                if response.status == 200:
+                body = response.read()
+                if response.status == 200 and body == expected:
                     counts[i] += 1
                 else:
                     errors[i] += 1
@@ -250,8 +259,9 @@ def python_load(url: str, seconds: int, connections: int, _threads: int) -> Load
     return Load(sum(counts) / (time.perf_counter() - started), sum(errors))
 
 
-def measure_http(args: argparse.Namespace, hub: str, nginx: str) -> list[Row]:
-    """Each URL on both peers in alternating rounds, so a drift of the machine's speed hits both alike."""
+def measure_http(args: argparse.Namespace, hub: str, nginx: str, bodies: dict[str, bytes]) -> list[Row]:
+    """Each URL on both peers in alternating rounds, so a drift of the machine's speed hits both alike. Only 200
+    answers count; any other stops the benchmark, as does an answer other than `bodies` after the load."""
     load = wrk_load if args.loadgen == "wrk" else python_load
     peers = {"hub": hub, "nginx": nginx}
     rows = []
@@ -262,9 +272,11 @@ def measure_http(args: argparse.Namespace, hub: str, nginx: str) -> list[Row]:
         for _ in range(args.rounds):
             for peer, base in peers.items():
                 result = load(base + url, args.duration, args.connections, args.threads)
-                log(f"  GET {url} on {peer}: {result.rps:,.0f} req/s, {result.errors} errors")
+                log(f"  GET {url} on {peer}: {result.rps:,.0f} req/s")
                 if result.errors:
-                    log(f"  warning: {result.errors} failed requests on {peer}; the figure counts them")
+                    sys.exit(f"GET {url} on {peer}: {result.errors} requests failed (not 200, or no answer)")
+                if fetch(base + url) != bodies[url]:
+                    sys.exit(f"GET {url} on {peer}: the answer changed under load")
                 figures[peer].append(result.rps)
         hub_rps, nginx_rps = statistics.median(figures["hub"]), statistics.median(figures["nginx"])
         ratio = hub_rps / nginx_rps
@@ -314,7 +326,8 @@ def sync(engine_url: str, work_dir: Path) -> tuple[float, SyncSummary]:
             conn.execute(text("SELECT 1"))  # connecting is not part of a sync's work
         started = time.perf_counter()
         with Session(engine) as session:
-            files, tree = fetch_catalog(get_catalog(session, "tekton"), work_dir)
+            catalog = get_catalog(session, "tekton")
+            files, tree = fetch_catalog(catalog, work_dir, known_versions(session, catalog))
         with Session(engine) as session, session.begin():
             summary = apply_tree(session, get_catalog(session, "tekton"), files, tree)
         return time.perf_counter() - started, summary
@@ -461,7 +474,7 @@ def main() -> None:
             bodies = {url: fetch(hub + url) for url in URLS}
             log("nginx: serving " + ", ".join(f"{url} ({len(b):,} bytes)" for url, b in bodies.items()))
             nginx = start_nginx(stack, bodies, args.workers)
-            rows = measure_http(args, hub, nginx)
+            rows = measure_http(args, hub, nginx, bodies)
             log(f"sync: {args.repeats} cold syncs and re-syncs against {args.repeats} reads+parses")
             rows += measure_sync(stack, args.catalog, args.repeats)
             print_table(rows, args)
