@@ -17,7 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from catalog.db import make_engine
+from jobs.leases import Leases, catalog_lease
 from tests.conftest import free_port
+from tests.jobs.processes import wait_until
+from tests.jobs.test_syncs import git_catalog
 from tests.test_migrations import HEAD
 
 TASKHUB = str(Path(sys.executable).parent / "taskhub")
@@ -80,6 +84,31 @@ def test_clear_errors_and_exit_codes(run, fixture_catalog, tmp_path):
     assert "last sync failed" in run("catalog", "errors", "moving").stdout
     assert "47 versions" not in failed.stdout
     assert "last sync failed" in run("catalog", "list").stdout
+
+
+def test_three_concurrent_syncs_of_one_git_catalog_all_succeed(run, tmp_path):
+    """Held back together by the catalog's lease and then let go at once, each sync waits for the one before it
+    instead of failing on the checkout's .git/index.lock."""
+    run("db", "upgrade")
+    run("catalog", "add", "hello", f"file://{git_catalog(tmp_path, '0.1', '0.2')}")
+    leases = Leases(make_engine(run.env["TASKHUB_DATABASE_URL"]))
+    assert leases.acquire(catalog_lease("hello"), "the test", 60)
+    logs = [tmp_path / f"sync-{n}.log" for n in range(3)]
+    syncs = []  # in the order of logs
+    for log in logs:
+        with log.open("w") as err:
+            syncs.append(subprocess.Popen([TASKHUB, "catalog", "sync", "hello"], env=run.env, stdout=subprocess.PIPE,
+                                          stderr=err, text=True))  # fmt: skip
+    wait_until(
+        lambda: all("waiting for the sync of hello that the test runs" in log.read_text() for log in logs),
+        "every sync to wait for the catalog's lease",
+    )
+    leases.release(catalog_lease("hello"), "the test")
+    outcomes = [
+        (sync.wait(timeout=120), sync.communicate()[0], log.read_text()) for sync, log in zip(syncs, logs, strict=True)
+    ]
+    assert [code for code, _, _ in outcomes] == [0, 0, 0], outcomes
+    assert all("hello: 1 resources, 2 versions" in out for _, out, _ in outcomes)
 
 
 @contextlib.contextmanager

@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 
 import click
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
 from catalog.models import CATALOG_TYPES, Catalog
 from hub.cli.context import Context, fail, pass_context
 from hub.cli.lazy import LazyCommand, LazyGroup
-from hub.config import Settings
 
 # catalog.sync (git checkouts, registry reads, bundles) is imported inside the commands that add or sync catalogs,
 # so that `catalog list`, `db upgrade` and `--help` start without it.
@@ -97,37 +95,34 @@ def catalog_sync(ctx: Context, name: str | None, full: bool) -> None:
 
 
 def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None:
-    """Sync each catalog in its own transaction; a failed one keeps its previous index and is reported."""
-    from catalog.sync import record_failure
+    """Sync each catalog in its own transaction, as a worker does (under the catalog's lease, so never beside
+    another sync of it); a failed one keeps its previous index and is reported."""
+    from hub.registries import registry_client
+    from jobs.syncs import CatalogSyncer
+    from jobs.worker import worker_name
 
-    engine = ctx.migrated_engine()
+    settings = ctx.settings
+    syncer = CatalogSyncer(ctx.migrated_engine(), settings.catalogs_dir, lambda host: registry_client(settings, host))
+    holder = f"taskhub catalog sync on {worker_name()}"
     failed = []
     for number, catalog_name in enumerate(sorted(names), 1):
         click.echo(f"[{number}/{len(names)}] {catalog_name}: fetching", err=True)
         started = time.perf_counter()
         try:
-            _sync_one(engine, ctx.settings, catalog_name, full=full)
+            summary = syncer.sync(catalog_name, holder, full=full, report=_progress)
         except TaskhubError as exc:
             failed.append(catalog_name)
-            record_failure(engine, catalog_name, str(exc))
             click.echo(f"{catalog_name}: sync failed, the previous index is kept: {exc}", err=True)
             continue
+        for line in summary.lines():
+            click.echo(line)
         click.echo(f"  took {time.perf_counter() - started:.2f} s", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(names)} catalogs failed to sync: {', '.join(failed)}")
 
 
-def _sync_one(engine: Engine, settings: Settings, name: str, *, full: bool = False) -> None:
-    from catalog.sync import sync_by_name
-    from hub.registries import registry_client
-
-    def progress(line: str) -> None:
-        click.echo(f"  {line}", err=True)
-
-    registries = lambda host: registry_client(settings, host)  # noqa: E731
-    summary = sync_by_name(engine, name, settings.catalogs_dir, registries, progress, full=full)
-    for line in summary.lines():
-        click.echo(line)
+def _progress(line: str) -> None:
+    click.echo(f"  {line}", err=True)
 
 
 @catalog.command("errors")
