@@ -16,6 +16,7 @@ from catalog.indexing import SyncSummary, apply_tree, known_versions
 from catalog.manifests import is_dns1123_label
 from catalog.models import (
     CATALOG_TYPES,
+    DEFAULT_REFRESH_SECONDS,
     OCI,
     RESERVED_CATALOG_NAMES,
     Catalog,
@@ -38,8 +39,10 @@ def add_catalog(
     type: str = "community",
     repositories: list[str] | None = None,
     org: str | None = None,
+    refresh_seconds: int = DEFAULT_REFRESH_SECONDS,
 ) -> Catalog:
-    """Register a catalog (a directory, a git URL, or with repositories a registry); the next sync indexes it."""
+    """Register a catalog (a directory, a git URL, or with repositories a registry), synced every
+    `refresh_seconds` (0: only when asked); the next sync indexes it."""
     if not is_dns1123_label(name):
         raise Conflict(f"catalog name {name!r} must be lower-case letters, digits and '-' (a DNS-1123 label)")
     if name in RESERVED_CATALOG_NAMES:
@@ -65,6 +68,7 @@ def add_catalog(
         provider=provider,
         repositories=repositories or [],
         org=org or None,
+        refresh_seconds=refresh_seconds,
     )
     session.add(catalog)
     session.flush()

@@ -67,6 +67,52 @@ def next_sync(now: datetime, refresh_seconds: int, jitter: float = 0.1) -> datet
     return now + timedelta(seconds=refresh_seconds * random.uniform(1 - jitter, 1 + jitter))
 
 
+def set_refresh(catalog: Catalog, seconds: int, jitter: float = 0.1) -> None:
+    """Changes how often `catalog` is synced, counting the new interval from its last sync (a catalog never synced
+    is due at once); 0 stops the syncs."""
+    catalog.refresh_seconds = seconds
+    last = catalog.last_sync_at
+    catalog.next_sync_at = next_sync(last, seconds, jitter) if last is not None else None
+
+
+@dataclass(frozen=True)
+class SyncSchedule:
+    """What a person reads of a catalog's syncs: how often, the last one and how it ended, and the next one."""
+
+    refresh: str  # "30m", or "never"
+    last_at: datetime | None  # when the last sync ended (None: never, or not recorded)
+    outcome: str  # "succeeded", "failed", or "never synced"
+    error: str | None  # why the last sync failed, as the sync said it
+    next_at: datetime | None  # when the scheduler queues the next one; None with refresh "never" or when due now
+
+    @property
+    def next_text(self) -> str:
+        if self.refresh == "never":
+            return "never"
+        return "due now" if self.next_at is None else self.next_at.strftime("%Y-%m-%d %H:%M UTC")
+
+    @property
+    def last_text(self) -> str:
+        if self.outcome == "never synced":
+            return "never synced"
+        when = f"{self.last_at:%Y-%m-%d %H:%M UTC} " if self.last_at else ""
+        return f"{when}{self.outcome}" + (f": {self.error}" if self.error else "")
+
+
+def sync_schedule(catalog: Catalog, now: datetime) -> SyncSchedule:
+    """`catalog`'s schedule as of `now`."""
+    last = catalog.last_sync_at or catalog.synced_at
+    outcome = "failed" if catalog.last_error else "succeeded" if last else "never synced"
+    due = catalog.next_sync_at
+    return SyncSchedule(
+        refresh=format_refresh(catalog.refresh_seconds),
+        last_at=last,
+        outcome=outcome,
+        error=catalog.last_error,
+        next_at=None if catalog.refresh_seconds <= 0 or due is None or due <= now else due,
+    )
+
+
 def sync_ended(session: Session, catalog: Catalog, jitter: float = 0.1) -> None:
     """Records that a sync of `catalog` just ended, whatever its outcome, and when the next one is due."""
     now = database_now(session)

@@ -60,7 +60,7 @@ def test_add_sync_errors(run, fixture_catalog):
     assert any(line.startswith("info\ttask/artifacthub-repo.yml\tplain file") for line in errors)
     only = run("catalog", "errors", "tekton", "--level", "error").stdout.splitlines()
     assert len(only) == 5 and all(line.startswith("error\t") for line in only)
-    assert "tekton\tcommunity" in run("catalog", "list").stdout
+    assert run("catalog", "list").stdout.startswith(f"tekton\tcommunity\t{fixture_catalog}\trefresh 30m\tlast sync 20")
 
 
 def test_clear_errors_and_exit_codes(run, fixture_catalog, tmp_path):
@@ -83,7 +83,8 @@ def test_clear_errors_and_exit_codes(run, fixture_catalog, tmp_path):
     assert "sync failed, the previous index is kept" in failed.stderr and "does not exist" in failed.stderr
     assert "last sync failed" in run("catalog", "errors", "moving").stdout
     assert "47 versions" not in failed.stdout
-    assert "last sync failed" in run("catalog", "list").stdout
+    listed = next(line for line in run("catalog", "list").stdout.splitlines() if line.startswith("moving\t"))
+    assert " UTC failed: catalog directory " in listed and "does not exist" in listed
 
 
 def test_three_concurrent_syncs_of_one_git_catalog_all_succeed(run, tmp_path):
@@ -109,6 +110,37 @@ def test_three_concurrent_syncs_of_one_git_catalog_all_succeed(run, tmp_path):
     ]
     assert [code for code, _, _ in outcomes] == [0, 0, 0], outcomes
     assert all("hello: 1 resources, 2 versions" in out for _, out, _ in outcomes)
+    assert " UTC succeeded\t" in run("catalog", "list").stdout
+
+
+def test_refresh_intervals_are_set_on_add_changed_later_and_listed(run, fixture_catalog):
+    run("db", "upgrade")
+    bad = run("catalog", "add", "tekton", str(fixture_catalog), "--refresh", "10x", check=False)
+    assert bad.returncode == 2
+    assert "Invalid value for '--refresh': refresh interval '10x': expected 'never' or a number" in bad.stderr
+    assert "tekton" not in run("catalog", "list").stdout  # nothing was added
+    added = run("catalog", "add", "tekton", str(fixture_catalog), "--refresh", "5m").stdout
+    assert "added catalog tekton (local: " in added and "refresh 5m" in added
+
+    def listed(*group: str) -> list[str]:
+        return run(*(group or ("catalog",)), "list").stdout.splitlines()[0].split("\t")
+
+    assert listed()[3:] == ["refresh 5m", "last sync never synced", "next sync due now"]
+    run("catalog", "sync", "tekton")
+    refresh, last, following = listed()[3:]
+    assert refresh == "refresh 5m" and last.startswith("last sync 20") and last.endswith(" UTC succeeded")
+    assert following.startswith("next sync 20") and following.endswith(" UTC")  # about 5 minutes after the sync
+    assert run("catalog", "set", "tekton", "--refresh", "never").stdout == "tekton: refresh never, next sync never\n"
+    assert listed()[3:][::2] == ["refresh never", "next sync never"]
+    unknown = run("catalog", "set", "nope", "--refresh", "5m", check=False)
+    assert unknown.returncode == 1 and "catalog 'nope' not found" in unknown.stderr
+    assert run("catalog", "set", "tekton", "--refresh", "0m", check=False).returncode == 2
+    not_a_registry = run("registry", "set", "tekton", "--refresh", "1h", check=False)
+    assert not_a_registry.returncode == 1 and "registry 'tekton' not found" in not_a_registry.stderr
+    assert run("registry", "list").stdout == ""
+    run("registry", "add", "bundles", "127.0.0.1:5999/catalog", "--refresh", "never")
+    assert listed("registry")[:4] == ["bundles", "community", "127.0.0.1:5999/catalog", "refresh never"]
+    assert "bundles: refresh 1h, next sync due now" in run("registry", "set", "bundles", "--refresh", "1h").stdout
 
 
 @contextlib.contextmanager

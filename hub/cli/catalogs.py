@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import click
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
-from catalog.models import CATALOG_TYPES, Catalog
+from catalog.models import CATALOG_TYPES, OCI, Catalog
 from hub.cli.context import Context, fail, pass_context
 from hub.cli.lazy import LazyCommand, LazyGroup
 
@@ -33,6 +35,27 @@ def catalog() -> None:
     """Catalogs in the tektoncd/catalog layout."""
 
 
+class RefreshInterval(click.ParamType):
+    """--refresh: "30m", "5m", "1h", "never", read as seconds (0: never)."""
+
+    name = "interval"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        from jobs.scheduler import parse_refresh
+
+        try:
+            return parse_refresh(str(value))
+        except TaskhubError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+REFRESH_HELP = "How often the scheduler syncs it: 30m, 5m, 1h, 1d, or never (only when asked)."
+refresh_option = click.option("--refresh", type=RefreshInterval(), default="30m", show_default=True, help=REFRESH_HELP)
+new_refresh_option = click.option("--refresh", type=RefreshInterval(), required=True, help=REFRESH_HELP)
+
+
 @catalog.command("add")
 @click.argument("name")
 @click.argument("source")
@@ -40,6 +63,7 @@ def catalog() -> None:
 @click.option("--context-dir", help="Folder inside the source that holds task/, pipeline/, stepaction/.")
 @click.option("--type", "catalog_type", type=click.Choice(CATALOG_TYPES), default="community", show_default=True)
 @click.option("--org", help="Who publishes it (default: the owner in a GitHub, GitLab or Bitbucket URL).")
+@refresh_option
 @pass_context
 def catalog_add(
     ctx: Context,
@@ -49,16 +73,20 @@ def catalog_add(
     context_dir: str | None,
     catalog_type: str,
     org: str | None,
+    refresh: int,
 ) -> None:
     """Register catalog NAME read from SOURCE (a directory or a git URL); index it with `catalog sync`."""
     from catalog.sync import add_catalog
+    from jobs.scheduler import format_refresh
 
     try:
         with Session(ctx.migrated_engine()) as session, session.begin():
             added = add_catalog(
-                session, name, source, revision=revision, context_dir=context_dir, type=catalog_type, org=org
-            )
-            click.echo(f"added catalog {added.name} ({added.provider}: {added.source}); index it with:")
+                session, name, source, revision=revision, context_dir=context_dir, type=catalog_type, org=org,
+                refresh_seconds=refresh,
+            )  # fmt: skip
+            every = format_refresh(added.refresh_seconds)
+            click.echo(f"added catalog {added.name} ({added.provider}: {added.source}), refresh {every}; index it now:")
             click.echo(f"  taskhub catalog sync {added.name}")
     except TaskhubError as exc:
         raise fail(exc) from None
@@ -67,12 +95,47 @@ def catalog_add(
 @catalog.command("list")
 @pass_context
 def catalog_list(ctx: Context) -> None:
-    """The registered catalogs and when they were last synced."""
+    """The catalogs: how often each is synced, how its last sync ended, and when the next one is."""
+    list_catalogs(ctx, registries=False)
+
+
+@catalog.command("set")
+@click.argument("name")
+@new_refresh_option
+@pass_context
+def catalog_set(ctx: Context, name: str, refresh: int) -> None:
+    """Change how often catalog NAME is synced; the new interval counts from its last sync."""
+    set_catalog(ctx, name, refresh, registry=False)
+
+
+def list_catalogs(ctx: Context, *, registries: bool) -> None:
+    """One line per catalog (or registry): name, type, source, refresh, last sync and its outcome, next sync."""
+    from jobs.clock import database_now
+    from jobs.scheduler import sync_schedule
+
+    query = select(Catalog).order_by(Catalog.name)
     with Session(ctx.migrated_engine()) as session:
-        for c in session.query(Catalog).order_by(Catalog.name):
-            synced = c.synced_at.isoformat() if c.synced_at else "never synced"
-            state = f"  last sync failed: {c.last_error}" if c.last_error else ""
-            click.echo(f"{c.name}\t{c.type}\t{c.source}\t{synced}{state}")
+        now = database_now(session)
+        for c in session.scalars(query.where(Catalog.provider == OCI) if registries else query):
+            plan = sync_schedule(c, now)
+            click.echo(
+                f"{c.name}\t{c.type}\t{c.source}\trefresh {plan.refresh}\tlast sync {plan.last_text}"
+                f"\tnext sync {plan.next_text}"
+            )
+
+
+def set_catalog(ctx: Context, name: str, refresh: int, *, registry: bool) -> None:
+    """Set the refresh interval of catalog (or registry) NAME and say when its next sync is."""
+    from jobs.clock import database_now
+    from jobs.scheduler import format_refresh, set_refresh, sync_schedule
+
+    with Session(ctx.migrated_engine()) as session, session.begin():
+        found = session.scalar(select(Catalog).where(Catalog.name == name.lower()))
+        if found is None or (registry and found.provider != OCI):
+            raise click.ClickException(f"{'registry' if registry else 'catalog'} {name!r} not found")
+        set_refresh(found, refresh)
+        plan = sync_schedule(found, database_now(session))
+        click.echo(f"{found.name}: refresh {format_refresh(refresh)}, next sync {plan.next_text}")
 
 
 @catalog.command("sync")

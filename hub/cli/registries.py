@@ -11,9 +11,17 @@ from catalog.models import CATALOG_TYPES, OCI, Catalog
 from catalog.publish import bundle_target, publish_catalog
 from catalog.sync import add_catalog, get_catalog
 from hub.cli import main
-from hub.cli.catalogs import catalog, sync_catalogs
+from hub.cli.catalogs import (
+    catalog,
+    list_catalogs,
+    new_refresh_option,
+    refresh_option,
+    set_catalog,
+    sync_catalogs,
+)
 from hub.cli.context import Context, pass_context, registry_login
 from hub.registries import credential_store, registry_client
+from jobs.scheduler import format_refresh
 
 
 @catalog.command("publish")
@@ -55,6 +63,7 @@ def registry() -> None:
     "that do not list theirs (/v2/_catalog); repeat for more.",
 )  # fmt: skip
 @click.option("--type", "catalog_type", type=click.Choice(CATALOG_TYPES), default="community", show_default=True)
+@refresh_option
 @pass_context
 def registry_add(
     ctx: Context,
@@ -64,6 +73,7 @@ def registry_add(
     password_stdin: bool,
     repositories: tuple[str, ...],
     catalog_type: str,
+    refresh: int,
 ) -> None:
     """Register the bundles under TARGET (host[:port]/prefix) as catalog NAME; index it with `registry sync`."""
     try:
@@ -71,12 +81,15 @@ def registry_add(
         credentials = registry_login(username, password_stdin)
         with Session(ctx.migrated_engine()) as session, session.begin():
             repos = [r if r.startswith(f"{prefix}/") else f"{prefix}/{r}" for r in repositories]
-            add_catalog(session, name, target, type=catalog_type, repositories=repos)
+            add_catalog(session, name, target, type=catalog_type, repositories=repos, refresh_seconds=refresh)
         if credentials:
             credential_store(ctx.settings).set(host, *credentials)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"added registry {name} ({host}/{prefix}); index it with:\n  taskhub registry sync {name}")
+    every = format_refresh(refresh)
+    click.echo(
+        f"added registry {name} ({host}/{prefix}), refresh {every}; index it now:\n  taskhub registry sync {name}"
+    )
 
 
 @registry.command("sync")
@@ -100,3 +113,19 @@ def registry_sync(ctx: Context, name: str | None, full: bool) -> None:
     if not names:
         raise click.ClickException("no registries: add one with `taskhub registry add NAME HOST/PREFIX`")
     sync_catalogs(ctx, names, full=full)
+
+
+@registry.command("list")
+@pass_context
+def registry_list(ctx: Context) -> None:
+    """The registries: how often each is synced, how its last sync ended, and when the next one is."""
+    list_catalogs(ctx, registries=True)
+
+
+@registry.command("set")
+@click.argument("name")
+@new_refresh_option
+@pass_context
+def registry_set(ctx: Context, name: str, refresh: int) -> None:
+    """Change how often registry NAME is synced; the new interval counts from its last sync."""
+    set_catalog(ctx, name, refresh, registry=True)

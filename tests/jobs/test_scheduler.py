@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import InvalidRequest
 from catalog.models import OCI, Catalog
 from jobs import JobQueue
-from jobs.scheduler import Scheduler, format_refresh, next_sync, parse_refresh
+from jobs.scheduler import Scheduler, format_refresh, next_sync, parse_refresh, set_refresh, sync_schedule
 from tests.conftest import register
 
 
@@ -55,3 +55,25 @@ def test_due_catalogs_are_queued_once_by_the_holder_of_the_scheduler_lease(engin
         due = session.scalar(select(Catalog).where(Catalog.name == "due"))
         assert due.next_sync_at > datetime.now(UTC) + timedelta(minutes=25)
         assert session.scalar(select(Catalog.provider).where(Catalog.name == "oci-due")) == OCI
+
+
+def test_a_changed_interval_counts_from_the_last_sync_and_never_stops_the_syncs():
+    last = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    catalog = Catalog(name="c", refresh_seconds=1800, last_sync_at=last, next_sync_at=last + timedelta(minutes=30))
+    set_refresh(catalog, 300, jitter=0.0)
+    assert catalog.next_sync_at == last + timedelta(minutes=5)
+    assert sync_schedule(catalog, last).next_text == "2026-01-01 12:05 UTC"
+    assert sync_schedule(catalog, last + timedelta(minutes=6)).next_text == "due now"  # overdue: the next tick
+    set_refresh(catalog, 0)
+    assert catalog.next_sync_at is None and sync_schedule(catalog, last).next_text == "never"
+    never_synced = Catalog(name="new", refresh_seconds=1800)
+    set_refresh(never_synced, 3600)
+    assert never_synced.next_sync_at is None and sync_schedule(never_synced, last).last_text == "never synced"
+
+
+def test_the_last_sync_reads_with_its_outcome_and_error():
+    ended = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    ok = Catalog(name="ok", refresh_seconds=1800, last_sync_at=ended)
+    assert sync_schedule(ok, ended).last_text == "2026-01-01 12:00 UTC succeeded"
+    bad = Catalog(name="bad", refresh_seconds=0, last_sync_at=ended, last_error="git fetch failed: no such repository")
+    assert sync_schedule(bad, ended).last_text == "2026-01-01 12:00 UTC failed: git fetch failed: no such repository"
