@@ -1,4 +1,5 @@
-"""The web UI in a real browser: search, filters, sort, resource pages, catalog problems, copy, no-JS use."""
+"""The web UI in a real browser: search, filters, sort, resource pages, catalogs' syncs and problems, copy, no-JS
+use."""
 
 from __future__ import annotations
 
@@ -12,9 +13,14 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from catalog.sync import SyncSummary
+from catalog.errors import CatalogSourceError
+from catalog.registry import Registry
+from catalog.sync import SyncSummary, get_catalog
 from hub.config import Settings
+from jobs.scheduler import parse_refresh, set_refresh
+from jobs.syncs import CatalogSyncer
 from tests.conftest import register, sync
 
 pytestmark = pytest.mark.browser
@@ -390,3 +396,36 @@ def test_copy_falls_back_when_the_clipboard_api_is_refused(
     pasted = page.evaluate("navigator.clipboard.readText()")
     assert pasted == page.locator("#tkn-command").inner_text()
     assert pasted.startswith("tkn hub install task git-clone --version 0.10 ")
+
+
+def test_catalogs_show_the_last_sync_its_outcome_and_the_next(
+    page: Page, hub_url: str, engine: Engine, settings: Settings, tmp_path: Path, indexed: SyncSummary
+) -> None:
+    def no_registry(host: str) -> Registry:
+        raise AssertionError(f"no registry in this test ({host})")
+
+    syncer = CatalogSyncer(engine, settings.catalogs_dir, no_registry)
+    register(engine, "gone", f"file://{tmp_path}/no-such-repo")
+    with Session(engine) as session, session.begin():
+        set_refresh(get_catalog(session, "tekton"), parse_refresh("5m"))
+        set_refresh(get_catalog(session, "gone"), parse_refresh("never"))
+    syncer.sync("tekton", "the test")
+    with pytest.raises(CatalogSourceError):
+        syncer.sync("gone", "the test")
+
+    page.goto("/catalogs")
+    tekton, gone = page.locator('tr[data-catalog="tekton"]'), page.locator('tr[data-catalog="gone"]')
+    expect(tekton.locator(".refresh")).to_have_text("every 5m")
+    expect(tekton.locator(".last-sync")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC succeeded$"))
+    expect(tekton.locator(".next-sync")).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d UTC$"))
+    expect(gone.locator(".refresh")).to_have_text("never")
+    expect(gone.locator(".last-sync")).to_contain_text(" UTC failed: git fetch failed: ")
+    expect(gone.locator(".last-sync")).to_contain_text("no-such-repo")  # which source git could not read
+    expect(gone.locator(".next-sync")).to_have_text("never")
+
+    gone.get_by_role("link", name="gone").click()
+    page.wait_for_url(f"{hub_url}/catalogs/gone")
+    expect(page.locator("#refresh")).to_have_text("never: synced only when asked")
+    expect(page.locator("#last-sync")).to_have_text(re.compile(r" UTC failed$"))
+    expect(page.locator("#next-sync")).to_have_text("never")
+    expect(page.locator("#last-error")).to_contain_text("the previous index is still served: git fetch failed")
