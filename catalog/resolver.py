@@ -57,7 +57,9 @@ def params_mapping(params: Any) -> Mapping[str, Any]:
 
 def resolver_for(params: Any) -> str:
     """Which of taskhub's resolvers answers a `resolver: taskhub` reference (`taskhub resolver serve`): "bundles"
-    when its params name a `bundle`, else "hub"."""
+    when its params (Tekton's list of {name, value}, or a mapping) name a `bundle`, else "hub"."""
+    if isinstance(params, Mapping):
+        return "bundles" if "bundle" in params else "hub"
     names = {item.get("name") for item in params or [] if isinstance(item, dict)}
     return "bundles" if "bundle" in names else "hub"
 

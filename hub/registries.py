@@ -16,12 +16,12 @@ from catalog.models import Catalog
 from catalog.publish import bundle_target
 from catalog.queries import CatalogIndex
 from catalog.registry import OciRegistry, Registry
-from catalog.resolver import BundleResolver, HubResolver, Resolved
+from catalog.resolver import BundleResolver, HubResolver, Resolved, resolver_for
 from catalog.sync import OCI
 from hub.config import Settings
 from hub.credentials import CredentialStore
 
-RESOLVERS = ("bundles", "hub")
+RESOLVERS = ("bundles", "hub", "taskhub")
 
 
 def credential_store(settings: Settings) -> CredentialStore:
@@ -139,10 +139,13 @@ class Resolvers:
         self.engine = engine
 
     def resolve(self, resolver: Any, params: Mapping[str, Any], base_url: str) -> Resolved:
-        """Run the named resolver ("bundles" or "hub") on the params; the hub resolver reads this hub's index and
-        names it by base_url."""
+        """Run the named resolver ("bundles", "hub", or "taskhub": whichever of the two the params are for, as
+        `taskhub resolver serve` answers it) on the params; the hub resolver reads this hub's index and names it
+        by base_url."""
         if resolver not in RESOLVERS:
             raise InvalidRequest(f"resolver must be one of: {', '.join(RESOLVERS)}", reason="invalid-params")
+        if resolver == "taskhub":
+            resolver = resolver_for(params)
         if resolver == "bundles":
             return self.bundles.resolve(params)
         with Session(self.engine) as session:

@@ -324,6 +324,12 @@ def test_resolve_on_the_command_line(run, fixture_catalog, registry):
     run("registry", "add", "bundles", f"{registry.host}/cat")
     bundle = json.loads(run("resolve", "bundles", ref, "name=yq", "-o", "json").stdout)
     assert bundle["version"] == "0.4" and bundle["refSource"]["uri"] == f"{registry.host}/cat/task/yq"
+    # `resolver: taskhub`, as `taskhub resolver serve` answers it: the bundles resolver with a bundle, else the hub's.
+    assert json.loads(run("resolve", "taskhub", ref, "name=yq", "-o", "json").stdout) == bundle
+    hub_params = ("name=git-clone", "version=~>0.9", "-o", "json")
+    assert json.loads(run("resolve", "taskhub", *hub_params).stdout) == json.loads(
+        run("resolve", "hub", *hub_params).stdout
+    )
     assert run("resolve", "hub", "nonsense", check=False).returncode == 2  # a usage error
 
 

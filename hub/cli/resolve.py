@@ -13,14 +13,15 @@ from hub.registries import Resolvers
 
 
 @main.command("resolve")
-@click.argument("resolver", type=click.Choice(["bundles", "hub"]))
+@click.argument("resolver", type=click.Choice(["bundles", "hub", "taskhub"]))
 @click.argument("params", nargs=-1, required=True, metavar="NAME=VALUE...")
 @click.option("-o", "--output", type=click.Choice(["data", "json"]), default="data", show_default=True,
               help="data: the resource as stored; json: the whole answer, with refSource and annotations.")  # fmt: skip
 @pass_context
 def resolve(ctx: Context, resolver: str, params: tuple[str, ...], output: str) -> None:
     """Resolve a reference with Tekton's resolver params, e.g. `hub name=git-clone version='>=0.7, <1.0'` or
-    `bundles bundle=registry.example.com/task/git-clone:0.10 name=git-clone kind=task`."""
+    `bundles bundle=registry.example.com/task/git-clone:0.10 name=git-clone kind=task`; `taskhub` is either, by its
+    params, as `taskhub resolver serve` answers it."""
     values = {}
     for param in params:
         name, equals, value = param.partition("=")

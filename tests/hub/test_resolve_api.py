@@ -66,7 +66,7 @@ def test_post_takes_tekton_params_as_a_list_or_an_object(client):
         ({"resolver": "hub", "name": "x", "version": "1", "type": "artifact", "kind": "stepaction"}, 400,
          "failed to resolve catalog name with kind: stepaction"),
         ({"resolver": "hub", "name": "x", "version": "1", "colour": "red"}, 400, "unknown parameter 'colour'"),
-        ({"resolver": "git", "url": "x"}, 400, "resolver must be one of: bundles, hub"),
+        ({"resolver": "git", "url": "x"}, 400, "resolver must be one of: bundles, hub, taskhub"),
         ({"resolver": "bundles"}, 400, "no params"),
         ({"resolver": "bundles", "name": "x"}, 400, 'parameter "bundle" required'),
         ({"resolver": "bundles", "bundle": "127.0.0.1:5000/x:1"}, 400, 'parameter "name" required'),
@@ -79,6 +79,17 @@ def test_bad_requests_get_tekton_messages(client, params, status, message):
     answer = resolve(client, **params)
     assert answer.status_code == status
     assert message in json.loads(answer.data)["message"]
+
+
+def test_resolver_taskhub_is_the_bundles_resolver_given_a_bundle_else_the_hub_one(client):
+    """`resolver: taskhub` names `taskhub resolver serve`, which answers a reference with a bundle param from a
+    registry and any other from the index: the API answers it the same way."""
+    hub = resolve(client, resolver="hub", name="git-clone", version="~>0.9").get_json()
+    assert resolve(client, resolver="taskhub", name="git-clone", version="~>0.9").get_json() == hub
+    as_list = [{"name": "name", "value": "git-clone"}, {"name": "version", "value": "~>0.9"}]
+    assert client.post(PREFIX, json={"resolver": "taskhub", "params": as_list}).get_json() == hub
+    no_name = resolve(client, resolver="taskhub", bundle="127.0.0.1:5000/x:1")
+    assert no_name.status_code == 400 and 'parameter "name" required' in no_name.get_json()["message"]
 
 
 def test_malformed_bodies_are_4xx(client):
@@ -112,6 +123,7 @@ def test_bundle_reference_resolves_to_the_layer_pinned_by_digest(app, bundles, r
     body = answer.get_json()
     assert json.loads(body["data"])["metadata"]["name"] == "git-clone"  # compact JSON, as tkn writes it
     assert body["version"] == "0.10"
+    assert resolve(client, resolver="taskhub", bundle=ref, name="git-clone", kind="task").get_json() == body
     assert body["refSource"] == {
         "uri": f"{registry.host}/catalog/task/git-clone",
         "digest": {"sha256": digest.split(":")[1]},
