@@ -41,6 +41,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.objects import object_store
     from hub.registries import Resolvers
     from hub.web import events as events_web
+    from hub.web import jobs as jobs_web
     from hub.web import pages as web_pages
     from hub.web import run_stats as run_stats_web
     from hub.web import runs as runs_web
@@ -82,6 +83,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
     app.register_blueprint(run_stats_web.bp)
+    app.register_blueprint(jobs_web.bp)
     app.extensions["taskhub.objects"] = object_store(settings, engine)
     app.register_blueprint(objects_api.bp)
     from hub.triggers_service import TriggersService

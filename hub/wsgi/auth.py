@@ -44,9 +44,10 @@ LOGIN_PATHS = frozenset({"/login", "/logout"})
 # Authorization header there is the provider's, for interceptors to check, not ours); they answer in private mode
 # too, authenticated by the listener's interceptors or the catalog's webhook secret.
 WEBHOOK_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
-# Run records are read with these scopes unless they are public; the run pages read the login cookie on any hub.
+# Run records are read with these scopes unless they are public; so are jobs, which carry runs and their errors.
+# The pages of both read the login cookie on any hub.
 RUN_READ_SCOPES = ("runs:read", "runs:write")
-RUN_PAGES = "/runs"
+RUN_PAGES = ("/runs", "/jobs")
 MAX_CACHED_TOKENS = 1024
 WWW_AUTHENTICATE = 'Bearer realm="taskhub"'
 
@@ -134,14 +135,14 @@ def require_scope(scope: str) -> Callable[[F], F]:
     return decorate
 
 
-def check_run_reader() -> None:
-    """Run records (params, results, logs) are for tokens with runs:read or runs:write, unless the operator made
-    them public (TASKHUB_PUBLIC_RUNS): 401 without a token, 403 naming the scope with another."""
+def check_run_reader(what: str = "run records") -> None:
+    """Run records (params, results, logs) and jobs are for tokens with runs:read or runs:write, unless the
+    operator made them public (TASKHUB_PUBLIC_RUNS): 401 without a token, 403 naming the scope with another."""
     if current_app.config["TASKHUB"].public_runs:
         return
     identity = current_identity()
     if identity is None:
-        message = "run records are not public on this hub: send an API token with the 'runs:read' scope"
+        message = f"{what} are not public on this hub: send an API token with the 'runs:read' scope"
         raise InvalidToken(message, reason="missing-token")
     if not any(identity.allows(scope) for scope in RUN_READ_SCOPES):
         raise MissingScope("runs:read", identity.name)
