@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import time
@@ -27,9 +29,11 @@ from tests.registry_fixture import RegistryProcess
 
 __all__ = [
     "IMAGE_MAP_SETTING",
+    "IMAGE_UID",
     "ImageMirror",
     "debian_images",
     "image_mirror",
+    "image_user_repository",
     "podman",
     "postgres_image",
     "taskhub_image",
@@ -111,6 +115,7 @@ def image_mirror(
 
 
 STALE_AFTER_SECONDS = 24 * 3600
+IMAGE_UID = 10001  # the user taskhub's image runs as (Containerfile)
 # What goes into taskhub's image besides the packages pyproject.toml lists.
 IMAGE_INPUTS = ("Containerfile", "scripts/build-image", "pyproject.toml", "README.md")
 
@@ -173,3 +178,15 @@ def _image_inputs() -> list[Path]:
         check=True,
     ).stdout.split("\0")
     return sorted(REPO / path for path in listed if path and (REPO / path).is_file())
+
+
+def image_user_repository(source: Path, path: Path) -> Path:
+    """A git repository of the catalog's files, owned by the image's user as a clone of its own would be."""
+    shutil.copytree(source, path)
+    git = ["git", "-C", str(path), "-c", "user.name=test", "-c", "user.email=test@example.com"]
+    for args in (["init", "--quiet"], ["add", "--all"], ["commit", "--quiet", "-m", "catalog"]):
+        subprocess.run([*git, *args], check=True, capture_output=True)
+    for root, dirs, files in os.walk(path):
+        for entry in [root, *(os.path.join(root, name) for name in dirs + files)]:
+            os.lchown(entry, IMAGE_UID, IMAGE_UID)
+    return path

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -15,8 +13,8 @@ from importlib.metadata import version
 from pathlib import Path
 
 from runner.podman import Podman
+from tests.container_fixture import IMAGE_UID, image_user_repository
 
-UID = 10001
 DATA = "/var/lib/taskhub"
 START_TIMEOUT_SECONDS = 120
 
@@ -28,13 +26,13 @@ def test_the_image_prints_taskhubs_version(podman: Podman, taskhub_image: str):
 
 def test_the_image_runs_as_a_numbered_user_with_git_and_without_compilers(podman: Podman, taskhub_image: str):
     config = json.loads(podman.run("image", "inspect", taskhub_image).stdout)[0]["Config"]
-    assert config["User"] == f"{UID}:{UID}"  # numeric: Kubernetes' runAsNonRoot can check it
+    assert config["User"] == f"{IMAGE_UID}:{IMAGE_UID}"  # numeric: Kubernetes' runAsNonRoot can check it
     assert config["Entrypoint"] == ["taskhub"]
     found = podman.run(
         "run", "--rm", "--entrypoint", "sh", taskhub_image, "-c",
         "id -u; git --version; for tool in cc gcc c++ g++ clang; do command -v $tool || true; done",
     ).stdout.splitlines()  # fmt: skip
-    assert found[0] == str(UID)
+    assert found[0] == str(IMAGE_UID)
     assert found[1].startswith("git version ")  # git catalogs are cloned with the git CLI
     assert found[2:] == []
 
@@ -44,14 +42,14 @@ def test_the_image_syncs_a_git_catalog_and_serves_it_from_a_read_only_root(
 ):
     data = tmp_path / "data"
     data.mkdir()
-    os.chown(data, UID, UID)
-    repo = _git_repository(fixture_catalog, tmp_path / "catalog")
+    os.chown(data, IMAGE_UID, IMAGE_UID)
+    repo = image_user_repository(fixture_catalog, tmp_path / "catalog")
     read_only = ["--read-only", "--read-only-tmpfs=false", "--tmpfs", "/tmp", "-v", f"{data}:{DATA}"]
     podman.run(
         "run", "--rm", *read_only, "-v", f"{repo}:/catalog:ro", "--entrypoint", "sh", taskhub_image, "-c",
         "taskhub db upgrade && taskhub catalog add tekton file:///catalog && taskhub catalog sync tekton",
     )  # fmt: skip
-    assert (data / "taskhub.db").stat().st_uid == UID
+    assert (data / "taskhub.db").stat().st_uid == IMAGE_UID
 
     name = f"taskhub-test-{uuid.uuid4().hex[:12]}"
     podman.run("run", "--detach", "--name", name, *read_only, "--publish", "127.0.0.1::8000", taskhub_image)
@@ -60,22 +58,12 @@ def test_the_image_syncs_a_git_catalog_and_serves_it_from_a_read_only_root(
         status, body = _first_answer(podman, name, f"http://{address}/v1/categories")
         assert status == 200
         assert "Git" in [category["name"] for category in json.loads(body)["data"]]
+        with urllib.request.urlopen(f"http://{address}/readyz", timeout=10) as ready:  # migrated, database answers
+            assert json.loads(ready.read()) == {"status": "ok", "checks": {"database": "ok", "migrations": "ok"}}
         written = podman.run("exec", name, "touch", "/opt/taskhub/x", check=False)
         assert "Read-only file system" in written.stderr
     finally:
         podman.run("rm", "--force", "--time", "0", name, check=False)
-
-
-def _git_repository(source: Path, path: Path) -> Path:
-    """A git repository of the catalog's files, owned by the image's user as a clone of its own would be."""
-    shutil.copytree(source, path)
-    git = ["git", "-C", str(path), "-c", "user.name=test", "-c", "user.email=test@example.com"]
-    for args in (["init", "--quiet"], ["add", "--all"], ["commit", "--quiet", "-m", "catalog"]):
-        subprocess.run([*git, *args], check=True, capture_output=True)
-    for root, dirs, files in os.walk(path):
-        for entry in [root, *(os.path.join(root, name) for name in dirs + files)]:
-            os.lchown(entry, UID, UID)
-    return path
 
 
 def _first_answer(podman: Podman, container: str, url: str) -> tuple[int, str]:
