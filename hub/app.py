@@ -38,8 +38,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.api import runs as runs_api
     from hub.api import tekton as tekton_api
     from hub.metrics import RouteNames, count_requests
-    from hub.objects import object_store
-    from hub.registries import Resolvers
+    from hub.services import Services
     from hub.web import events as events_web
     from hub.web import jobs as jobs_web
     from hub.web import pages as web_pages
@@ -51,7 +50,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.wsgi.response_cache import ResponseCache
     from hub.wsgi.server import behind_proxies
     from runner.launch import BackgroundRuns
-    from runner.records import RunRecords
 
     if isinstance(config, Settings):
         settings = config
@@ -67,6 +65,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     engine = make_engine(settings.database_url)
     db.init_app(app, engine)
+    services = Services(settings, engine)
+    app.extensions["taskhub.services"] = services
     cache = ResponseCache(
         engine, settings.generation_check_interval, settings.cache_max_age, settings.response_cache_bytes
     )
@@ -74,23 +74,18 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.wsgi_app = cache.wrap(app.wsgi_app)  # type: ignore[method-assign,assignment]
     app.register_blueprint(tekton_api.bp)
     app.register_blueprint(artifacthub_api.bp)
-    app.extensions["taskhub.resolvers"] = Resolvers(settings, engine)
+    app.extensions["taskhub.resolvers"] = services.resolvers
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web_pages.bp)
-    app.extensions["taskhub.runs"] = RunRecords(engine)
-    app.extensions["taskhub.run_backend"] = runs_api.run_backend(settings, engine)
-    app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.run_workers)
+    app.extensions["taskhub.runs"] = services.runs.records
+    app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.worker_concurrency)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
     app.register_blueprint(run_stats_web.bp)
     app.register_blueprint(jobs_web.bp)
-    app.extensions["taskhub.objects"] = object_store(settings, engine)
+    app.extensions["taskhub.objects"] = services.objects
     app.register_blueprint(objects_api.bp)
-    from hub.triggers_service import TriggersService
-    from jobs import JobQueue
-
-    app.extensions["taskhub.triggers"] = TriggersService(settings, engine, app.extensions["taskhub.objects"],
-                                                         JobQueue(engine))  # fmt: skip
+    app.extensions["taskhub.triggers"] = services.triggers
     app.register_blueprint(listeners_api.bp)
     app.register_blueprint(events_api.bp)
     app.register_blueprint(events_web.bp)

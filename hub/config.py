@@ -107,8 +107,15 @@ class Settings:
     triggers_interceptor_networks: str = ""
     # How long a call to a custom interceptor may take, connection included (seconds).
     triggers_interceptor_timeout: float = 10.0
-    # How many API runs one worker process runs at once; the others wait, recorded as Pending.
-    run_workers: int = 4
+    # How many jobs (syncs, publishes, runs, events) a worker does at once (`taskhub worker --concurrency`, and the
+    # worker `taskhub serve` embeds); the others wait queued.
+    worker_concurrency: int = 4
+    # How long a job stays a worker's without the worker renewing it (seconds): how soon the job of a killed worker
+    # is taken back by another (a sync done again, a run recorded abandoned). Workers renew every third of it.
+    job_lease_seconds: float = 30.0
+    # The longest a queued job waits for an idle worker that was not woken (seconds; PostgreSQL wakes workers at
+    # once with NOTIFY, and SQLite those of the same process).
+    job_poll_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         if self.run_backend not in RUN_BACKENDS:
@@ -138,6 +145,12 @@ class Settings:
 
         names = tuple(dict.fromkeys(c.strip() for c in self.categories.split(",") if c.strip()))
         return names or HUB_CATEGORIES
+
+    @property
+    def hub_url(self) -> str:
+        """The hub's own address when no request names it (the command line, workers): public_url, else where
+        `taskhub serve` listens by default."""
+        return self.public_url or "http://127.0.0.1:8000/"
 
     @property
     def catalogs_dir(self) -> Path:

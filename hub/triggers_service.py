@@ -1,6 +1,7 @@
 """Triggers in the hub: the sink's answer and record for each request, and the `trigger-event` job that processes
 an accepted event, built from the settings. The sink view and `taskhub triggers serve` call `receive`; a worker
-calls `processor.handle`.
+calls `processor.handle`, whose runs go through the run service (hub.services.RunService.submit: recorded, queued
+as `run` jobs, on the backends the operator accepts for runs not started by a person at the command line).
 """
 
 from __future__ import annotations
@@ -8,15 +9,12 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import Engine
 
 from hub.config import Settings
-from jobs import RUN, TRIGGER_EVENT, JobQueue
+from jobs import TRIGGER_EVENT, JobQueue
 from runner.objects import ObjectStore
-from runner.records import RunRecords
 from triggers.admission import parse_resource
 from triggers.catalog_webhooks import CatalogWebhooks
 from triggers.engine import TriggersEngine
@@ -24,41 +22,27 @@ from triggers.events import EventLog, Incoming
 from triggers.fielderrors import InvalidResource
 from triggers.http_client import RequestsInterceptorHTTP, networks_allowed
 from triggers.models import LISTENER
-from triggers.processing import EventProcessor, ResourceCreator, RunnerCreator
+from triggers.processing import EventProcessor, ResourceCreator, RunnerCreator, RunSubmitter
 from triggers.resources import EventListener
 from triggers.sink import SinkAnswer, answer_event, refusal
-
-
-@dataclass(frozen=True)
-class QueuedRuns:
-    """Runs recorded Pending with a `run` job queued, as the runs API starts them."""
-
-    records: RunRecords
-    queue: JobQueue
-    backend: str
-    base_url: str = ""
-
-    def submit(self, obj: dict[str, Any], *, created_by: str = "") -> tuple[int, int]:
-        run_id = self.records.create(obj, backend=self.backend, created_by=created_by)
-        job = self.queue.enqueue(RUN, str(run_id), {"base_url": self.base_url}, created_by=created_by)
-        return run_id, job.id
 
 
 class TriggersService:
     """The sink and the event jobs of one hub."""
 
-    def __init__(self, settings: Settings, engine: Engine, store: ObjectStore, queue: JobQueue) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, store: ObjectStore, queue: JobQueue, runs: RunSubmitter
+    ) -> None:
         if store.sealer is None:
             raise ValueError("the Triggers service needs an object store with a secrets key")
-        self.settings, self.engine, self.store, self.queue = settings, engine, store, queue
+        self.settings, self.engine, self.store, self.queue, self.runs = settings, engine, store, queue, runs
         self.events = EventLog(engine, store.sealer, dedupe_seconds=settings.triggers_dedupe_seconds)
         self.allow = networks_allowed(settings.triggers_interceptor_networks)
         self.catalog_webhooks = CatalogWebhooks(engine, store.sealer, self.events, queue)
 
     @functools.cached_property
     def processor(self) -> EventProcessor:
-        runs = QueuedRuns(RunRecords(self.engine), self.queue, self.settings.run_backend, self.settings.public_url)
-        return self.processor_with(RunnerCreator(runs))
+        return self.processor_with(RunnerCreator(self.runs))
 
     def processor_with(self, creator: ResourceCreator) -> EventProcessor:
         http = RequestsInterceptorHTTP(self.allow, timeout=self.settings.triggers_interceptor_timeout)

@@ -128,6 +128,22 @@ class JobQueue:
             return enqueued
         raise Conflict(f"could not queue {kind.name} {target}: the queue is changing too fast, try again")
 
+    def start(
+        self, kind: JobKind, target: str, worker: str, payload: dict[str, Any] | None = None, *, created_by: str = ""
+    ) -> Claim:
+        """Records a job that its requester does itself, at once (the command line's foreground work): running,
+        held by `worker` under a lease like a claimed job, so a killed requester's job is taken back the same way."""
+        with self.engine.begin() as conn:
+            now = now_plus(conn)
+            values = {
+                "kind": kind.name, "target": target, "payload": payload or {}, "state": RUNNING, "attempts": 1,
+                "idempotent": kind.idempotent, "max_attempts": max(kind.max_attempts, 1), "worker": worker,
+                "created_by": created_by[:63], "run_after": now, "created_at": now, "started_at": now,
+                "heartbeat_at": now, "lease_expires_at": now_plus(conn, self.times.lease),
+            }  # fmt: skip
+            job_id = conn.scalar(_insert_for(self.engine).values(**values).returning(Job.id))
+        return Claim(job_id, kind.name, target, payload or {}, 1, max(kind.max_attempts, 1), kind.idempotent, worker)
+
     # -- a worker's side --------------------------------------------------------------------------------------
 
     def claim(self, worker: str, kinds: Collection[str] | None = None, limit: int = 1) -> list[Claim]:

@@ -1,8 +1,8 @@
 """Writes and administration over HTTP: catalog refresh, registry sync, publish, and API tokens.
 
 Each endpoint needs a token with its scope (`hub.wsgi.auth.require_scope`). Syncs and publishes run synchronously in
-the request, exactly as the command line runs them, and answer with Tekton Hub's Job shape
-(``{id, catalogName, status}``) plus what was done. No job record is kept: the id names the answer in the log.
+the request through the services the command line uses (hub.services), and answer with Tekton Hub's Job shape
+(``{id, catalogName, status}``) plus what was done.
 """
 
 from __future__ import annotations
@@ -14,17 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
-from catalog.errors import InvalidReference, InvalidRequest, NotFound, RegistryNotAllowed, TaskhubError
-from catalog.models import Catalog
-from catalog.publish import bundle_target, publish_catalog
-from catalog.sync import OCI, get_catalog, record_failure, sync_by_name
+from catalog.errors import InvalidRequest, NotFound, TaskhubError
 from hub import db
-from hub.config import Settings
 from hub.models import ApiToken
-from hub.registries import publish_allowed, registry_client
+from hub.services import Services
 from hub.tokens import (
     check_grant,
     check_scopes,
@@ -60,27 +54,23 @@ class Job:
         return body
 
 
-def sync_job(engine: Engine, settings: Settings, name: str) -> Job:
+def sync_job(name: str) -> Job:
     """Fetch and index one catalog or registry as `taskhub catalog sync` does; a failure keeps the old index."""
     job = Job(catalog=name)
     try:
-        registries = lambda host: registry_client(settings, host)  # noqa: E731
-        job.summary = sync_by_name(engine, name, settings.catalogs_dir, registries).lines()
+        job.summary = _services().syncs.sync_here(name, created_by=_requester()).lines()
     except NotFound:
         raise
     except TaskhubError as exc:
         job.status, job.error = "failed", str(exc)
-        record_failure(engine, name, str(exc))
     log.info("job %s: sync of %s %s", job.id, name, job.status)
     return job
 
 
-def publish_job(engine: Engine, settings: Settings, name: str, target: str) -> Job:
+def publish_job(name: str, target: str) -> Job:
     """Push every indexed version of a catalog to target as `taskhub catalog publish` does."""
-    host, _ = bundle_target(target)
     job = Job(catalog=name)
-    with Session(engine) as session, session.begin():
-        summary = publish_catalog(session, get_catalog(session, name), registry_client(settings, host), target)
+    summary = _services().publish.publish_here(name, target, created_by=_requester())
     job.summary = summary.lines()
     if summary.failed or summary.stopped:
         job.status, job.error = "failed", summary.stopped or "some versions were not published"
@@ -88,9 +78,14 @@ def publish_job(engine: Engine, settings: Settings, name: str, target: str) -> J
     return job
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.config["TASKHUB"]
-    return settings
+def _services() -> Services:
+    services: Services = current_app.extensions["taskhub.services"]
+    return services
+
+
+def _requester() -> str:
+    identity = current_identity()
+    return identity.name if identity else ""
 
 
 def _json_object() -> dict[str, Any]:
@@ -114,45 +109,30 @@ def _string(body: dict[str, Any], key: str, default: str | None = None) -> str:
 @bp.post("/catalog/<name>/refresh")
 @require_scope("catalog:refresh")
 def refresh_catalog(name: str) -> Response:
-    get_catalog(db.session(), name)  # 404 before any work
-    db.session().close()  # the sync opens its own sessions
-    return jsonify(sync_job(db.engine(), _settings(), name.lower()).json())
+    (name,) = _services().syncs.names(name)  # 404 before any work
+    return jsonify(sync_job(name).json())
 
 
 @bp.post("/v1/catalog/refresh")
 @bp.post("/catalog/refresh")
 @require_scope("catalog:refresh")
 def refresh_all() -> Response:
-    names = sorted(db.session().scalars(select(Catalog.name)))
-    db.session().close()  # each sync opens its own sessions
-    return jsonify([sync_job(db.engine(), _settings(), n).json() for n in names])
+    return jsonify([sync_job(n).json() for n in _services().syncs.names()])
 
 
 @bp.post("/v1/registries/<name>/sync")
 @require_scope("registry:sync")
 def sync_registry(name: str) -> Response:
-    if get_catalog(db.session(), name).provider != OCI:
-        raise NotFound(f"{name!r} is a catalog, not a registry: refresh it with POST /v1/catalog/{name}/refresh")
-    db.session().close()
-    return jsonify(sync_job(db.engine(), _settings(), name.lower()).json())
+    (name,) = _services().syncs.names(name, registries_only=True)
+    return jsonify(sync_job(name).json())
 
 
 @bp.post("/v1/catalog/<name>/publish")
 @require_scope("catalog:publish")
 def publish(name: str) -> Response:
     target = _string(_json_object(), "registry")
-    try:
-        bundle_target(target)
-    except InvalidReference as exc:
-        raise InvalidRequest(str(exc), reason="invalid-payload") from None
-    get_catalog(db.session(), name)
-    if not publish_allowed(_settings(), db.session(), target):
-        raise RegistryNotAllowed(
-            f"{target} is not under a registry added to this hub (taskhub registry add) nor under "
-            "TASKHUB_PUBLISH_REGISTRIES; no request was made to it"
-        )
-    db.session().close()
-    return jsonify(publish_job(db.engine(), _settings(), name.lower(), target).json())
+    _services().publish.check(name, target)
+    return jsonify(publish_job(name.lower(), target).json())
 
 
 # -- tokens -----------------------------------------------------------------------------------------------

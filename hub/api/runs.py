@@ -13,17 +13,14 @@ import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
-from sqlalchemy import Engine
 from werkzeug.exceptions import UnsupportedMediaType
 
-from catalog.errors import BackendUnavailable, Conflict, InvalidRequest, NotFound
+from catalog.errors import Conflict, InvalidRequest, NotFound
 from hub.config import Settings
-from hub.objects import object_store
+from hub.services import RunService
 from hub.wsgi.auth import check_run_reader, current_identity, require_scope
-from runner.backends import RunBackend, backend_named
 from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
 from runner.models import FINISHED, STATUSES
-from runner.pinning import CatalogReferenceResolver
 from runner.records import RunRecords
 from runner.run_details import RunDetail, logs_as_text
 
@@ -35,15 +32,8 @@ DEFAULT_LIMIT = 20
 MAX_ID = 2**31 - 1  # the id column is a 32-bit integer on PostgreSQL
 
 
-def run_backend(settings: Settings, engine: Engine) -> RunBackend:
-    """The backend API runs go to, as the settings choose it."""
-    return backend_named(
-        settings.run_backend,
-        settings.data_dir,
-        settings.run_namespace or None,
-        objects=object_store(settings, engine),
-        kubeconfig=settings.kubeconfig,
-    )
+def run_service() -> RunService:
+    return current_app.extensions["taskhub.services"].runs
 
 
 def records() -> RunRecords:
@@ -58,12 +48,10 @@ def _launcher(obj: dict[str, Any]) -> RunLauncher:
     """A launcher for `obj`: its plain names are read where the backend puts the run (TASKHUB_RUN_NAMESPACE, else
     the run's own namespace, else the kubeconfig context's on a cluster)."""
     settings: Settings = current_app.config["TASKHUB"]
-    resolvers = current_app.extensions["taskhub.resolvers"]
-    backend: RunBackend = current_app.extensions["taskhub.run_backend"]
+    runs = run_service()
+    backend = runs.backend()
     store = backend.installed_objects(backend.namespace_for(obj))
-    base = settings.public_url or request.host_url
-    resolve_ref = CatalogReferenceResolver(records().engine, resolvers.bundles, resolvers.hub, store, base)
-    return RunLauncher(records(), resolve_ref, backend)
+    return RunLauncher(records(), runs.reference_resolver(store, settings.public_url or request.host_url), backend)
 
 
 @bp.before_request
@@ -108,17 +96,8 @@ def cancel_run(run_id: int) -> tuple[Response, int]:
 
 def _check_backend() -> None:
     """BackendUnavailable (503) when the operator keeps API runs off this backend or this host cannot run them."""
-    settings: Settings = current_app.config["TASKHUB"]
-    backend: RunBackend = current_app.extensions["taskhub.run_backend"]
-    if backend.name not in settings.accepted_backends():
-        raise BackendUnavailable(
-            f"this hub does not run {backend.name} runs through the API (TASKHUB_API_RUN_BACKENDS="
-            f"{settings.api_run_backends}, listening on {settings.listen_host}): local runs execute the caller's "
-            "commands on the hub's host, so they are off unless the hub listens on loopback or the operator lists local"
-        )
-    reason = backend.unavailable_reason()
-    if reason is not None:
-        raise BackendUnavailable(reason)
+    runs = run_service()
+    runs.check_accepted(runs.backend())
 
 
 def _run_of_body() -> dict[str, Any]:

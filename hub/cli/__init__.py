@@ -75,6 +75,10 @@ class _Commands(LazyGroup):
         "secret": LazyCommand(
             "hub.cli.objects", "Secrets that interceptors and runs read; their values are sealed and never shown again."
         ),
+        "worker": LazyCommand(
+            "hub.cli.worker",
+            "Do queued jobs (syncs, publishes, runs, Triggers events) and queue the syncs that are due.",
+        ),
         "token": LazyCommand(
             "hub.cli.tokens", "API tokens for writes and admin operations (and for reading a private hub)."
         ),

@@ -23,7 +23,7 @@ def catalog_webhook(ctx: Context, name: str) -> None:
         secret = webhook_secret(ctx.engine, store.sealer, name)
     except TaskhubError as exc:
         raise fail(exc) from None
-    base = (ctx.settings.public_url or "http://127.0.0.1:8000").rstrip("/")
+    base = ctx.settings.hub_url.rstrip("/")
     click.echo(f"URL:     {base}/v1/webhooks/catalogs/{name}")
     click.echo(f"Secret:  {secret}")
     click.echo("Events:  push (GitHub and Gitea: content type application/json; GitLab: Push events)", err=True)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
 from catalog.models import CATALOG_TYPES, OCI, Catalog
-from hub.cli.context import Context, fail, pass_context
+from hub.cli.context import Context, cli_user, fail, pass_context
 from hub.cli.lazy import LazyCommand, LazyGroup
 
 # catalog.sync (git checkouts, registry reads, bundles) is imported inside the commands that add or sync catalogs,
@@ -144,35 +144,28 @@ def set_catalog(ctx: Context, name: str, refresh: int, *, registry: bool) -> Non
 @pass_context
 def catalog_sync(ctx: Context, name: str | None, full: bool) -> None:
     """Index one catalog, or all of them; prints what changed and what was rejected."""
-    from catalog.sync import get_catalog
-
-    engine = ctx.migrated_engine()
-    with Session(engine) as session:
-        try:
-            names = [get_catalog(session, name).name] if name else [c.name for c in session.query(Catalog)]
-        except TaskhubError as exc:
-            raise fail(exc) from None
+    try:
+        names = ctx.services.syncs.names(name)
+    except TaskhubError as exc:
+        raise fail(exc) from None
     if not names:
         raise click.ClickException("no catalogs: add one with `taskhub catalog add NAME SOURCE`")
     sync_catalogs(ctx, names, full=full)
 
 
 def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None:
-    """Sync each catalog in its own transaction, as a worker does (under the catalog's lease, so never beside
-    another sync of it); a failed one keeps its previous index and is reported."""
-    from hub.registries import registry_client
-    from jobs.syncs import CatalogSyncer
-    from jobs.worker import worker_name
-
-    settings = ctx.settings
-    syncer = CatalogSyncer(ctx.migrated_engine(), settings.catalogs_dir, lambda host: registry_client(settings, host))
-    holder = f"taskhub catalog sync on {worker_name()}"
+    """Sync each catalog here, one after the other (hub.services.SyncService.sync_here: under the catalog's lease,
+    recorded as a job); a failed one keeps its previous index and is reported."""
     failed = []
+
+    def progress(line: str) -> None:
+        click.echo(f"  {line}", err=True)
+
     for number, catalog_name in enumerate(sorted(names), 1):
         click.echo(f"[{number}/{len(names)}] {catalog_name}: fetching", err=True)
         started = time.perf_counter()
         try:
-            summary = syncer.sync(catalog_name, holder, full=full, report=_progress)
+            summary = ctx.services.syncs.sync_here(catalog_name, full=full, report=progress, created_by=cli_user())
         except TaskhubError as exc:
             failed.append(catalog_name)
             click.echo(f"{catalog_name}: sync failed, the previous index is kept: {exc}", err=True)
@@ -182,10 +175,6 @@ def sync_catalogs(ctx: Context, names: list[str], *, full: bool = False) -> None
         click.echo(f"  took {time.perf_counter() - started:.2f} s", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(names)} catalogs failed to sync: {', '.join(failed)}")
-
-
-def _progress(line: str) -> None:
-    click.echo(f"  {line}", err=True)
 
 
 @catalog.command("errors")

@@ -29,7 +29,7 @@ class IndexResolvers:
 
     def __init__(self, settings: Settings, engine: Engine) -> None:
         self.resolvers = Resolvers(settings, engine)
-        self.base_url = settings.public_url or "http://127.0.0.1:8000/"
+        self.base_url = settings.hub_url
 
     def resolve(self, resolver: str, params: Any) -> Resolved:
         return self.resolvers.resolve(resolver, params_mapping(params), self.base_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from typing import TYPE_CHECKING
 
@@ -15,11 +16,14 @@ from hub.config import Settings
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
+    from hub.services import Services
+
 
 class Context:
     def __init__(self) -> None:
         self.settings = Settings.from_env()
         self._engine: Engine | None = None
+        self._services: Services | None = None
 
     @property
     def engine(self) -> Engine:
@@ -28,6 +32,15 @@ class Context:
             self._engine = make_engine(self.settings.database_url)
         return self._engine
 
+    @property
+    def services(self) -> Services:
+        """The hub's services (hub.services), on the migrated database."""
+        from hub.services import Services
+
+        if self._services is None:
+            self._services = Services(self.settings, self.migrated_engine())
+        return self._services
+
     def migrated_engine(self) -> Engine:
         if current_revision(self.engine) is None:
             raise click.ClickException("the database is empty: run `taskhub db upgrade` first")
@@ -35,6 +48,14 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context, ensure=True)
+
+
+def cli_user() -> str:
+    """Who runs the command, as the jobs and runs it starts record it."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container, say)
+        return ""
 
 
 def fail(error: TaskhubError) -> click.ClickException:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.errors import TaskhubError
-from catalog.models import CATALOG_TYPES, OCI, Catalog
-from catalog.publish import bundle_target, publish_catalog
-from catalog.sync import add_catalog, get_catalog
+from catalog.models import CATALOG_TYPES
+from catalog.publish import bundle_target
+from catalog.sync import add_catalog
 from hub.cli import main
 from hub.cli.catalogs import (
     catalog,
@@ -19,8 +18,8 @@ from hub.cli.catalogs import (
     set_catalog,
     sync_catalogs,
 )
-from hub.cli.context import Context, pass_context, registry_login
-from hub.registries import credential_store, registry_client
+from hub.cli.context import Context, cli_user, pass_context, registry_login
+from hub.registries import credential_store
 from jobs.scheduler import format_refresh
 
 
@@ -32,14 +31,11 @@ from jobs.scheduler import format_refresh
 @pass_context
 def catalog_publish(ctx: Context, name: str, target: str, username: str | None, password_stdin: bool) -> None:
     """Push every indexed version of NAME as a bundle PREFIX/<kind>/<name>:<version>, skipping what is there."""
-    engine = ctx.migrated_engine()
     try:
-        host, _ = bundle_target(target)
-        registry = registry_client(ctx.settings, host, registry_login(username, password_stdin))
-        with Session(engine) as session, session.begin():
-            summary = publish_catalog(
-                session, get_catalog(session, name), registry, target, lambda line: click.echo(line, err=True)
-            )
+        summary = ctx.services.publish.publish_here(
+            name, target, credentials=registry_login(username, password_stdin),
+            report=lambda line: click.echo(line, err=True), created_by=cli_user(),
+        )  # fmt: skip
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
     for line in summary.lines():
@@ -101,15 +97,10 @@ def registry_sync(ctx: Context, name: str | None, full: bool) -> None:
 
     Tags that read as versions are releases: once indexed they are not asked for again unless --full is given.
     """
-    with Session(ctx.migrated_engine()) as session:
-        try:
-            names = (
-                [get_catalog(session, name).name]
-                if name
-                else list(session.scalars(select(Catalog.name).where(Catalog.provider == OCI)))
-            )
-        except TaskhubError as exc:
-            raise click.ClickException(str(exc)) from None
+    try:
+        names = ctx.services.syncs.names(name, registries_only=True)
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
     if not names:
         raise click.ClickException("no registries: add one with `taskhub registry add NAME HOST/PREFIX`")
     sync_catalogs(ctx, names, full=full)

@@ -30,7 +30,7 @@ def resolve(ctx: Context, resolver: str, params: tuple[str, ...], output: str) -
         values[name] = value
     engine = ctx.migrated_engine()
     resolvers = Resolvers(ctx.settings, engine)
-    base = ctx.settings.public_url or "http://127.0.0.1:8000/"
+    base = ctx.settings.hub_url
     try:
         resolved = resolvers.resolve(resolver, values, base)
     except TaskhubError as exc:

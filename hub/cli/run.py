@@ -3,7 +3,6 @@ then run on the embedded executor or a cluster through runner.launch, which reco
 
 from __future__ import annotations
 
-import getpass
 import json
 import signal
 import sys
@@ -17,14 +16,12 @@ import yaml
 
 from catalog.errors import TaskhubError
 from hub.cli import main
-from hub.cli.context import Context, pass_context
-from hub.objects import ObjectService, object_store
-from hub.registries import Resolvers
-from runner.backends import backend_named
-from runner.launch import InvalidRun, LaunchResult, RunLauncher, parse_run_file
-from runner.local_store import InstalledStore
+from hub.cli.context import Context, cli_user, pass_context
+from hub.objects import ObjectService
+from hub.services import RunService
+from runner.backends import RunBackend, backend_named
+from runner.launch import InvalidRun, LaunchResult, parse_run_file
 from runner.pinning import CatalogReferenceResolver, pin_references_only
-from runner.records import RunRecords
 
 PASS_THROUGH_HELP = (
     "Leave references only a cluster resolves (git, cluster, http, resolver: taskhub, ...) to the cluster's "
@@ -74,10 +71,8 @@ def run(
         file = parse_run_file(source.read())
     except InvalidRun as exc:
         raise click.ClickException(str(exc)) from None
-    engine = ctx.migrated_engine()
-    resolvers = Resolvers(ctx.settings, engine)
-    objects = object_store(ctx.settings, engine)
-    base = ctx.settings.public_url or "http://127.0.0.1:8000/"
+    runs = ctx.services.runs
+    objects = ctx.services.objects
     chosen = backend_named(
         backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context
     )
@@ -89,9 +84,7 @@ def run(
             raise click.ClickException(f'{obj["kind"]} "{_name(obj)}": {exc}') from None
 
     def resolver(run: dict[str, Any], pending: list[dict[str, Any]]) -> CatalogReferenceResolver:
-        run_namespace = run["metadata"]["namespace"]
-        store = InstalledStore(objects, run_namespace, pending) if pending else chosen.installed_objects(run_namespace)
-        return CatalogReferenceResolver(engine, resolvers.bundles, resolvers.hub, store, base)
+        return runs.reference_resolver(runs.installed(chosen, run["metadata"]["namespace"], pending))
 
     service = ObjectService(objects)
     try:
@@ -107,7 +100,7 @@ def run(
                 "--backend kubernetes runs files of TaskRuns and PipelineRuns only; "
                 "create their other objects with kubectl"
             )
-        for applied in service.apply(file.objects, namespace=namespace, created_by=_user()):
+        for applied in service.apply(file.objects, namespace=namespace, created_by=cli_user()):
             click.echo(applied.describe(), err=True)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
@@ -117,8 +110,7 @@ def run(
     several = len(file.runs) > 1
     cancel = threading.Event()  # the first Ctrl-C cancels the run going and those not started yet
     with _cancel_on_interrupt(cancel):
-        ended = [_launch(RunLauncher(RunRecords(engine), resolver(obj, []), chosen), obj, cancel, several,
-                         pass_through) for obj in file.runs]  # fmt: skip
+        ended = [_launch(runs, chosen, obj, cancel, several, pass_through) for obj in file.runs]
     click.echo(_render([result.object for result in ended if result.object is not None], output), nl=False)
     failed = [result for result in ended if result.object is None]
     if failed and not several:
@@ -127,13 +119,15 @@ def run(
 
 
 def _launch(
-    launcher: RunLauncher, obj: dict[str, Any], cancel: threading.Event, several: bool, pass_through: bool
-) -> LaunchResult:
-    """Runs one run of the file, its logs and how it ended on stderr (for a file of one run, a run that did not
-    start is left to the caller to say)."""
-    result = launcher.launch(
+    runs: RunService, backend: RunBackend, obj: dict[str, Any], cancel: threading.Event, several: bool,
+    pass_through: bool,
+) -> LaunchResult:  # fmt: skip
+    """Runs one run of the file here, its logs and how it ended on stderr (for a file of one run, a run that did
+    not start is left to the caller to say)."""
+    result = runs.launch_here(
         obj,
-        created_by=_user(),
+        backend,
+        created_by=cli_user(),
         cancel=cancel,
         log=_print_log,
         on_event=lambda line: click.echo(line, err=True),
@@ -181,13 +175,6 @@ def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (a container, say)
-        return ""
 
 
 def _override_params(obj: dict[str, Any], overrides: tuple[str, ...]) -> None:

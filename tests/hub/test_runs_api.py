@@ -236,7 +236,7 @@ def test_a_private_hub_needs_a_read_token_to_read_runs(runs_app: Flask, settings
 
 
 def test_runs_beyond_the_workers_wait_pending_and_a_cancel_ends_them_before_they_start(settings: Any) -> None:
-    app = create_app(dataclasses.replace(settings, run_workers=1))
+    app = create_app(dataclasses.replace(settings, worker_concurrency=1))
     http, writer = app.test_client(), bearer(issue(app, "ci", "runs:write"))
     try:
         first = http.post("/v1/runs", json=run_with(pause="120"), headers=writer).headers["Location"]

@@ -1,0 +1,80 @@
+"""`taskhub worker` as an operator runs it, and the command line's own work recorded as jobs: real processes on
+SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+
+from catalog.db import make_engine
+from jobs import CATALOG_SYNC, JobQueue
+from tests.jobs.processes import wait_until
+from tests.test_cli import TASKHUB, run  # noqa: F401 (the fixture)
+
+
+@pytest.fixture
+def engine(run) -> Iterator[Engine]:  # noqa: F811
+    run("db", "upgrade")
+    engine = make_engine(run.env["TASKHUB_DATABASE_URL"])
+    yield engine
+    engine.dispose()
+
+
+def start_worker(run, log: Path, *args: str) -> subprocess.Popen[bytes]:  # noqa: F811
+    env = {**run.env, "TASKHUB_JOB_POLL_SECONDS": "0.1"}
+    with log.open("wb") as out:
+        return subprocess.Popen([TASKHUB, "worker", *args], env=env, stdout=out, stderr=out)
+
+
+def test_a_worker_does_queued_syncs_and_stops_on_sigterm(run, engine, fixture_catalog, tmp_path):  # noqa: F811
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    queue = JobQueue(engine)
+    job = queue.enqueue(CATALOG_SYNC, "tekton", created_by="ci").id
+    log = tmp_path / "worker.log"
+    worker = start_worker(run, log, "--concurrency", "2")
+    try:
+        wait_until(lambda: queue.get(job).state not in ("queued", "running"), "the sync job to end")
+        assert queue.get(job).state == "succeeded", log.read_text()
+        assert queue.get(job).result[0].startswith("tekton: 19 resources, 47 versions")
+        listed = run("catalog", "list").stdout
+        assert "tekton\tcommunity" in listed and "never synced" not in listed
+        assert "taking catalog-sync, publish, registry-sync, run, trigger-event, 2 at a time" in log.read_text()
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    assert "SIGTERM: stopping" in log.read_text()
+
+
+def test_a_worker_takes_only_the_kinds_it_is_given(run, engine, tmp_path):  # noqa: F811
+    refused = run("worker", "--kinds", "catalog-sync,nope", check=False)
+    assert refused.returncode == 2 and "unknown kind nope; the kinds are catalog-sync" in refused.stderr
+    log = tmp_path / "worker.log"
+    worker = start_worker(run, log, "--kinds", "run")
+    try:
+        wait_until(lambda: "taking run, 4 at a time" in log.read_text(), "the worker to start")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+
+
+def test_the_command_lines_own_sync_and_publish_are_recorded_as_jobs(run, engine, fixture_catalog):  # noqa: F811
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    run("catalog", "sync", "tekton")
+    jobs, total = JobQueue(engine).list(kind="catalog-sync")
+    assert total == 1 and jobs[0].state == "succeeded" and jobs[0].target == "tekton"
+    assert jobs[0].result[0].startswith("tekton: 19 resources, 47 versions") and jobs[0].worker
+    assert jobs[0].progress_message.startswith("read 47 versions")
+
+    unreachable = run("catalog", "publish", "tekton", "--registry", "127.0.0.1:9/catalog", check=False)
+    assert unreachable.returncode == 1
+    (publish,), _ = JobQueue(engine).list(kind="publish")
+    assert publish.state == "failed" and publish.payload == {"registry": "127.0.0.1:9/catalog"}
+    assert publish.attempts == 1 and publish.error
+    missing = run("catalog", "publish", "nope", "--registry", "127.0.0.1:9/catalog", check=False)
+    assert "catalog 'nope' not found" in missing.stderr or "'nope'" in missing.stderr
+    assert JobQueue(engine).list(kind="publish")[1] == 1  # a typo records no job
