@@ -3,6 +3,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from sqlalchemy import Engine
 from catalog.db import make_engine
 from jobs import CATALOG_SYNC, JobQueue
 from tests.jobs.processes import wait_until
-from tests.test_cli import TASKHUB, run  # noqa: F401 (the fixture)
+from tests.test_cli import TASKHUB, run, serving  # noqa: F401 (the fixture)
 
 
 @pytest.fixture
@@ -78,3 +79,27 @@ def test_the_command_lines_own_sync_and_publish_are_recorded_as_jobs(run, engine
     missing = run("catalog", "publish", "nope", "--registry", "127.0.0.1:9/catalog", check=False)
     assert "catalog 'nope' not found" in missing.stderr or "'nope'" in missing.stderr
     assert JobQueue(engine).list(kind="publish")[1] == 1  # a typo records no job
+
+
+def worker_children(pid: int) -> list[int]:
+    """The `taskhub worker` processes that process `pid` started."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):  # it ended meanwhile
+                if b"hub.cli\0worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def test_serve_runs_one_embedded_worker_unless_told_not_to(run, engine, fixture_catalog):  # noqa: F811
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    queue = JobQueue(engine)
+    with serving(run, "--workers", "1", "--no-worker") as (_, server, _):
+        assert worker_children(server.pid) == []
+    with serving(run, "--workers", "1") as (_, server, _):
+        (worker,) = worker_children(server.pid)
+        job = queue.enqueue(CATALOG_SYNC, "tekton").id
+        wait_until(lambda: queue.get(job).state not in ("queued", "running"), "the sync job to end")
+        assert queue.get(job).state == "succeeded"
+    assert server.returncode == 0 and not Path(f"/proc/{worker}").exists()  # stopped with serve

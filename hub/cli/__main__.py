@@ -1,0 +1,5 @@
+"""`python -m hub.cli`: the taskhub command, for the processes taskhub starts itself (serve's embedded worker)."""
+
+from hub.cli import main
+
+main(prog_name="taskhub")
