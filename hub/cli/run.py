@@ -178,6 +178,8 @@ def _cancel_on_interrupt(cancel: threading.Event) -> Iterator[None]:
 
 
 def _override_params(obj: dict[str, Any], overrides: tuple[str, ...]) -> None:
+    if not overrides:
+        return  # the run goes as written: no `params: []` added to a run without params
     current = obj["spec"].setdefault("params", [])
     for override in overrides:
         name, equals, value = override.partition("=")

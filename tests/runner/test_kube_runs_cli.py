@@ -6,6 +6,7 @@ logs that cannot be read."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -27,6 +28,7 @@ from hub.cli import main
 from runner.pinning import LOCK_ANNOTATION
 from runner.records import RunRecords
 from runner.run_details import RunDetail
+from tests.conftest import REPO
 from tests.kube_fixture import KubeCluster
 from tests.runner.hub_servers import served_hub  # noqa: F401
 from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton, fake_node, tekton  # noqa: F401
@@ -86,6 +88,17 @@ def finish(controller: FakeTekton, plural: str, seen: list[dict[str, Any]] | Non
     name = str(created["metadata"]["name"])
     controller.set_condition(plural, name, "True", "Succeeded")
     return name
+
+
+def run_played(taskhub: Taskhub, controller: FakeTekton, plural: str, *args: Any) -> tuple[Result, dict[str, Any]]:
+    """`taskhub ARGS...` with the controller finishing its one run: the command's result and the run as created."""
+    seen: list[dict[str, Any]] = []
+    with ThreadPoolExecutor(1) as pool:
+        playing = pool.submit(finish, controller, plural, seen)
+        done = taskhub(*args)
+        playing.result()
+    assert done.exit_code == 0, done.output
+    return done, seen[0]
 
 
 @pytest.fixture(scope="module")
@@ -207,6 +220,34 @@ def test_run_and_cancel_without_n_take_the_kubeconfig_contexts_namespace_and_the
     assert (record.namespace, record.uid) == (kube_namespace, created["metadata"]["uid"])
 
 
+def test_a_run_whose_taskhub_was_killed_is_abandoned_with_a_hint_naming_the_created_run(
+    kube_namespace: str,
+    tekton: FakeTekton,  # noqa: F811
+    taskhub: Taskhub,
+    context_kubeconfig: Path,
+    tmp_path: Path,
+) -> None:
+    """The issue's `kubectl get pipelinerun scen-c-kill -n default`: the hint names the run the cluster created
+    (generateName resolved) in the namespace it went to, the kubeconfig context's."""
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text(yaml.safe_dump(PIPELINE_RUN))
+    env = {**os.environ, "TASKHUB_DATA_DIR": str(tmp_path / "data"),
+           "TASKHUB_DATABASE_URL": taskhub.database_url}  # type: ignore[attr-defined]  # fmt: skip
+    command = [TASKHUB, "run", "-f", str(run_file), "--backend", "kubernetes", "-k", str(context_kubeconfig)]
+    running = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        name = tekton.wait_for("pipelineruns")["metadata"]["name"]
+        tekton.set_condition("pipelineruns", name, "Unknown", "Running")
+        recorded_while(taskhub, 1, lambda detail: detail.name == name and detail.status == "Running")
+    finally:
+        running.kill()
+        running.wait()
+    shown = taskhub("runs", "show", "1")
+    assert shown.exit_code == 0, shown.output
+    assert "Abandoned" in shown.stdout
+    assert f"kubectl get pipelinerun {name} -n {kube_namespace}" in shown.stdout
+
+
 def test_a_run_naming_another_namespace_than_n_is_refused(
     kube_namespace: str, taskhub: Taskhub, context_kubeconfig: Path
 ) -> None:
@@ -241,14 +282,8 @@ def test_a_task_installed_with_hub_install_runs_by_name_read_and_locked_from_the
         task: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
             "tekton.dev", "v1", kube_namespace, "tasks", "git-clone"
         )
-    seen: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(1) as pool:
-        playing = pool.submit(finish, tekton, "taskruns", seen)
-        done = taskhub("run", "-f", task_run({"name": "git-clone"}), "--backend", "kubernetes", "-k",
-                       context_kubeconfig)  # fmt: skip
-        playing.result()
-    assert done.exit_code == 0, done.output
-    (created,) = seen
+    args = ("run", "-f", task_run({"name": "git-clone"}), "--backend", "kubernetes", "-k", context_kubeconfig)
+    _, created = run_played(taskhub, tekton, "taskruns", *args)
     assert "taskRef" not in created["spec"] and created["spec"]["taskSpec"] == task["spec"]
     (entry,) = json.loads(created["metadata"]["annotations"][LOCK_ANNOTATION])
     assert (entry["path"], entry["resolver"], entry["name"], entry["version"]) == (
@@ -293,21 +328,44 @@ def test_pass_through_leaves_taskhub_and_git_references_to_the_cluster_and_pins_
         )
     assert listing["items"] == []  # refused before anything was created
 
-    seen: list[dict[str, Any]] = []
-    with ThreadPoolExecutor(1) as pool:
-        playing = pool.submit(finish, tekton, "pipelineruns", seen)
-        done = taskhub("run", "-f", mixed, "--backend", "kubernetes", "--pass-through", "-k", context_kubeconfig)
-        playing.result()
-    assert done.exit_code == 0, done.output
-    from_hub, clone, lint = seen[0]["spec"]["pipelineSpec"]["tasks"]
+    args = ("run", "-f", mixed, "--backend", "kubernetes", "--pass-through", "-k", context_kubeconfig)
+    _, created = run_played(taskhub, tekton, "pipelineruns", *args)
+    from_hub, clone, lint = created["spec"]["pipelineSpec"]["tasks"]
     assert (clone, lint) == ({"name": "clone", "taskRef": TASKHUB_REF}, {"name": "lint", "taskRef": GIT_REF})
     assert "taskRef" not in from_hub and from_hub["taskSpec"]["steps"][0]["name"] == "clone"
-    lock = json.loads(seen[0]["metadata"]["annotations"][LOCK_ANNOTATION])
+    lock = json.loads(created["metadata"]["annotations"][LOCK_ANNOTATION])
     assert [(e["resolver"], e["version"], e.get("passedThrough", False)) for e in lock] == [
         ("hub", "0.9", False), ("taskhub", None, True), ("git", None, True),
     ]  # fmt: skip
     shown = taskhub("runs", "show", "2")
     assert "taskhub resolver of the cluster" in shown.stdout and "git resolver of the cluster" in shown.stdout
+
+
+def readme_resolver_example() -> dict[str, Any]:
+    """The PipelineRun of the README's example for `taskhub resolver serve` (its last YAML block)."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## taskhub as a cluster's resolver") : readme.index("## Running and pinning")]
+    spec = yaml.safe_load(section.rsplit("```yaml\n", 1)[1].split("```", 1)[0])
+    return {"apiVersion": "tekton.dev/v1", "kind": "PipelineRun", "metadata": {"generateName": "readme-"}, **spec}
+
+
+def test_the_readme_example_for_resolver_serve_goes_to_the_cluster_as_written_with_pass_through(
+    tekton: FakeTekton,  # noqa: F811
+    taskhub: Taskhub,
+    context_kubeconfig: Path,
+) -> None:
+    example = readme_resolver_example()
+    args = ("run", "-f", example, "--backend", "kubernetes", "--pass-through", "-k", context_kubeconfig)
+    _, created = run_played(taskhub, tekton, "pipelineruns", *args)
+    assert created["spec"] == example["spec"]  # untouched: both references are for the cluster's taskhub
+
+    # Pinned here instead: the hub reference by this hub's index, the bundle only from a registry it may reach.
+    pinned = taskhub("run", "-f", example, "--pin-only", "-o", "json")
+    assert pinned.exit_code == 1
+    assert pinned.stderr == (
+        "Error: spec.pipelineSpec.tasks[lint].taskRef: registry registry.example.com is not on this hub's "
+        "allowlist of registries to resolve from (TASKHUB_RESOLVE_REGISTRIES); no request was made to it\n"
+    )
 
 
 def test_resolver_taskhub_is_accepted_by_pin_only(taskhub: Taskhub) -> None:
