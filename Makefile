@@ -51,7 +51,7 @@ test: lint kube-apiserver debian-images ## lint, then the whole test suite on SQ
 
 bench: setup ## benchmarks, each printed as a ratio to a peer measured in the same run (installs their peers: scripts/bench-tools)
 	scripts/bench-tools
-	$(BIN)/python bench/cli.py && $(BIN)/python bench/api.py && $(BIN)/python bench/registry.py && $(BIN)/python bench/resolve.py && $(BIN)/python bench/runs.py && $(BIN)/python bench/jobs.py && $(BIN)/python bench/scale.py
+	$(BIN)/python bench/cli.py && $(BIN)/python bench/api.py && $(BIN)/python bench/registry.py && $(BIN)/python bench/resolve.py && $(BIN)/python bench/runs.py && $(BIN)/python bench/jobs.py && $(BIN)/python bench/scale.py && $(BIN)/python bench/events.py
 
 clean: ## remove the virtualenv and local data
 	rm -rf $(VENV) var
