@@ -224,13 +224,24 @@ def _go_float(text: str) -> float:
     return value
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def decode(data: bytes) -> Any:
     """A JSON text as Go decodes it into interface{}: numbers as float, invalid UTF-8 as U+FFFD. BodyError with
     Go's message for what Go refuses."""
+    text = data.decode("utf-8", "replace")
+    if data.count(b"{") + data.count(b"[") <= MAX_DEPTH:  # cannot nest too deep: Python's decoder may say yes
+        try:  # what Python's C decoder takes without NaN and Infinity, Go's scanner takes too; a 7 kB push
+            # event costs it 0.03 ms where syntax_error, in Python, costs 0.9 ms
+            return json.loads(text, parse_int=_go_float, parse_float=_go_float, parse_constant=_no_constant)
+        except ValueError:
+            pass  # Go's words for what is wrong, below
     error = syntax_error(data)
     if error:
         raise BodyError(error)
-    return json.loads(data.decode("utf-8", "replace"), parse_int=_go_float, parse_float=_go_float)
+    return json.loads(text, parse_int=_go_float, parse_float=_go_float)
 
 
 def _go_type(value: Any) -> str:
