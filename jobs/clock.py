@@ -27,6 +27,12 @@ def now_plus(bind: Engine | Connection | Session, seconds: float = 0.0) -> Colum
     return literal(datetime.now(UTC) + timedelta(seconds=seconds), UTCDateTime())
 
 
+def host_now(bind: Engine | Connection | Session) -> datetime | None:
+    """The current moment as a parameter when leases are read by this host's clock (SQLite); None on PostgreSQL,
+    where statements read the database's (now_plus). For statements built once and executed many times."""
+    return None if _dialect_name(bind) == "postgresql" else datetime.now(UTC)
+
+
 def database_now(session: Session) -> datetime:
     """The current moment on the clock leases are read by."""
     moment = session.scalar(func.statement_timestamp()) if _dialect_name(session) == "postgresql" else None

@@ -7,16 +7,18 @@ attempt it belongs to, so a worker that lost its lease cannot overwrite what the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Select, and_, func, literal, select, update
+from sqlalchemy import Engine, Select, and_, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from catalog.errors import Conflict, NotFound
-from jobs.clock import now_plus
+from jobs.clock import host_now, now_plus
 from jobs.models import ABANDONED, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from jobs.wakeup import notify, wake_local
 
@@ -102,10 +104,7 @@ class JobQueue:
     ) -> Enqueued:
         """Queues a job of `kind` on `target`, or joins the one already queued when the kind coalesces."""
         key = f"{kind.name}:{target}" if kind.coalesce else None
-        values = {
-            "kind": kind.name, "target": target, "payload": payload or {}, "dedupe_key": key, "state": QUEUED,
-            "idempotent": kind.idempotent, "max_attempts": max(kind.max_attempts, 1), "created_by": created_by[:63],
-        }  # fmt: skip
+        values = _job_values(kind, target, payload, created_by, key)
         for _ in range(5):  # a queued job can be claimed between the conflict and the read: then insert again
             with self.engine.begin() as conn:
                 now = now_plus(conn)
@@ -143,6 +142,36 @@ class JobQueue:
             }  # fmt: skip
             job_id = conn.scalar(_insert_for(self.engine).values(**values).returning(Job.id))
         return Claim(job_id, kind.name, target, payload or {}, 1, max(kind.max_attempts, 1), kind.idempotent, worker)
+
+    def enqueue_in(
+        self, conn: Connection, kind: JobKind, target: str = "", payload: dict[str, Any] | None = None, *,
+        created_by: str = "",
+    ) -> int:  # fmt: skip
+        """Queues a job within the caller's transaction on `conn`, so the job exists exactly when what the caller
+        writes beside it does; returns its id. For kinds that do not coalesce. Call `committed()` after the
+        commit, to wake this process's idle workers."""
+        if kind.coalesce:
+            raise ValueError(f"{kind.name} jobs coalesce: queue them with enqueue()")
+        values = _job_values(kind, target, payload, created_by, None)
+        if (now := host_now(conn)) is not None:
+            values["run_after"] = values["created_at"] = now
+        job_id: int = conn.execute(self._insert_job, values).scalar_one()
+        notify(conn, kind.name)
+        return job_id
+
+    @functools.cached_property
+    def _insert_job(self) -> Any:
+        """INSERT of one job, built once: at a sink's rate building it costs more than running it. A plain INSERT
+        (no ON CONFLICT), whose compiled form SQLAlchemy caches; stamped by the database's clock on PostgreSQL."""
+        if host_now(self.engine) is not None:
+            return insert(Job).returning(Job.id)
+        now = now_plus(self.engine)
+        return insert(Job).values(run_after=now, created_at=now).returning(Job.id)
+
+    @staticmethod
+    def committed() -> None:
+        """After a transaction that queued jobs with `enqueue_in` commits: wake this process's idle workers."""
+        wake_local()
 
     # -- a worker's side --------------------------------------------------------------------------------------
 
@@ -334,6 +363,15 @@ def _progress_values(progress: Progress | None) -> dict[str, Any]:
     if progress is None:
         return {}
     return {"progress_done": progress.done, "progress_total": progress.total, "progress_message": progress.message}
+
+
+def _job_values(
+    kind: JobKind, target: str, payload: dict[str, Any] | None, created_by: str, key: str | None
+) -> dict[str, Any]:
+    return {
+        "kind": kind.name, "target": target, "payload": payload or {}, "dedupe_key": key, "state": QUEUED,
+        "idempotent": kind.idempotent, "max_attempts": max(kind.max_attempts, 1), "created_by": created_by[:63],
+    }  # fmt: skip
 
 
 def _insert_for(engine: Engine) -> Any:

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from catalog.models import utcnow
+from catalog.models import UTCDateTime, utcnow
 from runner.objects.sealing import Sealer
 from triggers.metrics import count_event
 from triggers.models import DONE, DUPLICATE, FAILED, PROCESSING, QUEUED, REFUSED, Delivery, TriggerEvent
@@ -33,6 +33,20 @@ SECRET_HEADERS = frozenset(
 _SECRET_WORDS = re.compile(r"token|secret|signature|password|auth|api-?key", re.IGNORECASE)
 DELIVERY_HEADERS = ("X-Github-Delivery", "X-Gitlab-Event-Uuid", "X-Gitea-Delivery")
 REDACTED = "[redacted]"
+# Built once, executed with parameters: the sink runs these for every event. The upsert is text because
+# SQLAlchemy compiles its dialects' ON CONFLICT statements anew on every execution (they are not cached),
+# and SQLite and PostgreSQL spell this one the same way.
+_INSERT_EVENT = insert(TriggerEvent).returning(TriggerEvent.id)
+_CLAIM_DELIVERY = text(
+    "INSERT INTO trigger_deliveries (target, delivery_id, event, seen_at) VALUES (:target, :delivery, :event, :now)"
+    " ON CONFLICT (target, delivery_id) DO UPDATE SET event = excluded.event, seen_at = excluded.seen_at"
+    " WHERE trigger_deliveries.seen_at < :cutoff"  # an old one is forgotten: this event is the first again
+    " RETURNING event"
+).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
+_SET_JOB = update(TriggerEvent).where(TriggerEvent.id == bindparam("event")).values(job_id=bindparam("job"))
+_FIRST_DELIVERY = select(Delivery.event).where(
+    Delivery.target == bindparam("target"), Delivery.delivery_id == bindparam("delivery")
+)
 
 
 def redacted(headers: Sequence[tuple[str, str]]) -> list[list[str]]:
@@ -65,6 +79,7 @@ class Recorded:
     id: int
     event_id: str
     duplicate_of: int | None = None
+    job: int | None = None  # the job queued with it
 
 
 class EventLog:
@@ -75,56 +90,52 @@ class EventLog:
 
     def refused(self, incoming: Incoming, event_id: str, status: int, reason: str, *, uid: str = "") -> int:
         """Records an event answered with an error (nothing will process it); returns its id."""
-        with Session(self.engine) as session, session.begin():
-            row = self._row(incoming, event_id, status, REFUSED, uid, reason=reason)
-            row.body = incoming.body
-            session.add(row)
-            session.flush()
-            event = row.id
+        with self.engine.begin() as conn:
+            values = self._values(incoming, event_id, status, REFUSED, uid, reason=reason)
+            event = int(conn.scalar(_INSERT_EVENT, {**values, "body": incoming.body}))
         known = status != 404  # a 404 names no listener or catalog: its name is the caller's, not a label
         count_event(incoming.source, incoming.namespace if known else "", incoming.name if known else "", REFUSED)
         return event
 
-    def accepted(self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202) -> Recorded:
-        """Records an accepted event, the full headers sealed for its job; a delivery id seen within the window
-        makes it a duplicate of the first (recorded, not to be processed)."""
+    def accepted(
+        self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202,
+        enqueue: Callable[[Connection, int], int] | None = None,
+    ) -> Recorded:  # fmt: skip
+        """Records an accepted event, the full headers sealed for its job, and (`enqueue`, given the connection
+        and the event's number) queues that job in the same transaction: one commit, and no event without its job.
+        A delivery id seen within the window makes it a duplicate of the first (recorded, not to be processed)."""
         delivery = delivery_id(incoming.headers)
-        with Session(self.engine) as session, session.begin():
-            row = self._row(incoming, event_id, status, QUEUED, uid)
-            row.body, row.delivery_id = incoming.body, delivery
-            row.sealed_headers = self.sealer.seal({"headers": json.dumps(incoming.headers).encode()})
-            session.add(row)
-            session.flush()
-            first = self._claim_delivery(session, f"{incoming.source}:{incoming.namespace}/{incoming.name}",
-                                         delivery, row.id) if delivery else None  # fmt: skip
+        sealed = self.sealer.seal({"headers": json.dumps(incoming.headers).encode()})
+        values = self._values(incoming, event_id, status, QUEUED, uid)
+        job = None
+        with self.engine.begin() as conn:
+            values.update(body=incoming.body, delivery_id=delivery, sealed_headers=sealed)
+            event = int(conn.scalar(_INSERT_EVENT, values))
+            first = self._claim_delivery(conn, f"{incoming.source}:{incoming.namespace}/{incoming.name}",
+                                         delivery, event) if delivery else None  # fmt: skip
             if first is not None:
-                row.status, row.duplicate_of, row.sealed_headers = DUPLICATE, first, None
-                row.reason = f"delivery {delivery} was already received as event {first}: not processed again"
-                row.finished_at = utcnow()
-            recorded = Recorded(row.id, event_id, first)
+                reason = f"delivery {delivery} was already received as event {first}: not processed again"
+                conn.execute(
+                    update(TriggerEvent)
+                    .where(TriggerEvent.id == event)
+                    .values(status=DUPLICATE, duplicate_of=first, sealed_headers=None, reason=reason,
+                            finished_at=utcnow())
+                )  # fmt: skip
+            elif enqueue is not None:
+                job = enqueue(conn, event)
+                conn.execute(_SET_JOB, {"event": event, "job": job})
         if first is not None:
             count_event(incoming.source, incoming.namespace, incoming.name, DUPLICATE)
-        return recorded
+        return Recorded(event, event_id, first, job)
 
-    def _claim_delivery(self, session: Session, target: str, delivery: str, event: int) -> int | None:
+    def _claim_delivery(self, conn: Connection, target: str, delivery: str, event: int) -> int | None:
         """None when this event is the delivery's first within the window, else the id of the first one."""
         now = utcnow()
         cutoff = now - timedelta(seconds=self.dedupe_seconds)
-        insert = (postgresql.insert if session.bind and session.bind.dialect.name == "postgresql" else sqlite.insert)(
-            Delivery
-        )  # fmt: skip
-        claimed = session.execute(
-            insert.values(target=target, delivery_id=delivery, event=event, seen_at=now)
-            .on_conflict_do_update(
-                index_elements=[Delivery.target, Delivery.delivery_id],
-                set_={"event": event, "seen_at": now},
-                where=Delivery.seen_at < cutoff,  # an old one is forgotten: this event is the first again
-            )
-            .returning(Delivery.event)
-        ).scalar()
-        if claimed == event:
+        key = {"target": target, "delivery": delivery}
+        if conn.scalar(_CLAIM_DELIVERY, {**key, "event": event, "now": now, "cutoff": cutoff}) == event:
             return None
-        return session.scalar(select(Delivery.event).where(Delivery.target == target, Delivery.delivery_id == delivery))
+        return conn.scalar(_FIRST_DELIVERY, key)
 
     def forget_deliveries(self) -> int:
         """Drops the delivery ids older than the window; returns how many."""
@@ -134,16 +145,18 @@ class EventLog:
 
     def set_job(self, event: int, job_id: int) -> None:
         with self.engine.begin() as conn:
-            conn.execute(update(TriggerEvent).where(TriggerEvent.id == event).values(job_id=job_id))
+            conn.execute(_SET_JOB, {"event": event, "job": job_id})
 
-    def _row(
-        self, incoming: Incoming, event_id: str, status: int, state: str, uid: str, reason: str = ""
-    ) -> TriggerEvent:
-        return TriggerEvent(
-            event_id=event_id, source=incoming.source, namespace=incoming.namespace, name=incoming.name,
-            listener_uid=uid[:36], method=incoming.method[:16], url=incoming.url, headers=redacted(incoming.headers),
-            size=incoming.size, http_status=status, status=state, reason=reason, outcomes=[],
-        )  # fmt: skip
+    @staticmethod
+    def _values(
+        incoming: Incoming, event_id: str, status: int, state: str, uid: str, reason: str = ""
+    ) -> dict[str, Any]:
+        return {
+            "event_id": event_id, "source": incoming.source, "namespace": incoming.namespace, "name": incoming.name,
+            "listener_uid": uid[:36], "method": incoming.method[:16], "url": incoming.url,
+            "headers": redacted(incoming.headers), "size": incoming.size, "http_status": status, "status": state,
+            "reason": reason, "outcomes": [], "received_at": utcnow(),
+        }  # fmt: skip
 
     # -- the processing job's side -----------------------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,13 @@ _SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]{1,253}$")
 # What the store sets itself: a manifest's own values are not kept.
 _SERVER_FIELDS = ("uid", "creationTimestamp", "resourceVersion", "generation", "managedFields", "selfLink")
 CREATED, CONFIGURED, UNCHANGED = "created", "configured", "unchanged"
+# One object by its identity, built once: the sink reads its listener on every event.
+_BY_IDENTITY = (
+    StoredObject.api_group == bindparam("group"), StoredObject.kind == bindparam("kind"),
+    StoredObject.namespace == bindparam("namespace"), StoredObject.name == bindparam("name"),
+)  # fmt: skip
+_MANIFEST = select(StoredObject.manifest).where(*_BY_IDENTITY)
+_SEALED = select(StoredObject.sealed_data).where(*_BY_IDENTITY)
 
 
 class InvalidObject(InvalidRequest):
@@ -131,9 +138,9 @@ class ObjectStore:
     def get(self, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The manifest of one object (a Secret's values null), or None."""
         info = kind_named(kind)
-        with Session(self.engine) as session:
-            row = session.scalar(self._identity(info, self._scope(info, namespace), name))
-            return None if row is None else _shown(row)
+        with self.engine.connect() as conn:
+            row = conn.execute(_MANIFEST, self._key(info, namespace, name)).first()
+        return None if row is None else _shown(info, row.manifest)
 
     def require(self, kind: str, namespace: str | None, name: str) -> dict[str, Any]:
         found = self.get(kind, namespace, name)
@@ -150,13 +157,13 @@ class ObjectStore:
             query = query.where(StoredObject.namespace == namespace)
         with Session(self.engine) as session:
             rows = session.scalars(query.order_by(StoredObject.namespace, StoredObject.name))
-            return [_shown(row) for row in rows]
+            return [_shown(info, row.manifest) for row in rows]
 
     def secret_data(self, namespace: str, name: str) -> dict[str, bytes] | None:
         """The data of a Secret (key -> bytes), or None when there is no such Secret (SecretStore of Triggers)."""
-        with Session(self.engine) as session:
-            row = session.scalar(self._identity(kind_named("Secret"), namespace, name))
-            return None if row is None else self._open(row)
+        with self.engine.connect() as conn:
+            row = conn.execute(_SEALED, self._key(kind_named("Secret"), namespace, name)).first()
+        return None if row is None else self._open_bytes(row.sealed_data) if row.sealed_data is not None else {}
 
     # -- helpers ----------------------------------------------------------------------------------------------
 
@@ -165,6 +172,9 @@ class ObjectStore:
             StoredObject.api_group == info.group, StoredObject.kind == info.kind,
             StoredObject.namespace == namespace, StoredObject.name == name,
         )  # fmt: skip
+
+    def _key(self, info: KindInfo, namespace: str | None, name: str) -> dict[str, str]:
+        return {"group": info.group, "kind": info.kind, "namespace": self._scope(info, namespace), "name": name}
 
     @staticmethod
     def _scope(info: KindInfo, namespace: str | None) -> str:
@@ -251,9 +261,9 @@ def _secret_values(manifest: dict[str, Any], problems: list[str]) -> dict[str, b
     return out
 
 
-def _shown(row: StoredObject) -> dict[str, Any]:
-    manifest = copy.deepcopy(row.manifest)
-    if row.kind == "Secret" and row.api_group == "":
+def _shown(info: KindInfo, manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest as read (a copy of its own: the JSON column decodes one per read), a Secret's values null."""
+    if info.kind == "Secret" and info.group == "":
         keys = manifest.pop("keys", [])
         manifest["data"] = dict.fromkeys(keys)  # the values are never shown again
     return manifest

@@ -151,3 +151,20 @@ def test_jobs_are_listed_newest_first_with_filters(queue):
     jobs, total = queue.list(target="a")
     assert total == 2 and {j.kind for j in jobs} == {"catalog-sync", "noop"}
     assert queue.list(state="running") == ([], 0)
+
+
+def test_a_job_queued_within_a_transaction_exists_only_if_it_commits(queue):
+    class Abandoned(Exception):
+        pass
+
+    with pytest.raises(Abandoned), queue.engine.begin() as conn:
+        queue.enqueue_in(conn, NOOP, "lost")
+        raise Abandoned
+    assert queue.claim("w1") == []
+    with queue.engine.begin() as conn:
+        job_id = queue.enqueue_in(conn, NOOP, "kept", {"n": 2}, created_by="el:ns1/el1")
+    (claim,) = queue.claim("w1")
+    assert (claim.id, claim.target, claim.payload) == (job_id, "kept", {"n": 2})
+    assert queue.get(job_id).created_by == "el:ns1/el1"
+    with pytest.raises(ValueError, match="coalesce"), queue.engine.begin() as conn:
+        queue.enqueue_in(conn, CATALOG_SYNC, "tekton")

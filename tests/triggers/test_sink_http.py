@@ -132,6 +132,11 @@ def test_5_6_bodies_that_are_not_json_objects_get_400_and_are_recorded(hub):  # 
     assert [(e.http_status, e.reason) for e in events][-1] == (
         400, "Invalid event body format : unexpected end of JSON input")  # fmt: skip
     assert hub.records.recent(limit=5)[1] == 0
+    # The listener as it is now, at once: payload validation turned off, then the listener deleted.
+    hub.apply(listener(run_trigger("t", "[]"), annotations='annotations: {tekton.dev/payload-validation: "false"}'))
+    assert hub.send("el1", b'{"action":')[0] == 202
+    hub.service.store.delete("EventListener", "ns1", "el1")
+    assert hub.send("el1", b'{"action":')[0] == 404
 
 
 @pytest.mark.parametrize(("token", "status", "created"), [("1234567", "created", 1), ("nope", "stopped", 0)])
