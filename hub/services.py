@@ -61,6 +61,8 @@ if TYPE_CHECKING:  # Triggers are imported by the services that use them
 
 # How often a worker's scheduler looks for catalogs due a sync (seconds); its lease outlives a few of these.
 SCHEDULER_TICK_SECONDS = 15.0
+# How often a worker drops the webhook delivery ids older than their window (TASKHUB_TRIGGERS_DEDUPE_SECONDS).
+FORGET_DELIVERIES_SECONDS = 300.0
 
 Report = Callable[[str], None]
 
@@ -388,7 +390,12 @@ class Services:
         def schedule() -> None:
             scheduler.tick()
 
-        worker.periodic = [Periodic(SCHEDULER_TICK_SECONDS, schedule)]
+        def forget() -> None:
+            from triggers.events import forget_deliveries
+
+            forget_deliveries(self.engine, settings.triggers_dedupe_seconds)
+
+        worker.periodic = [Periodic(SCHEDULER_TICK_SECONDS, schedule), Periodic(FORGET_DELIVERIES_SECONDS, forget)]
         return worker
 
     def cancel_job(self, job_id: int) -> str:

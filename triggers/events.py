@@ -60,6 +60,15 @@ def delivery_id(headers: Sequence[tuple[str, str]]) -> str:
     return next((v.strip()[:255] for k, v in headers if k.lower() in wanted and v.strip()), "")
 
 
+def forget_deliveries(engine: Engine, window_seconds: float) -> int:
+    """Drops the delivery ids seen longer ago than the window (they no longer make a redelivery a duplicate), so
+    the table holds one window's deliveries, not every one ever received; returns how many went. Every worker
+    runs it (hub.services.Services.worker)."""
+    cutoff = utcnow() - timedelta(seconds=window_seconds)
+    with engine.begin() as conn:
+        return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
+
+
 @dataclass(frozen=True)
 class Incoming:
     """A request as the sink received it: where it went, and what it carried."""
@@ -136,12 +145,6 @@ class EventLog:
         if conn.scalar(_CLAIM_DELIVERY, {**key, "event": event, "now": now, "cutoff": cutoff}) == event:
             return None
         return conn.scalar(_FIRST_DELIVERY, key)
-
-    def forget_deliveries(self) -> int:
-        """Drops the delivery ids older than the window; returns how many."""
-        cutoff = utcnow() - timedelta(seconds=self.dedupe_seconds)
-        with self.engine.begin() as conn:
-            return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
 
     def set_job(self, event: int, job_id: int) -> None:
         with self.engine.begin() as conn:
