@@ -30,6 +30,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.api import admin as admin_api
     from hub.api import artifacthub as artifacthub_api
     from hub.api import events as events_api
+    from hub.api import jobs as jobs_api
     from hub.api import listeners as listeners_api
     from hub.api import metrics as metrics_api
     from hub.api import objects as objects_api
@@ -49,7 +50,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.wsgi.health import health_checks
     from hub.wsgi.response_cache import ResponseCache
     from hub.wsgi.server import behind_proxies
-    from runner.launch import BackgroundRuns
 
     if isinstance(config, Settings):
         settings = config
@@ -78,7 +78,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(resolve_api.bp)
     app.register_blueprint(web_pages.bp)
     app.extensions["taskhub.runs"] = services.runs.records
-    app.extensions["taskhub.background_runs"] = BackgroundRuns(settings.worker_concurrency)
     app.register_blueprint(runs_api.bp)
     app.register_blueprint(runs_web.bp)
     app.register_blueprint(run_stats_web.bp)
@@ -91,6 +90,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(events_web.bp)
     errors.register(app)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(jobs_api.bp)
     app.register_blueprint(openapi_api.bp)
     app.register_blueprint(metrics_api.bp)
     auth.init_app(app)  # it wraps the whole app, response cache included

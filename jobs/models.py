@@ -69,6 +69,22 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
+    def to_json(self) -> dict[str, Any]:
+        """The job as the API and `taskhub jobs -o json` show it."""
+
+        def stamp(moment: datetime | None) -> str | None:
+            return moment.isoformat() if moment else None
+
+        return {
+            "id": self.id, "kind": self.kind, "target": self.target, "state": self.state, "payload": self.payload,
+            "attempts": self.attempts, "maxAttempts": self.max_attempts, "cancelRequested": self.cancel_requested,
+            "progress": {"done": self.progress_done, "total": self.progress_total, "message": self.progress_message},
+            "result": self.result, "error": self.error, "worker": self.worker,
+            "leaseExpiresAt": stamp(self.lease_expires_at), "createdBy": self.created_by,
+            "createdAt": stamp(self.created_at), "startedAt": stamp(self.started_at),
+            "finishedAt": stamp(self.finished_at),
+        }  # fmt: skip
+
 
 class Lease(Base):
     """A named lock held until `expires_at` unless renewed: the scheduler's, and one per catalog being synced."""

@@ -343,13 +343,16 @@ class JobQueue:
         self,
         *,
         kind: str | None = None,
+        kinds: Collection[str] | None = None,
         state: str | None = None,
         target: str | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> tuple[Sequence[Job], int]:
-        """The newest jobs first, filtered; and how many match in all."""
+        """The newest jobs first, filtered (`kinds`: only these); and how many match in all."""
         query = select(Job)
+        if kinds is not None:
+            query = query.where(Job.kind.in_(sorted(kinds)))
         for column, value in ((Job.kind, kind), (Job.state, state), (Job.target, target)):
             if value is not None:
                 query = query.where(column == value)

@@ -1,8 +1,8 @@
 """Launching a run, the one way the CLI and the API both use: record it, pin it, run it on a backend with its logs
 going to the caller and to the record, and record how it ended (Succeeded, Failed, Cancelled), errors included.
 
-`RunLauncher.launch` runs on the calling thread; `BackgroundRuns` runs launches on a few daemon threads of a
-server process. A cancel is a `threading.Event` set by the caller, or a request stored on the record
+`RunLauncher.execute` runs on the calling thread: `taskhub run`'s, or a worker's for a queued `run` job
+(hub.services.RunService). A cancel is a `threading.Event` set by the caller, or a request stored on the record
 (`RunRecords.request_cancel`) by any process, which the launching process sees within CANCEL_POLL_SECONDS.
 """
 
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing.util
-import queue
 import re
 import threading
 from collections.abc import Callable
@@ -255,66 +253,3 @@ class _Latest:
         with self._lock:
             value, self._value = self._value, None
             return value
-
-
-class BackgroundRuns:
-    """Launches runs on at most `workers` daemon threads of this process; the rest wait as Pending records.
-
-    At interpreter exit every run still going is cancelled and given `stop_seconds` to record how it ended."""
-
-    def __init__(self, workers: int = 4, stop_seconds: float = 10.0) -> None:
-        self.workers, self.stop_seconds = max(1, workers), stop_seconds
-        self._queue: queue.Queue[tuple[RunLauncher, int, dict[str, Any]]] = queue.Queue()
-        self._lock = threading.Lock()
-        self._threads: list[threading.Thread] = []
-        self._cancels: dict[int, threading.Event] = {}
-        self._idle = threading.Condition(self._lock)
-
-    def submit(self, launcher: RunLauncher, obj: dict[str, Any], *, created_by: str = "") -> int:
-        """Records the run (Pending) and queues it; returns its id at once."""
-        run_id = launcher.create(obj, created_by=created_by)
-        with self._lock:
-            self._cancels[run_id] = threading.Event()
-            if not self._threads:
-                # At exit, also of a server's forked worker, which ends with os._exit: atexit would not run there.
-                multiprocessing.util.Finalize(self, self.stop, exitpriority=10)
-            if len(self._threads) < self.workers:
-                thread = threading.Thread(target=self._work, name=f"taskhub-run-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        self._queue.put((launcher, run_id, obj))
-        return run_id
-
-    def cancel(self, run_id: int) -> None:
-        """Cancels the run at once if this process runs it (others see the request on the record)."""
-        with self._lock:
-            event = self._cancels.get(run_id)
-        if event is not None:
-            event.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Waits until no run is queued or going; False if some still are after `timeout` seconds."""
-        with self._idle:
-            return self._idle.wait_for(lambda: not self._cancels, timeout)
-
-    def stop(self) -> None:
-        """Cancels every run of this process and waits up to `stop_seconds` for them to be recorded."""
-        with self._lock:
-            events = list(self._cancels.values())
-        for event in events:
-            event.set()
-        self.wait(self.stop_seconds)
-
-    def _work(self) -> None:
-        while True:
-            launcher, run_id, obj = self._queue.get()
-            with self._lock:
-                cancel = self._cancels[run_id]
-            try:
-                launcher.execute(run_id, obj, cancel=cancel)
-            except Exception:
-                log.exception("run %s failed unexpectedly", run_id)
-            finally:
-                with self._idle:
-                    del self._cancels[run_id]
-                    self._idle.notify_all()

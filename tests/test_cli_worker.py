@@ -4,12 +4,14 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import contextlib
+import json
 import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import Engine
 
 from catalog.db import make_engine
@@ -94,12 +96,40 @@ def worker_children(pid: int) -> list[int]:
 
 def test_serve_runs_one_embedded_worker_unless_told_not_to(run, engine, fixture_catalog):  # noqa: F811
     run("catalog", "add", "tekton", str(fixture_catalog))
-    queue = JobQueue(engine)
+    token = run("token", "create", "ci", "--scope", "catalog:refresh").stdout.strip()
     with serving(run, "--workers", "1", "--no-worker") as (_, server, _):
         assert worker_children(server.pid) == []
-    with serving(run, "--workers", "1") as (_, server, _):
+    with serving(run, "--workers", "1") as (base, server, _):
         (worker,) = worker_children(server.pid)
-        job = queue.enqueue(CATALOG_SYNC, "tekton").id
-        wait_until(lambda: queue.get(job).state not in ("queued", "running"), "the sync job to end")
-        assert queue.get(job).state == "succeeded"
+        headers = {"Authorization": f"Bearer {token}"}
+        refresh = requests.post(f"{base}/v1/catalog/tekton/refresh", headers=headers, timeout=10)
+        assert refresh.status_code == 202
+        location = base + refresh.headers["Location"]
+
+        def ended() -> dict | None:
+            job = requests.get(location, headers=headers, timeout=10).json()["data"]
+            return job if job["state"] not in ("queued", "running") else None
+
+        job = wait_until(ended, "the refresh to end")
+        assert job["state"] == "succeeded" and job["result"][0].startswith("tekton: 19 resources, 47 versions")
     assert server.returncode == 0 and not Path(f"/proc/{worker}").exists()  # stopped with serve
+
+
+def test_jobs_list_show_and_cancel(run, engine, fixture_catalog):  # noqa: F811
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    run("catalog", "sync", "tekton")
+    queued = JobQueue(engine).enqueue(CATALOG_SYNC, "tekton", created_by="ci").id
+    listed = run("jobs", "list").stdout.splitlines()
+    assert listed[0].split() == ["ID", "KIND", "TARGET", "STATE", "ATTEMPTS", "PROGRESS", "CREATED", "ERROR"]
+    assert [line.split()[:4] for line in listed[1:]] == [
+        [str(queued), "catalog-sync", "tekton", "queued"], [str(queued - 1), "catalog-sync", "tekton", "succeeded"],
+    ]  # fmt: skip
+    assert len(run("jobs", "list", "--state", "queued").stdout.splitlines()) == 2
+    shown = run("jobs", "show", str(queued - 1)).stdout
+    assert "State:      succeeded" in shown and "Result:\n  tekton: 19 resources, 47 versions" in shown
+    assert "cancelled" in run("jobs", "cancel", str(queued)).stdout
+    again = run("jobs", "cancel", str(queued), check=False)
+    assert again.returncode == 1 and f"job {queued} already ended: cancelled" in again.stderr
+    assert run("jobs", "show", "4242", check=False).stderr.strip() == "Error: job 4242 not found"
+    data = json.loads(run("jobs", "list", "-o", "json", "--state", "cancelled").stdout)
+    assert data["total"] == 1 and data["data"][0]["id"] == queued and data["data"][0]["createdBy"] == "ci"

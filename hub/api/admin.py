@@ -1,24 +1,21 @@
 """Writes and administration over HTTP: catalog refresh, registry sync, publish, and API tokens.
 
-Each endpoint needs a token with its scope (`hub.wsgi.auth.require_scope`). Syncs and publishes run synchronously in
-the request through the services the command line uses (hub.services), and answer with Tekton Hub's Job shape
-(``{id, catalogName, status}``) plus what was done.
+Each endpoint needs a token with its scope (`hub.wsgi.auth.require_scope`). Syncs and publishes are queued as jobs
+for a worker (hub.services, which the command line runs in the foreground) and answered at once: 202, with Tekton
+Hub's Job fields (``{id, catalogName, status}``, the id being the job's) and the job as /v1/jobs shows it, whose
+Location says where to watch it.
 """
 
 from __future__ import annotations
 
-import itertools
-import logging
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from catalog.errors import InvalidRequest, NotFound, TaskhubError
+from catalog.errors import InvalidRequest
 from hub import db
+from hub.api.jobs import job_json, job_link, services
 from hub.models import ApiToken
-from hub.services import Services
 from hub.tokens import (
     check_grant,
     check_scopes,
@@ -29,58 +26,20 @@ from hub.tokens import (
     token_state,
 )
 from hub.wsgi.auth import current_identity, require_scope
+from jobs import Enqueued
 
-log = logging.getLogger(__name__)
 bp = Blueprint("admin_api", __name__)
-_job_ids = itertools.count(int(time.time() * 1000))
 
 
-@dataclass
-class Job:
-    """The outcome of one sync or publish: Tekton Hub's Job fields plus what was done."""
-
-    catalog: str
-    status: str = "done"
-    summary: list[str] = field(default_factory=list)
-    error: str | None = None
-    id: int = field(default_factory=lambda: next(_job_ids))
-
-    def json(self) -> dict[str, Any]:
-        """The Job as the API returns it."""
-        body: dict[str, Any] = {"id": self.id, "catalogName": self.catalog, "status": self.status}
-        body["summary"] = self.summary
-        if self.error:
-            body["error"] = self.error
-        return body
+def _queued(name: str, enqueued: Enqueued) -> dict[str, Any]:
+    """Tekton Hub's Job fields ({id, catalogName, status}) of a queued job, with the job as /v1/jobs shows it."""
+    job = services().queue.get(enqueued.id)
+    assert job is not None
+    return {**job_json(job), "catalogName": name, "status": job.state}
 
 
-def sync_job(name: str) -> Job:
-    """Fetch and index one catalog or registry as `taskhub catalog sync` does; a failure keeps the old index."""
-    job = Job(catalog=name)
-    try:
-        job.summary = _services().syncs.sync_here(name, created_by=_requester()).lines()
-    except NotFound:
-        raise
-    except TaskhubError as exc:
-        job.status, job.error = "failed", str(exc)
-    log.info("job %s: sync of %s %s", job.id, name, job.status)
-    return job
-
-
-def publish_job(name: str, target: str) -> Job:
-    """Push every indexed version of a catalog to target as `taskhub catalog publish` does."""
-    job = Job(catalog=name)
-    summary = _services().publish.publish_here(name, target, created_by=_requester())
-    job.summary = summary.lines()
-    if summary.failed or summary.stopped:
-        job.status, job.error = "failed", summary.stopped or "some versions were not published"
-    log.info("job %s: publish of %s to %s %s", job.id, name, target, job.status)
-    return job
-
-
-def _services() -> Services:
-    services: Services = current_app.extensions["taskhub.services"]
-    return services
+def _accepted(name: str, enqueued: Enqueued) -> tuple[Response, int, dict[str, str]]:
+    return jsonify(_queued(name, enqueued)), 202, {"Location": job_link(enqueued.id)}
 
 
 def _requester() -> str:
@@ -108,31 +67,36 @@ def _string(body: dict[str, Any], key: str, default: str | None = None) -> str:
 @bp.post("/v1/catalog/<name>/refresh")
 @bp.post("/catalog/<name>/refresh")
 @require_scope("catalog:refresh")
-def refresh_catalog(name: str) -> Response:
-    (name,) = _services().syncs.names(name)  # 404 before any work
-    return jsonify(sync_job(name).json())
+def refresh_catalog(name: str) -> tuple[Response, int, dict[str, str]]:
+    """Queue a sync of the catalog (joining one already queued): 202, the job as Location."""
+    (name,) = services().syncs.names(name)  # 404 before anything is queued
+    return _accepted(name, services().syncs.request(name, created_by=_requester()))
 
 
 @bp.post("/v1/catalog/refresh")
 @bp.post("/catalog/refresh")
 @require_scope("catalog:refresh")
-def refresh_all() -> Response:
-    return jsonify([sync_job(n).json() for n in _services().syncs.names()])
+def refresh_all() -> tuple[Response, int]:
+    """Queue a sync of every catalog: 202 with their jobs."""
+    syncs = services().syncs
+    return jsonify([_queued(n, syncs.request(n, created_by=_requester())) for n in syncs.names()]), 202
 
 
 @bp.post("/v1/registries/<name>/sync")
 @require_scope("registry:sync")
-def sync_registry(name: str) -> Response:
-    (name,) = _services().syncs.names(name, registries_only=True)
-    return jsonify(sync_job(name).json())
+def sync_registry(name: str) -> tuple[Response, int, dict[str, str]]:
+    (name,) = services().syncs.names(name, registries_only=True)
+    return _accepted(name, services().syncs.request(name, created_by=_requester()))
 
 
 @bp.post("/v1/catalog/<name>/publish")
 @require_scope("catalog:publish")
-def publish(name: str) -> Response:
+def publish(name: str) -> tuple[Response, int, dict[str, str]]:
+    """Check the target, then queue the publish: 202, the job as Location."""
     target = _string(_json_object(), "registry")
-    _services().publish.check(name, target)
-    return jsonify(publish_job(name.lower(), target).json())
+    services().publish.check(name, target)
+    (name,) = services().syncs.names(name)
+    return _accepted(name, services().publish.request(name, target, created_by=_requester()))
 
 
 # -- tokens -----------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """The runs API: start runs and read their records (/v1/runs).
 
 ``POST /v1/runs`` takes a TaskRun or PipelineRun (JSON, or YAML with ``Content-Type: application/yaml``), records
-it as Pending and answers 202 at once with the record and its Location; a thread of this worker process then pins
-it and runs it on the configured backend (TASKHUB_RUN_BACKEND). References are resolved after the answer, as a
-cluster resolves them after `kubectl create`: one that cannot be resolved ends the run Failed, reason
-ResolutionFailed, with the message. Reads follow the hub's read rules; starting and cancelling need ``runs:write``.
+it as Pending, queues its `run` job and answers 202 at once with the record (its own link in ``links.self``) and
+the job's Location (/v1/jobs/ID); a worker then pins it and runs it on the configured backend (TASKHUB_RUN_BACKEND).
+References are resolved after the answer, as a cluster resolves them after `kubectl create`: one that cannot be
+resolved ends the run Failed, reason ResolutionFailed, with the message. Reads follow the hub's read rules; starting
+and cancelling need ``runs:write``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from catalog.errors import Conflict, InvalidRequest, NotFound
 from hub.config import Settings
 from hub.services import RunService
 from hub.wsgi.auth import check_run_reader, current_identity, require_scope
-from runner.launch import BackgroundRuns, InvalidRun, RunLauncher, check_run, parse_run
+from runner.launch import InvalidRun, check_run, parse_run
 from runner.models import FINISHED, STATUSES
 from runner.records import RunRecords
 from runner.run_details import RunDetail, logs_as_text
@@ -40,20 +41,6 @@ def records() -> RunRecords:
     return current_app.extensions["taskhub.runs"]
 
 
-def background_runs() -> BackgroundRuns:
-    return current_app.extensions["taskhub.background_runs"]
-
-
-def _launcher(obj: dict[str, Any]) -> RunLauncher:
-    """A launcher for `obj`: its plain names are read where the backend puts the run (TASKHUB_RUN_NAMESPACE, else
-    the run's own namespace, else the kubeconfig context's on a cluster)."""
-    settings: Settings = current_app.config["TASKHUB"]
-    runs = run_service()
-    backend = runs.backend()
-    store = backend.installed_objects(backend.namespace_for(obj))
-    return RunLauncher(records(), runs.reference_resolver(store, settings.public_url or request.host_url), backend)
-
-
 @bp.before_request
 def _readable() -> None:
     if request.method in ("GET", "HEAD"):
@@ -72,32 +59,31 @@ def _not_cached(response: Response) -> Response:
 @bp.post("/v1/runs")
 @require_scope("runs:write")
 def start_run() -> tuple[Response, int, dict[str, str]]:
-    """Record the run in the body and start it in the background: 202 with the Pending record."""
+    """Record the run in the body and queue its job: 202 with the Pending record, and the job as Location. The
+    backend must be one the operator accepts for API runs (503 with the reason otherwise)."""
     obj = _run_of_body()
-    _check_backend()
     identity = current_identity()
-    run_id = background_runs().submit(_launcher(obj), obj, created_by=identity.name if identity else "")
-    detail = _detail(run_id)
-    return jsonify(data=_with_links(detail.to_json(), run_id)), 202, {"Location": _link(run_id)}
+    settings: Settings = current_app.config["TASKHUB"]
+    run_id, job_id = run_service().submit(
+        obj, created_by=identity.name if identity else "", base_url=settings.public_url or request.host_url
+    )
+    body = _with_links(_detail(run_id).to_json(), run_id)
+    job = url_for("jobs_api.get_job", job_id=job_id)
+    body["job"], body["links"]["job"] = job_id, job
+    return jsonify(data=body), 202, {"Location": job}
 
 
 @bp.post("/v1/runs/<int:run_id>/cancel")
 @require_scope("runs:write")
 def cancel_run(run_id: int) -> tuple[Response, int]:
-    """Ask the run to stop: 202 while it is Pending or Running, 409 once it has ended."""
-    status = records().request_cancel(run_id) if run_id <= MAX_ID else None
+    """Ask the run to stop (one still queued ends at once): 202 while it is Pending or Running, 409 once it has
+    ended."""
+    status = run_service().cancel(run_id) if run_id <= MAX_ID else None
     if status is None:
         raise NotFound(f"run {run_id} not found")
     if status in FINISHED:
         raise Conflict(f"run {run_id} already ended: {status}")
-    background_runs().cancel(run_id)
     return jsonify(data=_with_links(_detail(run_id).to_json(), run_id)), 202
-
-
-def _check_backend() -> None:
-    """BackendUnavailable (503) when the operator keeps API runs off this backend or this host cannot run them."""
-    runs = run_service()
-    runs.check_accepted(runs.backend())
 
 
 def _run_of_body() -> dict[str, Any]:
@@ -123,8 +109,8 @@ def _run_of_body() -> dict[str, Any]:
 @bp.get("/v1/runs")
 def list_runs() -> tuple[Response, int, dict[str, str]]:
     """The newest runs first, a page at a time; the total is in Pagination-Total-Count."""
-    limit = _int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _int_arg("offset", 0, 0, MAX_ID)
+    limit = int_arg("limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    offset = int_arg("offset", 0, 0, MAX_ID)
     status = request.args.get("status") or None
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"status must be one of: {', '.join(STATUSES)}", reason="invalid-params")
@@ -176,7 +162,7 @@ def _detail(run_id: int) -> RunDetail:
     return detail
 
 
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
+def int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default

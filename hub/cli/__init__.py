@@ -58,6 +58,10 @@ class _Commands(LazyGroup):
             "hub.cli.remote_hub",
             "Search catalogs and install their resources, like `tkn hub`, against a Tekton Hub or Artifact Hub API.",
         ),
+        "jobs": LazyCommand(
+            "hub.cli.jobs",
+            "Background jobs (syncs, publishes, runs, Triggers events): state, progress, result and error.",
+        ),
         "registry": LazyCommand("hub.cli.registries", "Registries of Tekton bundles, indexed like catalogs."),
         "resolve": LazyCommand("hub.cli.resolve", "Resolve a reference with Tekton's resolver params, e.g."),
         "resolver": LazyCommand(

@@ -2,4 +2,5 @@
 
 from hub.cli import main
 
-main(prog_name="taskhub")
+if __name__ == "__main__":
+    main(prog_name="taskhub")

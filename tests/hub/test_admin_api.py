@@ -1,4 +1,4 @@
-"""The write and admin endpoints: each needs its scope, and each really does the work."""
+"""The write and admin endpoints: each needs its scope, and the work each queues is really done by a worker."""
 
 import dataclasses
 import shutil
@@ -9,13 +9,27 @@ from sqlalchemy.orm import Session
 from catalog.registry import OciRegistry
 from catalog.sync import add_catalog, get_catalog
 from hub.app import create_app
+from jobs import QueueTimes
 from tests.hub.test_auth import bearer, issue
 from tests.hub.test_tekton_api import assert_goa_error
+from tests.hub.workers import job_ended, working
 
 
 @pytest.fixture
 def admin_app(settings, indexed):
-    return create_app(dataclasses.replace(settings, token_cache_seconds=0))
+    app = create_app(dataclasses.replace(settings, token_cache_seconds=0))
+    app.extensions["taskhub.services"].queue.times = QueueTimes(retry_base=0)  # retried at once, not after 5 s
+    return app
+
+
+def accepted(response, kind: str, name: str) -> str:
+    """The Location of a 202 that queued a job of `kind` on catalog `name`."""
+    assert response.status_code == 202, response.get_data(as_text=True)
+    body = response.get_json()
+    assert (body["kind"], body["catalogName"], body["target"]) == (kind, name, name)
+    assert body["status"] == body["state"] in ("queued", "running")
+    assert response.headers["Location"] == f"/v1/jobs/{body['id']}" == body["links"]["self"]
+    return response.headers["Location"]
 
 
 def register(app, name, source, **kwargs):
@@ -45,53 +59,59 @@ def test_every_admin_endpoint_needs_its_scope(admin_app, method, path, scope):
     assert_goa_error(forbidden, 403, "invalid-scopes", f"token 'reader' lacks the {scope!r} scope")
 
 
-def test_refresh_indexes_a_catalog_and_reports_failures(admin_app, fixture_catalog, tmp_path):
+def test_refresh_queues_a_sync_a_worker_does_and_a_failing_one_stops_with_its_error(
+    admin_app, fixture_catalog, tmp_path
+):
     source = tmp_path / "mine"
     for task in ("git-clone", "yq"):
         shutil.copytree(fixture_catalog / "task" / task, source / "task" / task)
     register(admin_app, "mine", source)
     client = admin_app.test_client()
-    token = issue(admin_app, "ci", "catalog:refresh")
+    token = bearer(issue(admin_app, "ci", "catalog:refresh"))
     assert_goa_error(client.get("/v1/resource/mine/task/git-clone"), 404, "not-found")
 
-    job = client.post("/v1/catalog/mine/refresh", headers=bearer(token)).get_json()
-    assert job["catalogName"] == "mine" and job["status"] == "done" and isinstance(job["id"], int)
-    assert job["summary"][0].startswith("mine: 2 resources,")
-    assert client.get("/v1/resource/mine/task/git-clone").status_code == 200
+    with working(admin_app):
+        location = accepted(client.post("/v1/catalog/mine/refresh", headers=token), "catalog-sync", "mine")
+        job = job_ended(client, location, token)  # the token that queued it reads it
+        assert job["state"] == "succeeded" and job["attempts"] == 1 and job["createdBy"] == "ci"
+        assert job["result"][0].startswith("mine: 2 resources,")
+        assert client.get("/v1/resource/mine/task/git-clone").status_code == 200
 
-    shutil.rmtree(source)
-    failed = client.post("/v1/catalog/mine/refresh", headers=bearer(token)).get_json()
-    assert failed["status"] == "failed" and str(source) in failed["error"]
-    assert client.get("/v1/resource/mine/task/git-clone").status_code == 200  # the previous index is kept
-    with Session(admin_app.extensions["taskhub.engine"]) as s:
-        assert str(source) in (get_catalog(s, "mine").last_error or "")
+        shutil.rmtree(source)
+        failed = job_ended(client, accepted(client.post("/v1/catalog/mine/refresh", headers=token), "catalog-sync",
+                                            "mine"), token)  # fmt: skip
+        assert (failed["state"], failed["attempts"]) == ("failed", 3) and str(source) in failed["error"]
+        assert client.get("/v1/resource/mine/task/git-clone").status_code == 200  # the previous index is kept
+        with Session(admin_app.extensions["taskhub.engine"]) as s:
+            assert str(source) in (get_catalog(s, "mine").last_error or "")
 
-    everything = client.post("/v1/catalog/refresh", headers=bearer(token)).get_json()
-    assert [(j["catalogName"], j["status"]) for j in everything] == [("mine", "failed"), ("tekton", "done")]
-    assert everything[1]["summary"][1] == "  no changes"
-    assert_goa_error(client.post("/v1/catalog/nope/refresh", headers=bearer(token)), 404, "not-found", "'nope'")
+        everything = client.post("/v1/catalog/refresh", headers=token)
+        assert everything.status_code == 202
+        ended = [job_ended(client, j["links"]["self"], token) for j in everything.get_json()]
+        assert [(j["target"], j["state"]) for j in ended] == [("mine", "failed"), ("tekton", "succeeded")]
+        assert ended[1]["result"][1] == "  no changes"
+    assert_goa_error(client.post("/v1/catalog/nope/refresh", headers=token), 404, "not-found", "'nope'")
 
 
 def test_publish_then_sync_the_registry(admin_app, registry):
     client = admin_app.test_client()
-    publisher = issue(admin_app, "publisher", "catalog:publish")
+    publisher = bearer(issue(admin_app, "publisher", "catalog:publish"))
     target = f"{registry.host}/catalog"
     register(admin_app, "local", target, repositories=[])  # the publish API pushes only to the hub's registries
-    published = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=bearer(publisher))
-    job = published.get_json()
-    assert published.status_code == 200 and job["status"] == "done"
-    assert job["summary"][0] == f"tekton -> {target}: 47 pushed, 0 already there, 0 failed"
-    assert OciRegistry(registry.host).head_manifest(f"{target}/task/git-clone:0.10") is not None
-    pinned = client.get("/v1/resource/tekton/task/git-clone/0.10")
-    assert pinned.status_code == 200
+    with working(admin_app):
+        published = client.post("/v1/catalog/tekton/publish", json={"registry": target}, headers=publisher)
+        job = job_ended(client, accepted(published, "publish", "tekton"), publisher)
+        assert job["state"] == "succeeded" and job["payload"] == {"registry": target}
+        assert job["result"][0] == f"tekton -> {target}: 47 pushed, 0 already there, 0 failed"
+        assert OciRegistry(registry.host).head_manifest(f"{target}/task/git-clone:0.10") is not None
+        assert client.get("/v1/resource/tekton/task/git-clone/0.10").status_code == 200
 
-    syncer = issue(admin_app, "syncer", "registry:sync")
-    synced = client.post("/v1/registries/local/sync", headers=bearer(syncer)).get_json()
-    assert synced["status"] == "done" and synced["summary"][1] == "  47 added, 0 updated, 0 removed"
-    assert client.get("/v1/resource/local/task/git-clone/0.10").status_code == 200
-    assert_goa_error(
-        client.post("/v1/registries/tekton/sync", headers=bearer(syncer)), 404, "not-found", "not a registry"
-    )
+        syncer = bearer(issue(admin_app, "syncer", "registry:sync"))
+        synced = job_ended(client, accepted(client.post("/v1/registries/local/sync", headers=syncer),
+                                            "registry-sync", "local"), syncer)  # fmt: skip
+        assert synced["state"] == "succeeded" and synced["result"][1] == "  47 added, 0 updated, 0 removed"
+        assert client.get("/v1/resource/local/task/git-clone/0.10").status_code == 200
+    assert_goa_error(client.post("/v1/registries/tekton/sync", headers=syncer), 404, "not-found", "not a registry")
 
 
 def test_publish_refuses_a_registry_the_hub_was_not_given(admin_app, fake_registry):
@@ -142,7 +162,7 @@ def test_tokens_over_the_api(admin_app):
     assert created.status_code == 201
     data = created.get_json()["data"]
     assert data["name"] == "ci" and data["scopes"] == ["catalog:refresh"] and data["expiresAt"]
-    assert client.post("/v1/catalog/tekton/refresh", headers=bearer(data["token"])).status_code == 200
+    assert client.post("/v1/catalog/tekton/refresh", headers=bearer(data["token"])).status_code == 202
 
     beyond = client.post("/v1/tokens", json={"name": "x", "scopes": ["catalog:publish"]}, headers=bearer(ops))
     assert_goa_error(beyond, 403, "invalid-scopes", "token 'ops' lacks the 'catalog:publish' scope")
@@ -216,5 +236,8 @@ def test_private_mode_lets_a_scoped_token_do_its_job_without_read(settings, inde
     app = create_app(dataclasses.replace(settings, private=True, token_cache_seconds=0))
     client = app.test_client()
     token = issue(app, "ci", "catalog:refresh")
-    assert client.post("/v1/catalog/tekton/refresh", headers=bearer(token)).get_json()["status"] == "done"
+    queued = client.post("/v1/catalog/tekton/refresh", headers=bearer(token))
+    assert queued.status_code == 202
+    with working(app):
+        assert job_ended(client, queued.headers["Location"], bearer(token))["state"] == "succeeded"
     assert_goa_error(client.get("/v1/catalogs", headers=bearer(token)), 403, "invalid-scopes", "'read'")

@@ -17,6 +17,7 @@ from hub.app import create_app
 from hub.config import Settings
 from tests.hub.test_auth import bearer, issue
 from tests.hub.test_runs_api import wait_for_end
+from tests.hub.workers import working
 from tests.kube_fixture import KubeCluster
 from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton
 
@@ -26,10 +27,8 @@ def cluster_app(settings: Settings, kube_cluster: KubeCluster, kube_namespace: s
     """A hub whose API runs go to the test cluster; its kubeconfig's context names the test's namespace."""
     kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "context.kubeconfig", namespace=kube_namespace)
     app = create_app(dataclasses.replace(settings, run_backend="kubernetes", kubeconfig=str(kubeconfig)))
-    yield app
-    background = app.extensions["taskhub.background_runs"]
-    background.stop()
-    assert background.wait(10)
+    with working(app):
+        yield app
 
 
 def post_and_finish(app: Flask, cluster: KubeCluster, namespace: str, run: dict[str, Any]) -> tuple[Any, Any]:
@@ -43,7 +42,9 @@ def post_and_finish(app: Flask, cluster: KubeCluster, namespace: str, run: dict[
             assert started.status_code == 202, started.get_data(as_text=True)
             name = created.result()["metadata"]["name"]
             controller.set_condition("pipelineruns", name, "True", "Succeeded")
-        return started.get_json()["data"], wait_for_end(http, started.headers["Location"], headers=writer)
+        return started.get_json()["data"], wait_for_end(
+            http, started.get_json()["data"]["links"]["self"], headers=writer
+        )
     finally:
         controller.close()
 
@@ -66,17 +67,17 @@ def test_an_api_run_goes_to_TASKHUB_RUN_NAMESPACE_and_one_naming_another_is_refu
         dataclasses.replace(settings, run_backend="kubernetes", kubeconfig=str(kubeconfig), run_namespace=chosen)
     )
     try:
-        accepted, ended = post_and_finish(app, kube_cluster, chosen, PIPELINE_RUN)
-        assert accepted["namespace"] == ended["namespace"] == chosen and ended["status"] == "Succeeded"
-        elsewhere = {**PIPELINE_RUN, "metadata": {"generateName": "hello-run-", "namespace": kube_namespace}}
-        refused = app.test_client().post("/v1/runs", json=elsewhere, headers=bearer(issue(app, "w", "runs:write")))
-        assert refused.status_code == 400
-        assert refused.get_json()["message"] == (
-            f'the namespace from the provided object "{kube_namespace}" does not match the namespace "{chosen}" runs '
-            f"go to: remove metadata.namespace or choose {kube_namespace}"
-        )
+        with working(app):
+            accepted, ended = post_and_finish(app, kube_cluster, chosen, PIPELINE_RUN)
+            assert accepted["namespace"] == ended["namespace"] == chosen and ended["status"] == "Succeeded"
+            elsewhere = {**PIPELINE_RUN, "metadata": {"generateName": "hello-run-", "namespace": kube_namespace}}
+            refused = app.test_client().post("/v1/runs", json=elsewhere, headers=bearer(issue(app, "w", "runs:write")))
+            assert refused.status_code == 400
+            assert refused.get_json()["message"] == (
+                f'the namespace from the provided object "{kube_namespace}" does not match the namespace "{chosen}" '
+                f"runs go to: remove metadata.namespace or choose {kube_namespace}"
+            )
     finally:
-        app.extensions["taskhub.background_runs"].stop()
         kube_cluster.delete_namespace(chosen)
 
 

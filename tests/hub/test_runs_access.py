@@ -15,14 +15,13 @@ from hub.config import Settings
 from runner.local import sandbox
 from tests.hub.test_auth import bearer, issue
 from tests.hub.test_runs_api import run_with, wait_for_end
+from tests.hub.workers import working
 
 
 def hub(settings: Settings, **changes: object) -> Iterator[Flask]:
     app = create_app(dataclasses.replace(settings, **changes))
-    yield app
-    background = app.extensions["taskhub.background_runs"]
-    background.stop()
-    assert background.wait(10)
+    with working(app):
+        yield app
 
 
 @pytest.fixture
@@ -39,7 +38,7 @@ def public(settings: Settings) -> Iterator[Flask]:
 def start(app: Flask) -> str:
     answer = app.test_client().post("/v1/runs", json=run_with(), headers=bearer(issue(app, "ci", "runs:write")))
     assert answer.status_code == 202, answer.get_json()
-    return str(answer.headers["Location"])
+    return str(answer.get_json()["data"]["links"]["self"])
 
 
 def test_run_params_and_logs_need_a_runs_read_token_by_default(closed: Flask) -> None:

@@ -15,6 +15,8 @@ from flask.testing import FlaskClient
 from hub.app import create_app
 from hub.config import Settings
 from tests.hub.test_auth import bearer, issue
+from tests.hub.workers import job_ended, working
+from tests.jobs.processes import wait_until
 
 RUN: dict[str, Any] = {
     "apiVersion": "tekton.dev/v1",
@@ -50,10 +52,13 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 def runs_app(app: Flask) -> Iterator[Flask]:
-    yield app
-    background = app.extensions["taskhub.background_runs"]
-    background.stop()  # no run outlives its test (and its database)
-    assert background.wait(10)
+    with working(app):  # the worker `taskhub serve` runs; no run outlives its test (and its database)
+        yield app
+
+
+def run_link(started: Any) -> str:
+    """The run's own record, from the 202 of POST /v1/runs (whose Location is its job)."""
+    return str(started.get_json()["data"]["links"]["self"])
 
 
 @pytest.fixture
@@ -97,8 +102,9 @@ def test_a_run_is_accepted_at_once_then_polled_to_success_with_its_tasks_and_log
     started = http.post("/v1/runs", json=run_with(), headers=writer)
     assert started.status_code == 202, started.get_data(as_text=True)
     body = started.get_json()["data"]
-    location = started.headers["Location"]
-    assert location == f"/v1/runs/{body['id']}" == body["links"]["self"]
+    location = run_link(started)
+    assert location == f"/v1/runs/{body['id']}" and started.headers["Location"] == f"/v1/jobs/{body['job']}"
+    assert body["links"]["job"] == started.headers["Location"]
     assert body["status"] in ("Pending", "Running") and body["createdBy"] == "ci" and body["backend"] == "local"
 
     done = wait_for_end(http, location)
@@ -123,6 +129,9 @@ def test_a_run_is_accepted_at_once_then_polled_to_success_with_its_tasks_and_log
     assert listing.headers["Pagination-Total-Count"] == "1" and listing.headers["Cache-Control"] == "no-store"
     assert [r["id"] for r in listing.get_json()["data"]] == [body["id"]]
     assert http.get("/v1/runs?status=Failed").get_json()["data"] == []
+    job = job_ended(http, started.headers["Location"], writer)
+    assert (job["kind"], job["target"], job["state"]) == ("run", str(body["id"]), "succeeded")
+    assert job["result"] == {"run": body["id"], "status": "Succeeded", "reason": "Succeeded"}
 
 
 def test_a_yaml_body_is_accepted_and_a_failing_step_ends_the_run_failed(
@@ -134,10 +143,10 @@ def test_a_yaml_body_is_accepted_and_a_failing_step_ends_the_run_failed(
         "/v1/runs", data=yaml.safe_dump(failing), headers={**writer, "Content-Type": "application/yaml"}
     )
     assert started.status_code == 202, started.get_data(as_text=True)
-    done = wait_for_end(http, started.headers["Location"])
+    done = wait_for_end(http, run_link(started))
     assert done["status"] == "Failed"
     assert [(t["task"], t["status"]) for t in done["tasks"]] == [("build", "Failed"), ("test", "Skipped")]
-    logs = http.get(f"{started.headers['Location']}/logs").get_json()["data"]
+    logs = http.get(f"{run_link(started)}/logs").get_json()["data"]
     assert logs[0]["text"] == "broken\n"
 
 
@@ -151,14 +160,14 @@ def test_an_unresolvable_reference_is_accepted_and_ends_failed_with_the_reason(
     }
     started = http.post("/v1/runs", json=run, headers=writer)
     assert started.status_code == 202
-    done = wait_for_end(http, started.headers["Location"])
+    done = wait_for_end(http, run_link(started))
     assert (done["status"], done["reason"]) == ("Failed", "ResolutionFailed")
     assert done["message"].startswith("spec.pipelineSpec.tasks[build].taskRef:")
 
 
 def test_cancelling_a_sleeping_run_ends_it_cancelled(http: FlaskClient, writer: dict[str, str]) -> None:
     started = http.post("/v1/runs", json=run_with(pause="120"), headers=writer)
-    location = started.headers["Location"]
+    location = run_link(started)
     deadline = time.monotonic() + 20
     while "testing" not in http.get(f"{location}/logs?format=text").get_data(as_text=True):
         assert time.monotonic() < deadline, "the sleeping step never started"
@@ -236,18 +245,19 @@ def test_a_private_hub_needs_a_read_token_to_read_runs(runs_app: Flask, settings
 
 
 def test_runs_beyond_the_workers_wait_pending_and_a_cancel_ends_them_before_they_start(settings: Any) -> None:
-    app = create_app(dataclasses.replace(settings, worker_concurrency=1))
+    app = create_app(settings)
     http, writer = app.test_client(), bearer(issue(app, "ci", "runs:write"))
-    try:
-        first = http.post("/v1/runs", json=run_with(pause="120"), headers=writer).headers["Location"]
-        second = http.post("/v1/runs", json=run_with(), headers=writer).headers["Location"]
-        assert http.get(second).get_json()["data"]["status"] == "Pending"
-        assert http.post(f"{second}/cancel", headers=writer).status_code == 202
-        assert http.post(f"{first}/cancel", headers=writer).status_code == 202
-        assert wait_for_end(http, first)["status"] == "Cancelled"
-        queued = wait_for_end(http, second)
+    with working(app, concurrency=1):
+        first = http.post("/v1/runs", json=run_with(pause="120"), headers=writer)
+        wait_until(lambda: http.get(first.headers["Location"]).get_json()["data"]["state"] == "running", "a start")
+        second = http.post("/v1/runs", json=run_with(), headers=writer)
+        assert http.get(run_link(second)).get_json()["data"]["status"] == "Pending"
+        assert http.post(f"{run_link(second)}/cancel", headers=writer).status_code == 202
+        queued = http.get(run_link(second)).get_json()["data"]  # ended at once: no worker had it
         assert (queued["status"], queued["message"], queued["startedAt"]) == (
             "Cancelled", "cancelled before it started", None,
         )  # fmt: skip
-    finally:
-        app.extensions["taskhub.background_runs"].stop()
+        assert http.get(second.headers["Location"]).get_json()["data"]["state"] == "cancelled"
+        assert http.post(f"{run_link(first)}/cancel", headers=writer).status_code == 202
+        assert wait_for_end(http, run_link(first))["status"] == "Cancelled"
+        assert job_ended(http, first.headers["Location"])["state"] == "cancelled"
