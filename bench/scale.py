@@ -29,7 +29,6 @@ import http.client
 import os
 import random
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -629,7 +628,6 @@ def main() -> None:
                 for dialect in args.databases:
                     dbs[dialect][size] = make_database(dialect, size)
                     synced[(dialect, size)] = sync_size(stack, args, dbs[dialect][size], catalog, size)
-                shutil.rmtree(catalog, ignore_errors=True)  # the disk for the next size; the index holds it all
             reads = {dialect: read_sizes(args, dialect, dbs[dialect], resources) for dialect in args.databases}
             log("start-up: python -c pass, taskhub --version, taskhub catalog list")
             cli = start_up(dbs[args.databases[0]][args.sizes[-1]], args.rounds)
