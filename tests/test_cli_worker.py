@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sqlalchemy import Engine
 
 from catalog.db import make_engine
 from jobs import CATALOG_SYNC, JobQueue
+from tests.conftest import free_port
 from tests.jobs.processes import wait_until
 from tests.test_cli import TASKHUB, run, serving  # noqa: F401 (the fixture)
 
@@ -39,7 +41,8 @@ def test_a_worker_does_queued_syncs_and_stops_on_sigterm(run, engine, fixture_ca
     queue = JobQueue(engine)
     job = queue.enqueue(CATALOG_SYNC, "tekton", created_by="ci").id
     log = tmp_path / "worker.log"
-    worker = start_worker(run, log, "--concurrency", "2")
+    probes = f"127.0.0.1:{free_port()}"
+    worker = start_worker(run, log, "--concurrency", "2", "--metrics-address", probes)
     try:
         wait_until(lambda: queue.get(job).state not in ("queued", "running"), "the sync job to end")
         assert queue.get(job).state == "succeeded", log.read_text()
@@ -47,6 +50,12 @@ def test_a_worker_does_queued_syncs_and_stops_on_sigterm(run, engine, fixture_ca
         listed = run("catalog", "list").stdout
         assert "tekton\tcommunity" in listed and "never synced" not in listed
         assert "taking catalog-sync, publish, registry-sync, run, trigger-event, 2 at a time" in log.read_text()
+        with urllib.request.urlopen(f"http://{probes}/livez", timeout=10) as live:  # the kubelet's probe
+            assert live.status == 200
+        with urllib.request.urlopen(f"http://{probes}/metrics", timeout=10) as scraped:  # Prometheus'
+            metrics = scraped.read().decode()
+        assert 'taskhub_catalog_syncs_total{catalog="tekton",kind="catalog",outcome="success"} 1.0' in metrics
+        assert 'taskhub_jobs_finished_total{kind="catalog-sync",outcome="succeeded"} 1.0' in metrics
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=60) == 0, log.read_text()

@@ -60,8 +60,7 @@ def serve(ctx: Context, kubeconfig: str | None, context: str | None, namespace: 
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
     if metrics_address:
-        probes = start_probes(metrics_address, engine)
-        click.echo(f"/livez and /metrics on http://{metrics_address.rsplit(':', 1)[0]}:{probes.server_port}/", err=True)
+        start_probes(metrics_address, engine)
     scope = None if all_namespaces else namespace or context_namespace
 
     def answered(answer: Answer) -> None:

@@ -81,8 +81,10 @@ def start_probes(address: str, engine: Engine) -> WSGIServer:
     from hub.wsgi.probes import serve_probes
 
     try:
-        return serve_probes(address, engine)
+        server = serve_probes(address, engine)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--metrics-address") from None
     except OSError as exc:
         raise click.ClickException(f"cannot serve /metrics on {address}: {exc.strerror or exc}") from None
+    click.echo(f"/livez and /metrics on http://{address.rsplit(':', 1)[0]}:{server.server_port}/", err=True)
+    return server

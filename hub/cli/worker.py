@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from hub.cli import main
-from hub.cli.context import Context, pass_context
+from hub.cli.context import Context, pass_context, start_probes
 from jobs import KINDS
 
 
@@ -24,8 +24,9 @@ def _kinds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> l
               help="Jobs done at once [default: TASKHUB_WORKER_CONCURRENCY].")  # fmt: skip
 @click.option("--kinds", callback=_kinds, metavar="KIND,...",
               help=f"Only these kinds of jobs ({', '.join(KINDS)}) [default: every kind].")  # fmt: skip
+@click.option("--metrics-address", metavar="HOST:PORT", help="Serve /livez and /metrics there (e.g. 0.0.0.0:9000).")
 @pass_context
-def worker(ctx: Context, concurrency: int | None, kinds: list[str] | None) -> None:
+def worker(ctx: Context, concurrency: int | None, kinds: list[str] | None, metrics_address: str | None) -> None:
     """Do queued jobs (syncs, publishes, runs, Triggers events) and queue the syncs that are due.
 
     Any number of workers may share a database. SIGTERM stops it: its running jobs get the grace period
@@ -34,6 +35,9 @@ def worker(ctx: Context, concurrency: int | None, kinds: list[str] | None) -> No
     from hub.services import Services
 
     configure_logging(ctx.settings.log_format, ctx.settings.log_level)
-    running = Services(ctx.settings, ctx.migrated_engine()).worker(concurrency=concurrency, kinds=kinds)
+    engine = ctx.migrated_engine()
+    if metrics_address:  # its jobs' and runs' metrics live in this process: a scrape of a hub does not see them
+        start_probes(metrics_address, engine)
+    running = Services(ctx.settings, engine).worker(concurrency=concurrency, kinds=kinds)
     running.install_signal_handlers()
     running.run()
