@@ -25,6 +25,7 @@ from catalog.sync import SyncSummary, add_catalog, apply_tree, fetch_catalog, ge
 from hub.app import create_app
 from hub.config import Settings
 from tests.container_fixture import *  # noqa: F403
+from tests.deploy_fixture import *  # noqa: F403
 from tests.kube_fixture import *  # noqa: F403
 from tests.registry_fixture import *  # noqa: F403
 from tests.upstream_data import missing_reason, upstream_data
