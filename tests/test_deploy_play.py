@@ -9,7 +9,8 @@ What the test changes in the manifests, and why:
 - Secret references become values: podman 4.3 reads secretKeyRef from its own secret store, not from a Secret;
 - probes are left out: podman turns them into commands run inside the container with curl, which the image has
   not (the kubelet probes from outside); the test asks /livez and /readyz itself;
-- names get a suffix of the test's: podman makes an emptyDir a named volume, shared by every pod naming it alike;
+- names get a suffix of the test's: podman makes an emptyDir or a claim a named volume, shared by every pod
+  naming it alike;
 - the worker gets a kubeconfig with its ServiceAccount's token, and the test catalog as a git repository.
 """
 
@@ -33,7 +34,7 @@ import yaml
 
 from runner.podman import Podman
 from tests.conftest import free_port
-from tests.container_fixture import image_user_repository
+from tests.container_fixture import IMAGE_UID, image_user_repository
 from tests.deploy_fixture import NAMESPACE, RUNS_NAMESPACE, rendered, service_account_token
 from tests.kube_fixture import KubeCluster
 from tests.runner.test_kube_backend import FakeTekton
@@ -43,10 +44,12 @@ Obj = dict[str, Any]
 
 
 class Played:
-    """What the test played: pods by YAML file, taken down (with their volumes) at the end."""
+    """What the test played: pods by YAML file, taken down at the end with the volumes whose names end with
+    `suffix`, which the test gives every name it plays."""
 
     def __init__(self, podman: Podman, directory: Path) -> None:
         self.podman, self.directory, self.files = podman, directory, list[Path]()
+        self.suffix = f"-{uuid.uuid4().hex[:8]}"
 
     def play(self, name: str, objects: list[Obj]) -> None:
         path = self.directory / f"{name}.yaml"
@@ -57,6 +60,10 @@ class Played:
     def down(self) -> None:
         for path in reversed(self.files):
             self.podman.run("kube", "down", str(path), check=False)
+        volumes = self.podman.run("volume", "ls", "--quiet", check=False).stdout.split()
+        ours = [name for name in volumes if name.endswith(self.suffix)]
+        if ours:  # `kube down` leaves claims' volumes
+            self.podman.run("volume", "rm", "--force", *ours, check=False)
 
     def logs(self, container: str) -> str:
         done = self.podman.run("logs", container, check=False)
@@ -72,6 +79,8 @@ def for_podman(pod: Obj, suffix: str, image: str, secret: dict[str, str], ports:
     pod["hostNetwork"] = True
     for volume in pod.get("volumes", []):
         volume["name"] += suffix
+        if "persistentVolumeClaim" in volume:  # podman makes the claim a named volume too
+            volume["persistentVolumeClaim"]["claimName"] += suffix
     for container in pod["containers"] + pod.get("initContainers", []):
         container["image"] = image
         container["args"] = [ports.get(arg, arg) for arg in container["args"]]
@@ -150,7 +159,7 @@ def test_the_production_manifests_play_and_serve(
     played: Played, taskhub_image: str, postgres_image: str, kube_cluster: KubeCluster,
     deployed_production: list[Obj], fixture_catalog: Path, tmp_path: Path,
 ):  # fmt: skip
-    suffix = f"-{uuid.uuid4().hex[:8]}"
+    suffix = played.suffix
     db_port, hub_port, metrics_port = free_port(), free_port(), free_port()
     password = secrets.token_urlsafe(12)
     secret = {
@@ -269,3 +278,25 @@ def test_the_production_manifests_play_and_serve(
     worker_metrics = request("GET", f"http://127.0.0.1:{metrics_port}/metrics")[1].decode()
     assert 'taskhub_catalog_syncs_total{catalog="tekton",kind="catalog",outcome="success"} 1.0' in worker_metrics
     assert 'taskhub_runs_finished_total{backend="kubernetes",outcome="succeeded"} 1.0' in worker_metrics
+
+
+def test_the_small_variant_migrates_its_volume_and_serves(played: Played, taskhub_image: str):
+    suffix, port = played.suffix, free_port()
+    objects = {f"{obj['kind']}/{obj['metadata']['name']}": obj for obj in rendered("small")}
+    claim, hub = objects["PersistentVolumeClaim/taskhub-data"], objects["Deployment/taskhub-hub"]
+    claim["metadata"]["name"] += suffix
+    hub["metadata"]["name"] += suffix
+    # podman 4.3 removes a "once" init container when it ends, and may find it still running (podman#18477).
+    hub["metadata"]["annotations"] = {"io.podman.annotations.init.container.type": "always"}
+    for_podman(hub["spec"]["template"]["spec"], suffix, taskhub_image, {}, {"8000": str(port), "0.0.0.0": "127.0.0.1"})
+    played.play("small", [objects["ConfigMap/taskhub"], claim, hub])
+    container = f"{hub['metadata']['name']}-pod-0-hub"
+
+    base = f"http://127.0.0.1:{port}"
+    ready = lambda: request("GET", f"{base}/readyz")[0] == 200  # noqa: E731
+    wait_until("the hub's /readyz", ready, lambda: played.running(container))
+    assert request("GET", f"{base}/v1/categories")[0] == 200
+    # The init container migrated the SQLite database onto the claim, as the image's user.
+    mounted = played.podman.run("volume", "inspect", "--format", "{{.Mountpoint}}", claim["metadata"]["name"])
+    database = Path(mounted.stdout.strip()) / "taskhub.db"
+    assert database.stat().st_uid == IMAGE_UID
