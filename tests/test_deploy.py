@@ -147,6 +147,20 @@ def test_the_production_variant_is_accepted_by_the_api_server(kube_cluster, depl
     }  # fmt: skip
 
 
+def test_kubectl_apply_k_applies_production_as_the_tests_created_it(kube_cluster, deployed_production):
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    production = str(REPO / "deploy" / "production")
+    done = subprocess.run(["kubectl", "--kubeconfig", str(kube_cluster.kubeconfig), "apply", "-k", production],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    applied = set()
+    for line in done.stdout.splitlines():  # "role.rbac.authorization.k8s.io/taskhub-runs configured"
+        resource, name = line.split()[0].split("/")
+        applied.add(f"{resource.split('.')[0]}/{name}")
+    assert applied == {f"{obj['kind'].lower()}/{obj['metadata']['name']}" for obj in deployed_production}
+
+
 def allowed(api: client.ApiClient, account: str, verb: str, resource: str, namespace: str = "") -> bool:
     """Whether the ServiceAccount "NAMESPACE/NAME" may `verb` the `resource` ("group/plural[/subresource]", the
     core group empty) in `namespace` ("" for every namespace), as the API server's authorizer answers."""
