@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from catalog import metrics
-from catalog.errors import CatalogSourceError, Conflict, NotFound
+from catalog.errors import CatalogSourceError, Conflict, InvalidRequest, NotFound
 from catalog.indexing import SyncSummary, apply_tree, known_versions
 from catalog.manifests import is_dns1123_label
 from catalog.models import (
@@ -44,11 +44,15 @@ def add_catalog(
     """Register a catalog (a directory, a git URL, or with repositories a registry), synced every
     `refresh_seconds` (0: only when asked); the next sync indexes it."""
     if not is_dns1123_label(name):
-        raise Conflict(f"catalog name {name!r} must be lower-case letters, digits and '-' (a DNS-1123 label)")
+        raise InvalidRequest(
+            f"catalog name {name!r} must be lower-case letters, digits and '-' (a DNS-1123 label)",
+            reason="invalid-name",
+        )
     if name in RESERVED_CATALOG_NAMES:
-        raise Conflict(f"catalog name {name!r} is reserved: /{name}/... paths belong to the hub's APIs")
+        raise InvalidRequest(f"catalog name {name!r} is reserved: /{name}/... paths belong to the hub's APIs",
+                             reason="invalid-name")  # fmt: skip
     if type not in CATALOG_TYPES:
-        raise Conflict(f"catalog type {type!r} must be one of {', '.join(CATALOG_TYPES)}")
+        raise InvalidRequest(f"catalog type {type!r} must be one of {', '.join(CATALOG_TYPES)}", reason="invalid-type")
     if session.scalar(select(Catalog).where(Catalog.name == name)) is not None:
         raise Conflict(f"catalog {name!r} already exists")
     check_git_value(source, "source")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 import catalog.indexing
 import catalog.sync
-from catalog.errors import CatalogSourceError, Conflict
+from catalog.errors import CatalogSourceError, Conflict, InvalidRequest
 from catalog.models import Catalog, CatalogError, IndexState, Resource, ResourceVersion
 from catalog.queries import CatalogIndex
 from tests.catalog.factories import task_yaml, write_version
@@ -111,7 +111,7 @@ def test_missing_source_is_a_clear_error(engine, settings, tmp_path):
 
 
 def test_catalog_names_are_checked(engine, tmp_path):
-    with pytest.raises(Conflict, match="DNS-1123"):
+    with pytest.raises(InvalidRequest, match="DNS-1123"):
         register(engine, "Bad Name", tmp_path)
     register(engine, "ok", tmp_path)
     with pytest.raises(Conflict, match="already exists"):
