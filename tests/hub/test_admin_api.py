@@ -48,6 +48,10 @@ def register(app, name, source, **kwargs):
         ("post", "/v1/tokens", "tokens:create"),
         ("get", "/v1/tokens", "tokens:create"),
         ("delete", "/v1/tokens/someone", "tokens:create"),
+        ("post", "/v1/catalogs", "admin"),
+        ("post", "/v1/registries", "admin"),
+        ("patch", "/v1/catalogs/tekton", "catalog:refresh"),
+        ("patch", "/v1/registries/tekton", "registry:sync"),
     ],
 )
 def test_every_admin_endpoint_needs_its_scope(admin_app, method, path, scope):
@@ -241,3 +245,76 @@ def test_private_mode_lets_a_scoped_token_do_its_job_without_read(settings, inde
     with working(app):
         assert job_ended(client, queued.headers["Location"], bearer(token))["state"] == "succeeded"
     assert_goa_error(client.get("/v1/catalogs", headers=bearer(token)), 403, "invalid-scopes", "'read'")
+
+
+GIT_SOURCE = "https://github.com/tektoncd/catalog.git"  # adding fetches nothing: the first sync does
+
+
+def test_catalogs_and_registries_are_added_with_their_refresh_and_changed_later(admin_app):
+    client, admin = admin_app.test_client(), bearer(issue(admin_app, "root", "admin"))
+    added = client.post("/v1/catalogs", json={"name": "upstream", "source": GIT_SOURCE, "refresh": "5m"}, headers=admin)
+    assert added.status_code == 201 and added.headers["Location"] == "/v1/catalogs/upstream"
+    data = added.get_json()["data"]
+    assert {k: data[k] for k in ("name", "provider", "refresh", "lastSync")} == {
+        "name": "upstream", "provider": "github", "refresh": "5m",
+        "lastSync": {"at": None, "outcome": "never synced", "error": None},
+    }  # fmt: skip
+    assert data["nextSyncAt"] is not None  # due at once: the scheduler's next tick syncs it
+    assert "upstream" in [c["name"] for c in client.get("/v1/catalogs").get_json()["data"]]
+
+    registry = {"name": "bundles", "registry": "registry.example/tekton", "repositories": ["task/hello"]}
+    answer = client.post("/v1/registries", json={**registry, "refresh": "never"}, headers=admin).get_json()["data"]
+    assert (answer["provider"], answer["refresh"], answer["nextSyncAt"]) == ("oci", "never", None)
+
+    refresher, syncer = (
+        bearer(issue(admin_app, "ci", "catalog:refresh")),
+        bearer(issue(admin_app, "rs", "registry:sync")),
+    )
+    changed = client.patch("/v1/catalogs/upstream", json={"refresh": "never"}, headers=refresher)
+    assert changed.status_code == 200 and changed.get_json()["data"]["refresh"] == "never"
+    assert (
+        client.patch("/v1/registries/bundles", json={"refresh": "1h"}, headers=syncer).get_json()["data"]["refresh"]
+        == "1h"
+    )
+    synced = client.patch("/v1/catalogs/tekton", json={"refresh": "1d"}, headers=refresher).get_json()["data"]
+    assert synced["lastSync"]["outcome"] == "succeeded" and synced["lastSync"]["at"].endswith("+00:00")
+    assert_goa_error(client.patch("/v1/registries/tekton", json={"refresh": "1h"}, headers=syncer), 404, "not-found",
+                     "'tekton' is a catalog, not a registry")  # fmt: skip
+    assert_goa_error(client.patch("/v1/catalogs/nope", json={"refresh": "1h"}, headers=refresher), 404, "not-found")
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "reason", "message"),
+    [
+        ("/v1/catalogs", {"name": "x", "source": GIT_SOURCE, "refresh": "10x"}, "invalid-refresh",
+         "refresh interval '10x': expected 'never' or a number of minutes, hours or days of at least 1m"),
+        ("/v1/catalogs", {"name": "x", "source": GIT_SOURCE, "refesh": "5m"}, "invalid-payload",
+         "unknown field 'refesh'"),
+        ("/v1/catalogs", {"name": "x", "source": "/etc"}, "invalid-source", "add a directory or a file:// repository"),
+        ("/v1/catalogs", {"name": "x", "source": "file:///srv/catalog"}, "invalid-source", "`taskhub catalog add`"),
+        ("/v1/catalogs", {"name": "Bad Name", "source": GIT_SOURCE}, "invalid-name", "a DNS-1123 label"),
+        ("/v1/catalogs", {"name": "x", "source": GIT_SOURCE, "revision": "--upload-pack=sh"}, "invalid-source",
+         "must not begin with '-'"),
+        ("/v1/catalogs", {"name": "x", "source": GIT_SOURCE, "type": "weird"}, "invalid-payload", "'type' must be"),
+        ("/v1/registries", {"name": "x", "registry": "registry.example/t", "repositories": "task/a"},
+         "invalid-payload", "'repositories' must be a list"),
+        ("/v1/registries", {"name": "x", "registry": "registry.example/t", "refresh": 5}, "invalid-payload",
+         "'refresh' must be a non-empty string"),
+    ],
+)  # fmt: skip
+def test_bad_input_to_add_is_a_clear_400_and_adds_nothing(admin_app, path, body, reason, message):
+    client = admin_app.test_client()
+    answer = client.post(path, json=body, headers=bearer(issue(admin_app, "root", "admin")))
+    assert_goa_error(answer, 400, reason, message)
+    assert [c["name"] for c in client.get("/v1/catalogs").get_json()["data"]] == ["tekton"]
+
+
+def test_a_taken_name_is_a_conflict_and_a_bad_interval_changes_nothing(admin_app):
+    client, admin = admin_app.test_client(), bearer(issue(admin_app, "root", "admin"))
+    taken = client.post("/v1/catalogs", json={"name": "tekton", "source": GIT_SOURCE}, headers=admin)
+    assert_goa_error(taken, 409, "conflict", "catalog 'tekton' already exists")
+    bad = client.patch("/v1/catalogs/tekton", json={"refresh": "30s"}, headers=admin)
+    assert_goa_error(bad, 400, "invalid-refresh", "at least 1m")
+    assert client.patch("/v1/catalogs/tekton", json={}, headers=admin).status_code == 400
+    with Session(admin_app.extensions["taskhub.engine"]) as session:
+        assert get_catalog(session, "tekton").refresh_seconds == 1800

@@ -122,3 +122,27 @@ def test_linked_sequences_of_operations_answer_as_documented(stateful_schema, fu
     run_state_machine_as_test(
         LinkedCalls, settings=hypothesis.settings(max_examples=25, deadline=None, stateful_step_count=4)
     )
+
+
+@pytest.fixture
+def adding_schema(fuzzed_hub):
+    """The operations that add catalogs and registries, which need the admin scope the main fuzz leaves out; they
+    fetch nothing (the first sync does), so any body is safe to send."""
+    generation = {**FUZZ_CONFIG["generation"], "max-examples": 15}  # two operations, no schema links to follow
+    config = SchemathesisConfig.from_dict({**FUZZ_CONFIG, "generation": generation})
+    schema = schemathesis.openapi.from_wsgi("/v1/openapi.json", fuzzed_hub, config=config)
+    return schema.include(operation_id=["addCatalog", "addRegistry"])
+
+
+adding = schemathesis.pytest.from_fixture("adding_schema")
+
+
+@pytest.fixture
+def admin_token(fuzzed_hub):
+    return issue(fuzzed_hub, "openapi-admin", "admin")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@adding.parametrize()
+def test_adding_catalogs_answers_bad_input_with_a_client_error(case, admin_token):
+    case.call_and_validate(headers=bearer(admin_token), checks=[not_a_server_error, status_code_conformance])
