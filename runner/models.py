@@ -36,10 +36,10 @@ class Run(Base):
     object: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # The child TaskRuns of a PipelineRun, with their statuses, as they ended.
     children: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # Set by a cancel request (API or another process); the process running it polls this and cancels.
+    # Set by a cancel request (API or another process); the process running it polls this and cancels. Who runs it
+    # is its `run` job's holder (jobs.models.Job, target the run's id): when that one stops renewing the job's lease,
+    # the run is recorded Failed, reason Abandoned (RunRecords.abandon_ended).
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
-    # The process that runs it (runner.run_owner): a run whose process ended is recorded Failed, reason Abandoned.
-    owner: Mapped[str] = mapped_column(String(255), default="")
     created_by: Mapped[str] = mapped_column(String(63), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

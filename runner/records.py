@@ -6,14 +6,17 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, String, and_, cast, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.models import utcnow
+from jobs.clock import now_plus
+from jobs.kinds import RUN as RUN_JOB_KIND
+from jobs.models import ABANDONED, Job
+from jobs.models import RUNNING as JOB_RUNNING
 from runner import metrics
 from runner.models import CANCELLED, FAILED, FINISHED, PENDING, RUNNING, Run, RunLog
 from runner.run_details import ContainerLog, RunDetail, RunSummary, status_of, summary_of
-from runner.run_owner import current_owner, owner_ended
 
 MAX_LOG_BYTES = 4 * 1024 * 1024  # kept per container; what follows is dropped, with a line that says so
 _CHUNK_BYTES = 64 * 1024  # buffered output is written once it reaches this size
@@ -38,7 +41,6 @@ class RunRecords:
             params=list(spec.get("params") or []) if isinstance(spec, dict) else [],
             object=obj,
             created_by=created_by[:63],
-            owner=current_owner(),
         )
         with Session(self.engine) as session, session.begin():
             session.add(run)
@@ -56,16 +58,23 @@ class RunRecords:
         self._update(run_id, **_identity(obj))
 
     def abandon_ended(self) -> int:
-        """Records Failed, reason Abandoned, the unfinished runs whose process on this host has ended (killed, or
-        a server restarted); returns how many. Runs of live processes and of other hosts are left alone."""
+        """Records Failed, reason Abandoned, the unfinished runs whose `run` job's holder stopped renewing its lease
+        (a killed worker or `taskhub run`, a host gone): the job abandoned, or still running past its lease. Decided
+        from the lease in the database, so the same on any host; returns how many."""
         # Every list and every read of a run asks this, so it reads the few columns it needs, not whole runs.
-        query = select(Run.id, Run.owner, Run.backend, Run.kind, Run.name, Run.namespace).where(
-            Run.status.in_((PENDING, RUNNING)), Run.owner != ""
-        )
         with Session(self.engine) as session, session.begin():
-            ended = [row for row in session.execute(query) if owner_ended(row.owner)]
+            lapsed = or_(
+                Job.state == ABANDONED, and_(Job.state == JOB_RUNNING, Job.lease_expires_at < now_plus(session))
+            )
+            query = (
+                select(Run.id, Run.backend, Run.kind, Run.name, Run.namespace, Job.worker)
+                .join(Job, and_(Job.kind == RUN_JOB_KIND.name, Job.target == cast(Run.id, String)))
+                .where(Run.status.in_((PENDING, RUNNING)), lapsed)
+            )
+            ended = session.execute(query).all()
             for row in ended:
-                message = f"the taskhub process that ran it (pid {row.owner.split(':')[1]}) ended before the run did"
+                holder = f" {row.worker}" if row.worker else ""
+                message = f"its worker{holder} stopped renewing the lease of its job before the run ended"
                 if row.backend == "kubernetes":
                     message += f"; on the cluster it may still run: kubectl get {row.kind.lower()} {row.name} -n "
                     message += row.namespace

@@ -16,9 +16,13 @@ import requests
 from sqlalchemy import Engine
 
 from catalog.db import make_engine
+from hub.config import Settings
+from hub.services import Services
 from jobs import CATALOG_SYNC, JobQueue
+from runner.records import RunRecords
 from tests.conftest import free_port
 from tests.jobs.processes import wait_until
+from tests.runner.test_local_sandbox import ESCAPE
 from tests.test_cli import TASKHUB, run, serving  # noqa: F401 (the fixture)
 
 
@@ -30,8 +34,8 @@ def engine(run) -> Iterator[Engine]:  # noqa: F811
     engine.dispose()
 
 
-def start_worker(run, log: Path, *args: str) -> subprocess.Popen[bytes]:  # noqa: F811
-    env = {**run.env, "TASKHUB_JOB_POLL_SECONDS": "0.1"}
+def start_worker(run, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:  # noqa: F811
+    env = {**run.env, "TASKHUB_JOB_POLL_SECONDS": "0.1", **(env or {})}
     with log.open("wb") as out:
         return subprocess.Popen([TASKHUB, "worker", *args], env=env, stdout=out, stderr=out)
 
@@ -142,3 +146,46 @@ def test_jobs_list_show_and_cancel(run, engine, fixture_catalog):  # noqa: F811
     assert run("jobs", "show", "4242", check=False).stderr.strip() == "Error: job 4242 not found"
     data = json.loads(run("jobs", "list", "-o", "json", "--state", "cancelled").stdout)
     assert data["total"] == 1 and data["data"][0]["id"] == queued and data["data"][0]["createdBy"] == "ci"
+
+
+def test_a_run_whose_worker_is_killed_is_abandoned_from_its_lease_and_leaves_no_process(run, engine, tmp_path):  # noqa: F811
+    data = Path(run.env["TASKHUB_DATA_DIR"])
+    claim_dir = data / "local-runs" / "claims" / "default" / "killed"
+    claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "killed"}, "spec": {}}
+    (tmp_path / "claim.yaml").write_text(json.dumps(claim))
+    run("apply", "-f", str(tmp_path / "claim.yaml"))
+    task_run = {
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "killed"},
+        "spec": {"workspaces": [{"name": "w", "persistentVolumeClaim": {"claimName": "killed"}}],
+                 "taskSpec": {"workspaces": [{"name": "w"}],
+                              "steps": [{"image": "alpine", "script": ESCAPE + "sleep 60\n"}]}},
+    }  # fmt: skip
+    settings = Settings.from_env({**run.env, "TASKHUB_JOB_LEASE_SECONDS": "2"})
+    run_id, job_id = Services(settings, engine).runs.submit(task_run, created_by="ci")
+    log, short_lease = tmp_path / "worker.log", {"TASKHUB_JOB_LEASE_SECONDS": "2"}
+    worker = start_worker(run, log, env=short_lease)
+    try:
+        # The event: the step and the child it escaped with `setsid` are running.
+        wait_until(lambda: (claim_dir / "ready").exists() or worker.poll() is not None, "the step to start")
+        assert worker.poll() is None, log.read_text()
+    finally:
+        worker.kill()
+        worker.wait()
+    # Blocks until the lock's holder is gone; -w only bounds a failure, the pass comes as soon as it dies.
+    assert subprocess.run(["flock", "-w", "60", str(claim_dir / "lock"), "true"], check=False).returncode == 0
+    records = RunRecords(engine)
+
+    def abandoned() -> bool:
+        detail = records.get(run_id)
+        return detail is not None and (detail.status, detail.reason) == ("Failed", "Abandoned")
+
+    wait_until(abandoned, "the run to be abandoned from its job's lease")
+    detail = records.get(run_id)
+    assert detail is not None and "stopped renewing the lease of its job before the run ended" in detail.message
+    other = start_worker(run, tmp_path / "other.log", "--kinds", "catalog-sync", env=short_lease)
+    try:  # any worker takes the job back, whatever kinds it does: abandoned, never run again
+        queue = JobQueue(engine)
+        wait_until(lambda: queue.get(job_id).state == "abandoned", "another worker to take the job back")
+    finally:
+        other.send_signal(signal.SIGTERM)
+        assert other.wait(timeout=60) == 0

@@ -29,6 +29,7 @@ from runner.pinning import LOCK_ANNOTATION
 from runner.records import RunRecords
 from runner.run_details import RunDetail
 from tests.conftest import REPO
+from tests.jobs.processes import wait_until
 from tests.kube_fixture import KubeCluster
 from tests.runner.hub_servers import served_hub  # noqa: F401
 from tests.runner.test_kube_backend import PIPELINE_RUN, FakeTekton, fake_node, tekton  # noqa: F401
@@ -231,7 +232,7 @@ def test_a_run_whose_taskhub_was_killed_is_abandoned_with_a_hint_naming_the_crea
     (generateName resolved) in the namespace it went to, the kubeconfig context's."""
     run_file = tmp_path / "run.yaml"
     run_file.write_text(yaml.safe_dump(PIPELINE_RUN))
-    env = {**os.environ, "TASKHUB_DATA_DIR": str(tmp_path / "data"),
+    env = {**os.environ, "TASKHUB_DATA_DIR": str(tmp_path / "data"), "TASKHUB_JOB_LEASE_SECONDS": "2",
            "TASKHUB_DATABASE_URL": taskhub.database_url}  # type: ignore[attr-defined]  # fmt: skip
     command = [TASKHUB, "run", "-f", str(run_file), "--backend", "kubernetes", "-k", str(context_kubeconfig)]
     running = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -242,9 +243,12 @@ def test_a_run_whose_taskhub_was_killed_is_abandoned_with_a_hint_naming_the_crea
     finally:
         running.kill()
         running.wait()
-    shown = taskhub("runs", "show", "1")
-    assert shown.exit_code == 0, shown.output
-    assert "Abandoned" in shown.stdout
+
+    def abandoned() -> Result | None:  # once the lease of its job lapses, as any process on any host reads it
+        shown = taskhub("runs", "show", "1")
+        return shown if shown.exit_code == 0 and "Abandoned" in shown.stdout else None
+
+    shown = wait_until(abandoned, "the run to be shown abandoned")
     assert f"kubectl get pipelinerun {name} -n {kube_namespace}" in shown.stdout
 
 

@@ -202,37 +202,42 @@ def test_a_kubernetes_run_is_recorded_with_its_task_runs_and_logs(
     assert "[greet : count] one\n[greet : count] two\n[greet : count] three\n" in text
 
 
-def test_a_run_whose_process_ended_is_shown_abandoned_and_runs_of_live_processes_are_not(
+def test_a_run_whose_job_lease_lapsed_is_shown_abandoned_and_runs_under_a_live_lease_are_not(
     records: RunRecords, engine: Engine
 ) -> None:
-    import socket
-    import subprocess
-
     from sqlalchemy import update
 
-    from runner.models import Run
+    from jobs import RUN, JobQueue
+    from jobs.models import Job
 
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    local = records.create(pipeline(), backend="local")
-    cluster = records.create(pipeline(), backend="kubernetes")
-    mine = records.create(pipeline(), backend="local")
-    elsewhere = records.create(pipeline(), backend="local")
-    host = socket.gethostname()
-    with engine.begin() as conn:
-        for run_id, owner in ((local, f"{host}:{dead.pid}:1"), (cluster, f"{host}:{dead.pid}:1"),
-                              (elsewhere, f"not-{host}:{dead.pid}:1")):  # fmt: skip
-            conn.execute(update(Run).where(Run.id == run_id).values(owner=owner))
-    records.started(mine, pipeline(), [])
+    queue = JobQueue(engine)
+    lapsed, reclaimed, held, queued = (records.create(pipeline(), backend=b) for b in ("local", "kubernetes", "local",
+                                                                                        "local"))  # fmt: skip
+    for run_id in (lapsed, reclaimed, held, queued):
+        queue.enqueue(RUN, str(run_id))
+    claims = {int(c.target): c for c in queue.claim("host-a:1:x", limit=3)}  # the first three, oldest first
+    for run_id in (lapsed, reclaimed, held):
+        records.started(run_id, pipeline(), [])
+
+    def expire(run_id: int) -> None:  # what a killed worker leaves once its lease runs out, on whatever host it was
+        with engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id == claims[run_id].id).values(lease_expires_at=Job.started_at))
+
+    expire(reclaimed)
+    assert [(r.target, r.state) for r in queue.reclaim_expired()] == [(str(reclaimed), "abandoned")]
+    expire(lapsed)  # not yet taken back by any worker: its lease alone decides
 
     summaries, _ = records.recent()
     statuses = {s.id: (s.status, s.reason) for s in summaries}
-    assert statuses[local] == statuses[cluster] == ("Failed", "Abandoned")
-    assert statuses[mine] == ("Running", "") and statuses[elsewhere] == ("Pending", "")
-    detail = records.get(cluster)
-    assert detail is not None and f"(pid {dead.pid}) ended before the run did" in detail.message
-    assert "kubectl get pipelinerun greetings -n default" in detail.message
-    assert detail.completed_at is not None
+    assert statuses[lapsed] == statuses[reclaimed] == ("Failed", "Abandoned")
+    assert statuses[held] == ("Running", "") and statuses[queued] == ("Pending", "")
+    detail = records.get(lapsed)
+    assert detail is not None and detail.message == (
+        "its worker host-a:1:x stopped renewing the lease of its job before the run ended"
+    )
+    cluster = records.get(reclaimed)
+    assert cluster is not None and "kubectl get pipelinerun greetings -n default" in cluster.message
+    assert cluster.completed_at is not None
 
 
 def test_a_step_printing_nul_bytes_keeps_its_logs_and_its_outcome(launcher: RunLauncher, records: RunRecords) -> None:
