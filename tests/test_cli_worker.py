@@ -189,3 +189,24 @@ def test_a_run_whose_worker_is_killed_is_abandoned_from_its_lease_and_leaves_no_
     finally:
         other.send_signal(signal.SIGTERM)
         assert other.wait(timeout=60) == 0
+
+
+def test_sigterm_gives_a_running_run_the_grace_period_then_cancels_it(run, engine, tmp_path):  # noqa: F811
+    task_run = {
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "long"},
+        "spec": {"taskSpec": {"steps": [{"image": "alpine", "script": "echo started\nsleep 60\necho late"}]}},
+    }  # fmt: skip
+    run_id, job_id = Services(Settings.from_env(run.env), engine).runs.submit(task_run, created_by="ci")
+    log, records = tmp_path / "worker.log", RunRecords(engine)
+    worker = start_worker(run, log, env={"TASKHUB_SHUTDOWN_GRACE_SECONDS": "1"})
+    try:
+        wait_until(lambda: any("started" in c.text for c in records.logs(run_id)), "the step to start")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    detail = records.get(run_id)
+    assert detail is not None and detail.status == "Cancelled"
+    assert "late" not in "".join(c.text for c in records.logs(run_id))
+    job = JobQueue(engine).get(job_id)
+    assert job is not None and job.state == "cancelled"
+    assert "waiting up to 1 s for 1 running jobs" in log.read_text()
