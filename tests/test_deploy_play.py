@@ -146,6 +146,42 @@ def worker_kubeconfig(cluster: KubeCluster, directory: Path) -> Path:
     return directory
 
 
+GIT_CLONE = [{"name": "name", "value": "git-clone"}, {"name": "version", "value": "0.9"}]  # hub resolver params
+
+
+def clone_run(prefix: str, url: str) -> Obj:
+    """A TaskRun of the catalog's git-clone 0.9 through the hub resolver, named PREFIX..., cloning `url`."""
+    return {
+        "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": prefix},
+        "spec": {"taskRef": {"resolver": "hub", "params": GIT_CLONE}, "params": [{"name": "url", "value": url}],
+                 "workspaces": [{"name": "output", "emptyDir": {}}]},
+    }  # fmt: skip
+
+
+def listener() -> Obj:
+    """An EventListener whose one trigger makes a clone_run of the pushed repository."""
+    run = clone_run("on-push-", "$(tt.params.url)")
+    trigger = {
+        "name": "clone", "bindings": [{"name": "url", "value": "$(body.repository.clone_url)"}],
+        "template": {"spec": {"params": [{"name": "url"}], "resourcetemplates": [run]}},
+    }  # fmt: skip
+    return {"apiVersion": "triggers.tekton.dev/v1beta1", "kind": "EventListener",
+            "metadata": {"name": "on-push", "namespace": RUNS_NAMESPACE}, "spec": {"triggers": [trigger]}}  # fmt: skip
+
+
+def finish_taskrun(cluster: KubeCluster, prefix: str) -> Obj:
+    """Play Tekton's controller for the TaskRun named PREFIX... in taskhub-runs: once it is there, pinned (the
+    resolved Task inlined), it succeeds. Returns it as it was created."""
+    controller = FakeTekton(cluster, RUNS_NAMESPACE, "no-node")
+    try:
+        created = controller.wait_for("taskruns", lambda run: run["metadata"]["name"].startswith(prefix))
+        assert created["spec"]["taskSpec"]["steps"], created
+        controller.set_condition("taskruns", created["metadata"]["name"], "True", "Succeeded")
+    finally:
+        controller.api.close()
+    return created
+
+
 @pytest.fixture
 def played(podman: Podman, tmp_path: Path) -> Iterator[Played]:
     pods = Played(podman, tmp_path)
@@ -160,13 +196,13 @@ def test_the_production_manifests_play_and_serve(
     deployed_production: list[Obj], fixture_catalog: Path, tmp_path: Path,
 ):  # fmt: skip
     suffix = played.suffix
-    db_port, hub_port, metrics_port = free_port(), free_port(), free_port()
+    db_port, hub_port, sink_port, metrics_port = free_port(), free_port(), free_port(), free_port()
     password = secrets.token_urlsafe(12)
     secret = {
         "database-url": f"postgresql+psycopg://taskhub:{password}@127.0.0.1:{db_port}/taskhub",
         "secrets-key": base64.urlsafe_b64encode(os.urandom(32)).decode(),  # as Fernet.generate_key() makes
     }
-    ports = {"8000": str(hub_port), "0.0.0.0": "127.0.0.1", "0.0.0.0:9000": f"127.0.0.1:{metrics_port}"}
+    ports = {"0.0.0.0": "127.0.0.1", "0.0.0.0:9000": f"127.0.0.1:{metrics_port}"}
     objects = {f"{obj['kind']}/{obj['metadata']['name']}": obj for obj in rendered("production")}
 
     postgres = f"taskhub-postgres{suffix}"
@@ -187,7 +223,7 @@ def test_the_production_manifests_play_and_serve(
     # The migration Job's pod, run to its end.
     job = objects["Job/taskhub-db-upgrade"]
     upgrade = job["spec"]["template"]
-    for_podman(upgrade["spec"], suffix, taskhub_image, secret, ports)
+    for_podman(upgrade["spec"], suffix, taskhub_image, secret, {})
     upgrade["spec"]["restartPolicy"] = "Never"
     name = f"taskhub-db-upgrade{suffix}"
     pod = {
@@ -200,12 +236,14 @@ def test_the_production_manifests_play_and_serve(
     exit_code = played.podman.run("wait", f"{name}-db-upgrade", timeout=START_TIMEOUT_SECONDS).stdout.strip()
     assert exit_code == "0", played.logs(f"{name}-db-upgrade")
 
-    # The hub and the worker, as the manifests run them.
-    hub, worker = objects["Deployment/taskhub-hub"], objects["Deployment/taskhub-worker"]
-    for deployment in (hub, worker):
+    # The hub, the Triggers sink and the worker, as the manifests run them.
+    hub, sink = objects["Deployment/taskhub-hub"], objects["Deployment/taskhub-sink"]
+    worker = objects["Deployment/taskhub-worker"]
+    for deployment, port in ((hub, hub_port), (sink, sink_port), (worker, 0)):
         deployment["metadata"]["name"] += suffix
         deployment["spec"]["replicas"] = 1
-        for_podman(deployment["spec"]["template"]["spec"], suffix, taskhub_image, secret, ports)
+        pod = deployment["spec"]["template"]["spec"]
+        for_podman(pod, suffix, taskhub_image, secret, {**ports, "8000": str(port)})
     worker_pod = worker["spec"]["template"]["spec"]
     catalog = image_user_repository(fixture_catalog, tmp_path / "catalog")
     for volume, mount in (
@@ -215,25 +253,28 @@ def test_the_production_manifests_play_and_serve(
         worker_pod["volumes"].append(volume)
         worker_pod["containers"][0]["volumeMounts"].append(mount)
     worker_pod["containers"][0]["env"].append({"name": "TASKHUB_KUBECONFIG", "value": "/etc/taskhub-kube/config"})
-    played.play("taskhub", [objects["ConfigMap/taskhub"], hub, worker])
-    hub_container = f"{hub['metadata']['name']}-pod-0-hub"
-    worker_container = f"{worker['metadata']['name']}-pod-0-worker"
+    played.play("taskhub", [objects["ConfigMap/taskhub"], hub, sink, worker])
+    containers = {part: f"{d['metadata']['name']}-pod-0-{part}" for part, d in
+                  (("hub", hub), ("sink", sink), ("worker", worker))}  # fmt: skip
+    worker_container = containers["worker"]
 
     def alive() -> bool:
-        return played.running(hub_container) and played.running(worker_container)
+        return all(played.running(container) for container in containers.values())
 
     def logs() -> str:
-        return f"hub:\n{played.logs(hub_container)[-3000:]}\nworker:\n{played.logs(worker_container)[-3000:]}"
+        return "\n".join(f"{part}:\n{played.logs(container)[-3000:]}" for part, container in containers.items())
 
     base = f"http://127.0.0.1:{hub_port}"
-    wait_until("the hub's /readyz", lambda: request("GET", f"{base}/readyz")[0] == 200, alive, logs)
-    assert request("GET", f"{base}/livez") == (200, b'{"status": "ok"}')
+    for server in (base, f"http://127.0.0.1:{sink_port}"):
+        wait_until(f"{server}/readyz", lambda: request("GET", f"{server}/readyz")[0] == 200, alive, logs)  # noqa: B023
+        assert request("GET", f"{server}/livez") == (200, b'{"status": "ok"}')
 
     # What an operator does once: a token, a catalog.
     def taskhub(*args: str) -> str:
         return played.podman.run("exec", worker_container, "taskhub", *args).stdout.strip()
 
-    token = taskhub("token", "create", "platform", "--scope", "catalog:refresh", "--scope", "runs:write")
+    scopes = ("catalog:refresh", "runs:write", "objects:write")
+    token = taskhub("token", "create", "platform", *(f"--scope={scope}" for scope in scopes))
     taskhub("catalog", "add", "tekton", "file:///catalog")
 
     # Sync: the hub queues it, the worker does it.
@@ -243,28 +284,15 @@ def test_the_production_manifests_play_and_serve(
     wait_until("the synced catalog", lambda: request("GET", version)[0] == 200, alive, logs)
 
     # Resolve, as Tekton's hub resolver asks.
-    params = [{"name": "name", "value": "git-clone"}, {"name": "version", "value": "0.9"}]
-    status, body = request("POST", f"{base}/v1/resolve", body={"resolver": "hub", "params": params})
+    status, body = request("POST", f"{base}/v1/resolve", body={"resolver": "hub", "params": GIT_CLONE})
     assert status == 200, body
     assert "name: git-clone" in json.loads(body)["data"]
 
     # A run: the worker pins it and creates it in taskhub-runs; the test plays Tekton's controller.
-    run = {
-        "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "clone-"},
-        "spec": {"taskRef": {"resolver": "hub", "params": params},
-                 "params": [{"name": "url", "value": "https://example.com/repo.git"}],
-                 "workspaces": [{"name": "output", "emptyDir": {}}]},
-    }  # fmt: skip
-    status, body = request("POST", f"{base}/v1/runs", token, run)
+    status, body = request("POST", f"{base}/v1/runs", token, clone_run("clone-", "https://example.com/repo.git"))
     assert status == 202, body
     location = base + json.loads(body)["data"]["links"]["self"]
-    controller = FakeTekton(kube_cluster, RUNS_NAMESPACE, "no-node")
-    try:
-        created = controller.wait_for("taskruns")
-        assert created["spec"]["taskSpec"]["steps"], created  # pinned: the resolved Task inlined
-        controller.set_condition("taskruns", created["metadata"]["name"], "True", "Succeeded")
-    finally:
-        controller.api.close()
+    finish_taskrun(kube_cluster, "clone-")
 
     def ended() -> Obj | None:
         data = json.loads(request("GET", location, token)[1])["data"]
@@ -272,12 +300,27 @@ def test_the_production_manifests_play_and_serve(
 
     assert wait_until("the run's end", ended, alive, logs)["status"] == "Succeeded"
 
+    # A webhook to the sink: it records and queues the event; the worker runs the trigger, then its TaskRun.
+    # Runs go to taskhub-runs (TASKHUB_RUN_NAMESPACE) and keep their listener's namespace: the listener lives there.
+    status, body = request("POST", f"{base}/v1/objects", token, listener())
+    assert status == 200, body
+    event = {"repository": {"clone_url": "https://example.com/pushed.git"}}
+    status, body = request("POST", f"http://127.0.0.1:{sink_port}/v1/listeners/{RUNS_NAMESPACE}/on-push", body=event)
+    assert status == 202, body
+    triggered = finish_taskrun(kube_cluster, "on-push-")
+    assert triggered["spec"]["params"] == [{"name": "url", "value": "https://example.com/pushed.git"}]
+
     # Metrics: the hub's requests, the worker's sync and run.
     hub_metrics = request("GET", f"{base}/metrics")[1].decode()
     assert 'taskhub_http_requests_total{code="200",method="POST",route="/v1/resolve"} 1.0' in hub_metrics
-    worker_metrics = request("GET", f"http://127.0.0.1:{metrics_port}/metrics")[1].decode()
+    worker_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    worker_metrics = request("GET", worker_metrics_url)[1].decode()
     assert 'taskhub_catalog_syncs_total{catalog="tekton",kind="catalog",outcome="success"} 1.0' in worker_metrics
-    assert 'taskhub_runs_finished_total{backend="kubernetes",outcome="succeeded"} 1.0' in worker_metrics
+    trigger = 'taskhub_trigger_events_total{listener="taskhub-runs/on-push",outcome="done",source="listener"} 1.0'
+    assert trigger in worker_metrics
+    finished = 'taskhub_runs_finished_total{backend="kubernetes",outcome="succeeded"} 2.0'
+    assert wait_until("the triggered run's end", lambda: finished in request("GET", worker_metrics_url)[1].decode(),
+                      alive, logs)  # fmt: skip
 
 
 def test_the_small_variant_migrates_its_volume_and_serves(played: Played, taskhub_image: str):
