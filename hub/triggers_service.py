@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from catalog.errors import TaskhubError
 from hub.config import Settings
-from jobs import TRIGGER_EVENT, JobQueue
+from jobs import TRIGGER_EVENT, JobKind, JobQueue
 from runner.objects import ObjectStore
 from triggers.admission import parse_resource
 from triggers.catalog_webhooks import CatalogWebhooks
@@ -24,9 +25,15 @@ from triggers.events import EventLog, Incoming
 from triggers.fielderrors import InvalidResource
 from triggers.http_client import RequestsInterceptorHTTP, networks_allowed
 from triggers.models import LISTENER
+from triggers.ports import SecretStore, TriggersStore
 from triggers.processing import EventProcessor, ResourceCreator, RunnerCreator, RunSubmitter
 from triggers.resources import EventListener
 from triggers.sink import SinkAnswer, answer_event, refusal
+
+
+class TriggersResources(TriggersStore, SecretStore, Protocol):
+    """What the sink and its events read: the hub's object store, or a cluster's API (triggers.cluster)."""
+
 
 # How many admitted listeners the sink keeps (each with its manifest, to see it unchanged).
 MAX_ADMITTED = 1000
@@ -36,11 +43,16 @@ class TriggersService:
     """The sink and the event jobs of one hub."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, store: ObjectStore, queue: JobQueue, runs: RunSubmitter
-    ) -> None:
+        self, settings: Settings, engine: Engine, store: ObjectStore, queue: JobQueue, runs: RunSubmitter, *,
+        resources: TriggersResources | None = None, job_kind: JobKind = TRIGGER_EVENT,
+    ) -> None:  # fmt: skip
+        """`resources`: where listeners, their triggers and the Secrets interceptors read come from (a cluster, for
+        `taskhub triggers serve`), the hub's object store by default; `job_kind`: the job an accepted event gets."""
         if store.sealer is None:
             raise ValueError("the Triggers service needs an object store with a secrets key")
         self.settings, self.engine, self.store, self.queue, self.runs = settings, engine, store, queue, runs
+        self.resources: TriggersResources = resources or store
+        self.job_kind = job_kind
         self.events = EventLog(engine, store.sealer, dedupe_seconds=settings.triggers_dedupe_seconds)
         self.allow = networks_allowed(settings.triggers_interceptor_networks)
         self.catalog_webhooks = CatalogWebhooks(engine, store.sealer, self.events, queue)
@@ -52,14 +64,22 @@ class TriggersService:
 
     def processor_with(self, creator: ResourceCreator) -> EventProcessor:
         http = RequestsInterceptorHTTP(self.allow, timeout=self.settings.triggers_interceptor_timeout)
-        engine = TriggersEngine(self.store, self.store, http)
-        return EventProcessor(self.events, engine, creator, lambda ns, name: self.store.get("EventListener", ns, name))
+        engine = TriggersEngine(self.resources, self.resources, http)
+        return EventProcessor(self.events, engine, creator, self._listener)
+
+    def _listener(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.resources.get("EventListener", namespace, name)
+        return None if found is None else dict(found)
 
     def receive(self, incoming: Incoming, *, too_large: bool = False) -> SinkAnswer:
         """The sink's answer to one request, recorded; an accepted event is queued for a worker."""
         ns, name = incoming.namespace, incoming.name
         event_id = str(uuid.uuid4())
-        manifest = self.store.get("EventListener", ns, name)
+        try:
+            manifest = self._listener(ns, name)
+        except TaskhubError as exc:  # a cluster that does not answer (taskhub triggers serve)
+            self.events.refused(incoming, event_id, 503, str(exc))
+            return refusal(503, name, ns, str(exc))
         if manifest is None:
             # Upstream answers 500 with no body (its informer has no such listener yet); here the URL names the
             # listener, so a wrong one is a 404 that says so.
@@ -85,7 +105,7 @@ class TriggersService:
         created_by = f"el:{ns}/{name}"
 
         def enqueue(conn: Connection, event: int) -> int:
-            return self.queue.enqueue_in(conn, TRIGGER_EVENT, str(event), created_by=created_by)
+            return self.queue.enqueue_in(conn, self.job_kind, str(event), created_by=created_by)
 
         if self.events.accepted(incoming, event_id, uid=uid, status=answer.status, enqueue=enqueue).job is not None:
             self.queue.committed()

@@ -13,12 +13,13 @@ again if its kind is idempotent, recorded abandoned otherwise.
 """
 
 from jobs.context import JobCancelled, JobContext, JobFailed
-from jobs.kinds import CATALOG_SYNC, KINDS, PUBLISH, REGISTRY_SYNC, RUN, TRIGGER_EVENT
+from jobs.kinds import CATALOG_SYNC, CLUSTER_TRIGGER_EVENT, KINDS, PUBLISH, REGISTRY_SYNC, RUN, TRIGGER_EVENT
 from jobs.queue import Claim, Enqueued, JobKind, JobQueue, Progress, QueueTimes
 from jobs.worker import Handler, Periodic, Worker
 
 __all__ = [
     "CATALOG_SYNC",
+    "CLUSTER_TRIGGER_EVENT",
     "KINDS",
     "PUBLISH",
     "REGISTRY_SYNC",

@@ -14,5 +14,8 @@ RUN = JobKind("run", idempotent=False, max_attempts=1)
 
 # What an accepted webhook event does: it may create runs, so one that stopped half way is not done again.
 TRIGGER_EVENT = JobKind("trigger-event", idempotent=False, max_attempts=1)
+# The same for an EventListener read from a cluster (`taskhub triggers serve`): only that process, which reaches
+# the cluster, takes them; the hub's workers have no handler for them.
+CLUSTER_TRIGGER_EVENT = JobKind("cluster-trigger-event", idempotent=False, max_attempts=1)
 
-KINDS = {kind.name: kind for kind in (CATALOG_SYNC, REGISTRY_SYNC, PUBLISH, RUN, TRIGGER_EVENT)}
+KINDS = {kind.name: kind for kind in (CATALOG_SYNC, REGISTRY_SYNC, PUBLISH, RUN, TRIGGER_EVENT, CLUSTER_TRIGGER_EVENT)}

@@ -5,7 +5,9 @@ v1beta1).
 
 There is no controller-manager, scheduler or kubelet: objects are stored and served, nothing reconciles them.
 Users: "admin" (system:masters) and "viewer", who may only get and list tekton.dev objects, ResolutionRequests
-and ConfigMaps. The ResolutionRequest CRD (resolution.tekton.dev/v1beta1, status subresource) is applied too.
+and ConfigMaps. The ResolutionRequest CRD (resolution.tekton.dev/v1beta1, status subresource) is applied too, and
+Tekton Triggers' CRDs (triggers.tekton.dev: EventListener, Trigger, TriggerBinding, ClusterTriggerBinding,
+TriggerTemplate, Interceptor, ClusterInterceptor).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ __all__ = [
     "RESOLUTION_CRDS",
     "RESOLUTION_GROUP",
     "TEKTON_CRDS",
+    "TRIGGERS_CRDS",
+    "TRIGGERS_GROUP",
     "KubeCluster",
     "kube_cluster",
     "kube_namespace",
@@ -62,6 +66,19 @@ TEKTON_CRDS: CrdVersions = {
 # config/300-crds/300-resolutionrequest.yaml).
 RESOLUTION_GROUP = "resolution.tekton.dev"
 RESOLUTION_CRDS: CrdVersions = {"ResolutionRequest": ("resolutionrequests", ("v1beta1",))}
+# Tekton Triggers' kinds (tektoncd/triggers: config/300-*.yaml): v1beta1 stored, v1alpha1 served too; the
+# interceptors only in v1alpha1; two kinds cluster-scoped. Minimal structural schemas, as for Tekton's kinds.
+TRIGGERS_GROUP = "triggers.tekton.dev"
+TRIGGERS_CRDS: CrdVersions = {
+    "EventListener": ("eventlisteners", ("v1alpha1", "v1beta1")),
+    "Trigger": ("triggers", ("v1alpha1", "v1beta1")),
+    "TriggerBinding": ("triggerbindings", ("v1alpha1", "v1beta1")),
+    "ClusterTriggerBinding": ("clustertriggerbindings", ("v1alpha1", "v1beta1")),
+    "TriggerTemplate": ("triggertemplates", ("v1alpha1", "v1beta1")),
+    "Interceptor": ("interceptors", ("v1alpha1",)),
+    "ClusterInterceptor": ("clusterinterceptors", ("v1alpha1",)),
+}
+CLUSTER_SCOPED = frozenset({"ClusterTriggerBinding", "ClusterInterceptor"})
 AUDIT_POLICY = "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n"
 
 
@@ -88,7 +105,7 @@ def tekton_crd(kind: str, plural: str, versions: tuple[str, ...], group: str = "
         "metadata": {"name": f"{plural}.{group}"},
         "spec": {
             "group": group,
-            "scope": "Namespaced",
+            "scope": "Cluster" if kind in CLUSTER_SCOPED else "Namespaced",
             "names": {"kind": kind, "plural": plural, "singular": kind.lower(), "listKind": f"{kind}List"},
             "versions": [
                 {
@@ -169,6 +186,7 @@ class KubeCluster:
         api = self.api_client()
         self.apply_crds(api, self.crds)
         self.apply_crds(api, RESOLUTION_CRDS, RESOLUTION_GROUP)
+        self.apply_crds(api, TRIGGERS_CRDS, TRIGGERS_GROUP)
         self._grant_viewer(api)
 
     def stop(self) -> None:
@@ -320,6 +338,9 @@ class KubeCluster:
             # all-namespaces watches of later tests.
             for plural, versions in RESOLUTION_CRDS.values():
                 objects.delete_collection_namespaced_custom_object(RESOLUTION_GROUP, versions[-1], name, plural)
+            for kind, (plural, versions) in TRIGGERS_CRDS.items():
+                if kind not in CLUSTER_SCOPED:
+                    objects.delete_collection_namespaced_custom_object(TRIGGERS_GROUP, versions[-1], name, plural)
             client.CoreV1Api(api).delete_namespace(name)
 
 

@@ -11,7 +11,7 @@ providers cannot send one, and it answers in private mode too; the listener's in
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hub.config import Settings
@@ -71,3 +71,12 @@ def catalog_webhook(name: str) -> tuple[Response, int]:
     response = jsonify(answer.body)
     response.headers["Cache-Control"] = "no-store"
     return response, answer.status
+
+
+def sink_app(settings: Settings, triggers: TriggersService) -> Flask:
+    """A WSGI app serving only these sinks (`taskhub triggers serve`: the listeners of a cluster)."""
+    app = Flask(__name__)
+    app.config["TASKHUB"] = settings
+    app.extensions["taskhub.triggers"] = triggers
+    app.register_blueprint(bp)
+    return app

@@ -79,6 +79,10 @@ class _Commands(LazyGroup):
         "secret": LazyCommand(
             "hub.cli.objects", "Secrets that interceptors and runs read; their values are sealed and never shown again."
         ),
+        "triggers": LazyCommand(
+            "hub.cli.triggers",
+            "Tekton Triggers read from a cluster, with taskhub's sinks in front of its EventListeners.",
+        ),
         "worker": LazyCommand(
             "hub.cli.worker",
             "Do queued jobs (syncs, publishes, runs, Triggers events) and queue the syncs that are due.",
