@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from catalog.db import make_engine
 from jobs.leases import Leases, catalog_lease
 from tests.conftest import free_port
 from tests.jobs.processes import wait_until
-from tests.jobs.test_syncs import git_catalog
+from tests.jobs.test_syncs import SLOW_GIT, add_version, git_catalog, process_ended
 from tests.test_migrations import HEAD
 
 TASKHUB = str(Path(sys.executable).parent / "taskhub")
@@ -111,6 +112,34 @@ def test_three_concurrent_syncs_of_one_git_catalog_all_succeed(run, tmp_path):
     assert [code for code, _, _ in outcomes] == [0, 0, 0], outcomes
     assert all("hello: 1 resources, 2 versions" in out for _, out, _ in outcomes)
     assert " UTC succeeded\t" in run("catalog", "list").stdout
+
+
+def test_a_sync_killed_during_checkout_leaves_nothing_that_stops_the_next(run, tmp_path):
+    """kill -9 of `taskhub catalog sync` while git holds .git/index.lock: the next sync waits out the killed one's
+    lease, removes the lock and succeeds."""
+    run("db", "upgrade")
+    repo = git_catalog(tmp_path, "0.1")
+    run("catalog", "add", "hello", f"file://{repo}")
+    run("catalog", "sync", "hello")
+    add_version(repo, "0.2")
+    marker, bin_dir = tmp_path / "checkout-started", tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "git").write_text(SLOW_GIT.format(marker=marker))
+    (bin_dir / "git").chmod(0o755)
+    env = {**run.env, "TASKHUB_JOB_LEASE_SECONDS": "2"}
+    killed = subprocess.Popen([TASKHUB, "catalog", "sync", "hello"], env={**env, "PATH": f"{bin_dir}:{env['PATH']}"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    git_pid = int(wait_until(lambda: marker.exists() and marker.read_text().strip(), "the checkout to hang"))
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    wait_until(lambda: process_ended(git_pid), "the killed sync's git to end with it")
+    lock = Path(run.env["TASKHUB_DATA_DIR"]) / "catalogs" / "hello" / ".git" / "index.lock"
+    assert lock.exists()
+    later = subprocess.run([TASKHUB, "catalog", "sync", "hello"], env=env, capture_output=True, text=True, timeout=120)
+    assert later.returncode == 0, later.stderr
+    assert "removed index.lock left by an interrupted sync" in later.stderr
+    assert "hello: 1 resources, 2 versions" in later.stdout
+    assert not lock.exists()
 
 
 def test_refresh_intervals_are_set_on_add_changed_later_and_listed(run, fixture_catalog):
