@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -99,15 +99,27 @@ class Page:
     total: int
 
 
-class _FacetMemo:
-    """The web UI's filter values, computed once per index generation and database (they change only by syncs)."""
+class _PerGeneration:
+    """Answers computed once per index generation and database: they change only when a sync changes the index."""
 
-    def __init__(self) -> None:
+    def __init__(self, most: int = 256) -> None:
         self.lock = threading.Lock()
-        self.values: dict[str, tuple[int, dict[str, list[str]]]] = {}
+        self.most = most
+        self.values: dict[Any, tuple[int, Any]] = {}
+
+    def get(self, key: Any, generation: int) -> Any:
+        memo = self.values.get(key)
+        return memo[1] if memo is not None and memo[0] == generation else None
+
+    def put(self, key: Any, generation: int, value: Any) -> None:
+        with self.lock:
+            if len(self.values) >= self.most:
+                self.values.clear()
+            self.values[key] = (generation, value)
 
 
-_FACETS = _FacetMemo()
+_FACETS = _PerGeneration()  # the web UI's filter values
+_TOTALS = _PerGeneration()  # how many resources a search without text matches: counting reads every one
 
 
 class CatalogIndex:
@@ -174,9 +186,9 @@ class CatalogIndex:
     def facets(self) -> dict[str, list[str]]:
         """The values the web UI offers as filters: what listed resources carry (the most used tags only)."""
         generation, key = self.generation(), str(self.session.get_bind().engine.url)
-        memo = _FACETS.values.get(key)
-        if memo is not None and memo[0] == generation:
-            return memo[1]
+        memo: dict[str, list[str]] | None = _FACETS.get(key, generation)
+        if memo is not None:
+            return memo
         facets = {
             "kind": list(KINDS.values()),
             "catalog": [c.name for c in self.catalogs()],
@@ -184,8 +196,7 @@ class CatalogIndex:
             "platform": self._used_names(Platform, resource_platforms, "platform_id"),
             "tag": self._used_names(Tag, resource_tags, "tag_id", TOP_TAGS),
         }
-        with _FACETS.lock:
-            _FACETS.values[key] = (generation, facets)
+        _FACETS.put(key, generation, facets)
         return facets
 
     def _used_names(self, model: Any, link: Any, id_column: str, top: int | None = None) -> list[str]:
@@ -306,8 +317,15 @@ class CatalogIndex:
             total = query.offset + len(views)  # a page that is not full tells the total itself
         elif not views and query.offset == 0:
             total = 0
-        else:
+        elif query.text.strip():
             total = self.session.scalar(counted(query, self.dialect)) or 0
+        else:  # the home page and /v1/resources: a count that reads the whole index, once per generation
+            generation = self.generation()
+            key = (str(self.session.get_bind().engine.url), astuple(replace(query, sort="", limit=0, offset=0)))
+            total = _TOTALS.get(key, generation)
+            if total is None:
+                total = self.session.scalar(counted(query, self.dialect)) or 0
+                _TOTALS.put(key, generation, total)
         return Page(views, total)
 
     def counts_by_repository(self, query: SearchQuery) -> list[tuple[int, str, int]]:

@@ -13,6 +13,8 @@ from sqlalchemy.orm import Session
 
 from catalog.db import alembic_config, make_engine, upgrade
 from catalog.queries import CatalogIndex, SearchQuery
+from catalog.sync import add_catalog, sync_by_name
+from tests.catalog.factories import write_version
 
 
 def names(engine, **query) -> list[str]:
@@ -98,12 +100,26 @@ def test_each_api_read_is_one_query(app, indexed, path):
     assert len(seen) == 1, seen
 
 
-def test_the_home_page_reads_a_page_not_the_catalog(app, indexed):
+def result_count(client, path: str) -> str:
+    page = client.get(path, headers={"Accept": "text/html"}).get_data(as_text=True)
+    return re.search(r'id="result-count">([^<]*)<', page).group(1)
+
+
+def test_the_home_page_reads_a_page_not_the_catalog(app, engine, settings, indexed, tmp_path):
+    """Filter choices and the number of results (when the page does not tell it) are computed once per index
+    generation: counting reads every resource. A sync that changes the index shows the new number."""
     client = app.test_client()
-    client.get("/", headers={"Accept": "text/html"})  # filter choices are computed once per index generation
+    past_the_end = "/?page=9"  # the test catalog fills one page: this one counts
+    assert result_count(client, past_the_end) == f"{indexed.resources} results"
     with index_statements(app) as seen:
-        assert client.get("/?page=2", headers={"Accept": "text/html"}).status_code == 200
-    assert len(seen) == 2 and "LIMIT" in seen[0] and "count(" in seen[1], seen
+        assert client.get(past_the_end, headers={"Accept": "text/html"}).status_code == 200
+    assert len(seen) == 1 and "LIMIT" in seen[0], seen
+
+    write_version(tmp_path / "more", "one-more", "0.1")
+    with Session(engine) as s, s.begin():
+        add_catalog(s, "more", str(tmp_path / "more"))
+    sync_by_name(engine, "more", settings.catalogs_dir, registries=lambda host: None)  # type: ignore[arg-type,return-value]
+    assert result_count(client, past_the_end) == f"{indexed.resources + 1} results"
 
 
 def test_migration_0011_fills_in_what_reads_need_for_an_index_made_before_it(app, indexed, database_url):
