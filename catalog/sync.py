@@ -152,15 +152,3 @@ def sync_by_name(
     finally:
         metrics.SYNCS.labels(name, kind, outcome).inc()
         metrics.SYNC_SECONDS.labels(name, kind, outcome).observe(time.monotonic() - started)
-
-
-def record_failure(engine: Engine, name: str, message: str) -> None:
-    """Remember why a catalog's last sync failed (shown by `catalog list` and the catalog pages)."""
-    with Session(engine) as session, session.begin():
-        get_catalog(session, name).last_error = message
-
-
-def sync_catalog(session: Session, catalog: Catalog, work_dir: Path) -> SyncSummary:
-    """Fetch, walk and index one catalog in the session's transaction."""
-    files, tree = fetch_catalog(catalog, work_dir)
-    return apply_tree(session, catalog, files, tree)
