@@ -10,6 +10,7 @@ runs, and the Triggers events. The command line, the API and the worker call the
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Collection
@@ -166,7 +167,9 @@ class PublishService:
         def work(context: JobContext) -> PublishSummary:
             return self._publish(name, target, credentials, _both(context, report))
 
-        return run_here(self.queue, PUBLISH, name, work, payload={"registry": target}, created_by=created_by,
+        # Pushed with the caller's own credentials, it is not one for a worker to push again if this process dies.
+        kind = dataclasses.replace(PUBLISH, idempotent=False) if credentials else PUBLISH
+        return run_here(self.queue, kind, name, work, payload={"registry": target}, created_by=created_by,
                         outcome=_publish_outcome)  # fmt: skip
 
     def handle(self, context: JobContext) -> list[str]:

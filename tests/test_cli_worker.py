@@ -90,10 +90,15 @@ def test_the_command_lines_own_sync_and_publish_are_recorded_as_jobs(run, engine
     assert unreachable.returncode == 1
     (publish,), _ = JobQueue(engine).list(kind="publish")
     assert publish.state == "failed" and publish.payload == {"registry": "127.0.0.1:9/catalog"}
-    assert publish.attempts == 1 and publish.error
+    assert publish.attempts == 1 and publish.error and publish.idempotent  # a worker may push it again
+    login = ("--username", "me", "--password-stdin")
+    assert run("catalog", "publish", "tekton", "--registry", "127.0.0.1:9/catalog", *login, stdin="pw\n",
+               check=False).returncode == 1  # fmt: skip
+    mine = JobQueue(engine).list(kind="publish", limit=1)[0][0]
+    assert mine.state == "failed" and not mine.idempotent  # the caller's credentials: never pushed again elsewhere
     missing = run("catalog", "publish", "nope", "--registry", "127.0.0.1:9/catalog", check=False)
     assert "catalog 'nope' not found" in missing.stderr or "'nope'" in missing.stderr
-    assert JobQueue(engine).list(kind="publish")[1] == 1  # a typo records no job
+    assert JobQueue(engine).list(kind="publish")[1] == 2  # a typo records no job
 
 
 def worker_children(pid: int) -> list[int]:
