@@ -20,6 +20,7 @@ from jobs import TRIGGER_EVENT, JobKind, JobQueue
 from runner.objects import ObjectStore
 from triggers.admission import parse_resource
 from triggers.catalog_webhooks import CatalogWebhooks
+from triggers.cloudevents import is_cloudevent
 from triggers.engine import TriggersEngine
 from triggers.events import EventLog, Incoming
 from triggers.fielderrors import InvalidResource
@@ -65,7 +66,7 @@ class TriggersService:
     def processor_with(self, creator: ResourceCreator) -> EventProcessor:
         http = RequestsInterceptorHTTP(self.allow, timeout=self.settings.triggers_interceptor_timeout)
         engine = TriggersEngine(self.resources, self.resources, http)
-        return EventProcessor(self.events, engine, creator, self._listener)
+        return EventProcessor(self.events, engine, creator, self._listener, http)
 
     def _listener(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.resources.get("EventListener", namespace, name)
@@ -97,7 +98,7 @@ class TriggersService:
             message = f"request body over the sink's limit of {limit} bytes (TASKHUB_TRIGGERS_MAX_BODY_BYTES)"
             self.events.refused(incoming, event_id, 413, message, uid=uid)
             return refusal(413, name, ns, message)
-        answer = answer_event(listener, incoming.body, event_id)
+        answer = answer_event(listener, incoming.body, event_id, cloudevent=is_cloudevent(incoming.headers))
         if not answer.accepted:
             reason = str(json.loads(answer.body).get("errorMessage", ""))
             self.events.refused(incoming, event_id, answer.status, reason, uid=uid)

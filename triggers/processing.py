@@ -18,9 +18,11 @@ from typing import Any, Protocol
 from catalog.errors import TaskhubError
 from jobs import JobContext, JobFailed
 from triggers.admission import parse_resource
+from triggers.cloudevents import DONE, STARTED, SUCCESSFUL, StatusEvents, headers_json
 from triggers.engine import EventOutcome, EventRequest, TriggerOutcome, TriggersEngine
 from triggers.events import EventLog
 from triggers.fielderrors import InvalidResource
+from triggers.ports import InterceptorHTTP
 from triggers.resources import EventListener
 from triggers.templates import RenderedResource
 
@@ -88,6 +90,8 @@ class EventProcessor:
     engine: TriggersEngine
     creator: ResourceCreator
     listener_of: Callable[[str, str], dict[str, Any] | None]
+    # How CloudEvents reach a listener's cloudEventURI (the interceptors' client: allowed addresses only).
+    http: InterceptorHTTP | None = None
 
     def handle(self, context: JobContext) -> dict[str, Any]:
         """The handler of `trigger-event` jobs: the event's number is the target."""
@@ -109,6 +113,10 @@ class EventProcessor:
             self.events.finish(event, [], failed=str(exc))
             return {"event": event, "failed": str(exc)}
         assert isinstance(listener, EventListener)
+        status = None
+        if listener.cloud_event_uri and self.http is not None:
+            status = StatusEvents(self.http, listener.cloud_event_uri, row.namespace, row.name, row.event_id)
+            status.send(STARTED, headers_json(headers))
         try:
             request = EventRequest.from_pairs(row.method, row.url, headers, row.body)
             outcome = self.engine.process_event(listener, request, row.event_id)
@@ -118,6 +126,11 @@ class EventProcessor:
             self.events.finish(event, [], failed=f"internal error: {type(exc).__name__}: {exc}")
             raise
         self.events.finish(event, recorded)
+        if status is not None:
+            for entry in recorded:
+                if entry["status"] == "created":
+                    status.send(SUCCESSFUL)
+            status.send(DONE)
         created = sum(len(o["created"]) for o in recorded)
         return {"event": event, "triggers": len(recorded), "created": created}
 

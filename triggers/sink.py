@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from catalog.gojson import quote
+from triggers.cloudevents import ACCEPTED, binary_headers
 from triggers.jsonbody import BodyError, decode_object
 from triggers.resources import EventListener
 
@@ -19,6 +20,7 @@ class SinkAnswer:
     body: bytes
     content_type: str = "application/json"
     accepted: bool = False
+    headers: tuple[tuple[str, str], ...] = ()  # more headers: a CloudEvent's attributes
 
 
 def _object(fields: list[tuple[str, str]]) -> bytes:
@@ -26,8 +28,9 @@ def _object(fields: list[tuple[str, str]]) -> bytes:
     return ("{" + ",".join(f"{quote(k)}:{quote(v)}" for k, v in fields) + "}\n").encode()
 
 
-def answer_event(listener: EventListener, body: bytes, event_id: str) -> SinkAnswer:
-    """The answer to an event for an existing listener."""
+def answer_event(listener: EventListener, body: bytes, event_id: str, *, cloudevent: bool = False) -> SinkAnswer:
+    """The answer to an event for an existing listener; to a CloudEvent (`cloudevent`), a CloudEvent whose data is
+    the answer's JSON (triggers.cloudevents)."""
     name, namespace = listener.meta.name, listener.meta.namespace or "default"
     if listener.payload_validation:
         try:
@@ -39,6 +42,9 @@ def answer_event(listener: EventListener, body: bytes, event_id: str) -> SinkAns
             return SinkAnswer(400, _object(fields))
     fields = [("eventListener", name), ("namespace", namespace), ("eventListenerUID", listener.meta.uid),
               ("eventID", event_id)]  # fmt: skip
+    if cloudevent:  # the data as json.Marshal writes it: no newline
+        attributes = binary_headers(event_id, ACCEPTED, name, f"{namespace}.{name} accepted {event_id}")
+        return SinkAnswer(202, _object(fields).rstrip(b"\n"), accepted=True, headers=tuple(attributes))
     return SinkAnswer(202, _object(fields), accepted=True)
 
 

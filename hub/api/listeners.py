@@ -42,6 +42,7 @@ def sink(namespace: str, name: str, path: str) -> Response:
     incoming = incoming_request(namespace[:63], name[:253], request.method, url, headers, body, size)
     answer = service().receive(incoming, too_large=too_large)
     response = Response(answer.body, answer.status, content_type=answer.content_type)
+    response.headers.extend(answer.headers)
     response.headers["Cache-Control"] = "no-store"
     if too_large:
         response.headers["Connection"] = "close"  # the rest of the body is not read

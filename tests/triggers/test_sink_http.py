@@ -9,7 +9,9 @@ import json
 import re
 
 import pytest
+import requests
 
+from tests.jobs.processes import wait_until
 from tests.triggers.sink_harness import hub, labels, params  # noqa: F401 (hub: the fixture)
 from tests.triggers.support import github_signature
 from tests.triggers.test_acceptance_bindings import CEL_BODY, CEL_TRIGGER, listener
@@ -321,3 +323,45 @@ def test_the_sink_answers_providers_in_private_mode_and_the_events_need_a_token(
         assert sent.status_code == 404  # no such listener: the sink answered, the token gate did not
         assert requests.get(f"{url}/v1/listeners/ns1/el1/live", timeout=10).text == "ok"
         assert requests.get(f"{url}/v1/events", timeout=10).status_code == 401
+
+
+def test_cloudevents_answered_as_cloudevents_and_status_sent_to_the_cloud_event_uri(hub, interceptor):  # noqa: F811
+    interceptor.answer({})
+    hub.apply(listener(run_trigger("t", "[{name: x, value: $(body.a)}]"), f"  cloudEventURI: {interceptor.url}/ce"))
+    url = f"{hub.url}/v1/listeners/ns1/el1"
+    binary = {"Content-Type": "application/json", "Ce-Specversion": "1.0", "Ce-Id": "in-1", "Ce-Source": "/tests",
+              "Ce-Type": "dev.example.push"}  # fmt: skip
+    structured = json.dumps({"specversion": "1.0", "id": "in-2", "source": "/tests", "type": "dev.example.push",
+                             "datacontenttype": "application/json", "a": "x"}).encode()  # fmt: skip
+    answers = [
+        requests.post(url, data=b'{"a":"x"}', headers=binary, timeout=30),
+        requests.post(url, data=structured, headers={"Content-Type": "application/cloudevents+json"}, timeout=30),
+    ]
+    for answer in answers:
+        assert answer.status_code == 202 and answer.headers["Content-Type"] == "application/json"
+        data = answer.json()
+        assert data == {"eventListener": "el1", "namespace": "ns1", "eventListenerUID": data["eventListenerUID"],
+                        "eventID": data["eventID"]}  # fmt: skip
+        assert not answer.content.endswith(b"\n")
+        assert {k: v for k, v in answer.headers.items() if k.lower().startswith("ce-")} == {
+            "Ce-Specversion": "1.0", "Ce-Id": data["eventID"], "Ce-Source": "el1",
+            "Ce-Type": "dev.tekton.event.triggers.accepted.v1", "Ce-Subject": f"ns1.el1 accepted {data['eventID']}",
+        }  # fmt: skip
+    plain = requests.post(url, data=b'{"a":"x"}', headers={"Ce-Specversion": "9.9"}, timeout=30)
+    assert plain.status_code == 202 and "Ce-Id" not in plain.headers and plain.content.endswith(b"}\n")
+
+    event_id = answers[0].json()["eventID"]
+    assert hub.event(event_id)["outcomes"][0]["status"] == "created"
+
+    def statuses() -> list[dict]:
+        return [r for r in interceptor.received if r["headers"].get("Ce-Id") == event_id]
+
+    wait_until(lambda: len(statuses()) == 3, "the started, successful and done CloudEvents")
+    sent = {r["headers"]["Ce-Type"]: r for r in statuses()}
+    assert set(sent) == {f"dev.tekton.event.triggers.{t}.v1" for t in ("started", "successful", "done")}
+    started = sent["dev.tekton.event.triggers.started.v1"]
+    assert started["path"] == "/ce"
+    assert started["headers"]["Ce-Source"] == "/apis/triggers.tekton.dev/v1beta1/namespaces/ns1/EventListener/el1"
+    assert started["headers"]["Ce-Subject"] == f"el1 processing {event_id}"
+    assert json.loads(started["body"])["Ce-Id"] == ["in-1"]  # the request's headers
+    assert sent["dev.tekton.event.triggers.done.v1"]["body"] == b"null"
