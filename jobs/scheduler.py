@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import random
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog.errors import InvalidRequest
@@ -84,9 +85,12 @@ class SyncSchedule:
     outcome: str  # "succeeded", "failed", or "never synced"
     error: str | None  # why the last sync failed, as the sync said it
     next_at: datetime | None  # when the scheduler queues the next one; None with refresh "never" or when due now
+    syncing: str | None = None  # "queued" or "running": a sync of it is waiting for a worker, or under way
 
     @property
     def next_text(self) -> str:
+        if self.syncing:
+            return f"{self.syncing} now"
         if self.refresh == "never":
             return "never"
         return "due now" if self.next_at is None else self.next_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -99,8 +103,18 @@ class SyncSchedule:
         return f"{when}{self.outcome}" + (f": {self.error}" if self.error else "")
 
 
-def sync_schedule(catalog: Catalog, now: datetime) -> SyncSchedule:
-    """`catalog`'s schedule as of `now`."""
+def sync_schedules(session: Session, catalogs: Sequence[Catalog]) -> list[SyncSchedule]:
+    """The schedule of each catalog on the database's clock, with the sync of it queued or running now, if any."""
+    now = database_now(session)
+    kinds, names = (CATALOG_SYNC.name, REGISTRY_SYNC.name), [c.name for c in catalogs]
+    active = select(Job.target, func.max(Job.state))  # "running" sorts after "queued"
+    active = active.where(Job.kind.in_(kinds), Job.state.in_((QUEUED, RUNNING)), Job.target.in_(names))
+    syncing = dict(session.execute(active.group_by(Job.target)).tuples().all())
+    return [sync_schedule(c, now, syncing.get(c.name)) for c in catalogs]
+
+
+def sync_schedule(catalog: Catalog, now: datetime, syncing: str | None = None) -> SyncSchedule:
+    """`catalog`'s schedule as of `now`; `syncing`: the state of its sync queued or running now."""
     last = catalog.last_sync_at or catalog.synced_at
     outcome = "failed" if catalog.last_error else "succeeded" if last else "never synced"
     due = catalog.next_sync_at
@@ -110,6 +124,7 @@ def sync_schedule(catalog: Catalog, now: datetime) -> SyncSchedule:
         outcome=outcome,
         error=catalog.last_error,
         next_at=None if catalog.refresh_seconds <= 0 or due is None or due <= now else due,
+        syncing=syncing,
     )
 
 

@@ -10,7 +10,6 @@ Location says where to watch it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -36,7 +35,7 @@ from hub.tokens import (
 from hub.wsgi.auth import current_identity, require_scope
 from jobs import Enqueued
 from jobs.clock import database_now
-from jobs.scheduler import parse_refresh, set_refresh, sync_schedule
+from jobs.scheduler import parse_refresh, set_refresh, sync_schedules
 
 bp = Blueprint("admin_api", __name__)
 
@@ -134,9 +133,10 @@ def _refresh(body: dict[str, Any]) -> int:
     return parse_refresh(_string(body, "refresh")) if "refresh" in body else DEFAULT_REFRESH_SECONDS
 
 
-def catalog_json(catalog: Catalog, now: datetime) -> dict[str, Any]:
+def catalog_json(session: Session, catalog: Catalog) -> dict[str, Any]:
     """A catalog or registry as these operations answer: how often it is synced, its last sync and the next."""
-    plan = sync_schedule(catalog, now)
+    (plan,) = sync_schedules(session, [catalog])
+    due = plan.next_at or database_now(session)
     return {
         "name": catalog.name,
         "type": catalog.type,
@@ -147,7 +147,8 @@ def catalog_json(catalog: Catalog, now: datetime) -> dict[str, Any]:
             "outcome": plan.outcome,
             "error": plan.error,
         },
-        "nextSyncAt": None if plan.refresh == "never" else (plan.next_at or now).isoformat(),
+        "nextSyncAt": None if plan.refresh == "never" else due.isoformat(),
+        "syncing": plan.syncing,
     }
 
 
@@ -156,7 +157,7 @@ def _added(add: Callable[[Session], Catalog]) -> tuple[Response, int]:
     try:
         with session.begin():
             catalog = add(session)
-            body = catalog_json(catalog, database_now(session))
+            body = catalog_json(session, catalog)
     except CatalogSourceError as exc:
         raise InvalidRequest(str(exc), reason="invalid-source") from None
     response = jsonify(data=body)
@@ -217,7 +218,7 @@ def _set_refresh(name: str, *, registry: bool) -> Response:
         if registry and catalog.provider != OCI:
             raise NotFound(f"{name!r} is a catalog, not a registry: set its refresh with PATCH /v1/catalogs/{name}")
         set_refresh(catalog, seconds)
-        return jsonify(data=catalog_json(catalog, database_now(session)))
+        return jsonify(data=catalog_json(session, catalog))
 
 
 @bp.patch("/v1/catalogs/<name>")

@@ -110,14 +110,12 @@ def catalog_set(ctx: Context, name: str, refresh: int) -> None:
 
 def list_catalogs(ctx: Context, *, registries: bool) -> None:
     """One line per catalog (or registry): name, type, source, refresh, last sync and its outcome, next sync."""
-    from jobs.clock import database_now
-    from jobs.scheduler import sync_schedule
+    from jobs.scheduler import sync_schedules
 
     query = select(Catalog).order_by(Catalog.name)
     with Session(ctx.migrated_engine()) as session:
-        now = database_now(session)
-        for c in session.scalars(query.where(Catalog.provider == OCI) if registries else query):
-            plan = sync_schedule(c, now)
+        listed = list(session.scalars(query.where(Catalog.provider == OCI) if registries else query))
+        for c, plan in zip(listed, sync_schedules(session, listed), strict=True):
             click.echo(
                 f"{c.name}\t{c.type}\t{c.source}\trefresh {plan.refresh}\tlast sync {plan.last_text}"
                 f"\tnext sync {plan.next_text}"
@@ -126,15 +124,14 @@ def list_catalogs(ctx: Context, *, registries: bool) -> None:
 
 def set_catalog(ctx: Context, name: str, refresh: int, *, registry: bool) -> None:
     """Set the refresh interval of catalog (or registry) NAME and say when its next sync is."""
-    from jobs.clock import database_now
-    from jobs.scheduler import format_refresh, set_refresh, sync_schedule
+    from jobs.scheduler import format_refresh, set_refresh, sync_schedules
 
     with Session(ctx.migrated_engine()) as session, session.begin():
         found = session.scalar(select(Catalog).where(Catalog.name == name.lower()))
         if found is None or (registry and found.provider != OCI):
             raise click.ClickException(f"{'registry' if registry else 'catalog'} {name!r} not found")
         set_refresh(found, refresh)
-        plan = sync_schedule(found, database_now(session))
+        (plan,) = sync_schedules(session, [found])
         click.echo(f"{found.name}: refresh {format_refresh(refresh)}, next sync {plan.next_text}")
 
 

@@ -13,8 +13,7 @@ from hub import db
 from hub.api.tekton import status
 from hub.web.rendering import highlight_css, readme_html, yaml_html
 from hub.web.snippets import bundle_snippet, hub_snippet
-from jobs.clock import database_now
-from jobs.scheduler import sync_schedule
+from jobs.scheduler import sync_schedules
 
 bp = Blueprint("web", __name__)
 
@@ -130,8 +129,8 @@ def resource(catalog: str, kind: str, name: str, version: str | None = None) -> 
 @bp.get("/catalogs")
 def catalogs() -> str:
     listed = db.index().catalogs()
-    now = database_now(db.session())
-    return render_template("catalogs.html", catalogs=[(c, sync_schedule(c, now)) for c in listed])
+    schedules = sync_schedules(db.session(), listed)
+    return render_template("catalogs.html", catalogs=list(zip(listed, schedules, strict=True)))
 
 
 @bp.get("/catalogs/<name>")
@@ -140,7 +139,7 @@ def catalog(name: str) -> str:
     level = request.args.get("level")
     errors = [e for e in catalog.errors if level in (None, "", e.level)]
     counts = {lvl: sum(1 for e in catalog.errors if e.level == lvl) for lvl in LEVELS}
-    schedule = sync_schedule(catalog, database_now(db.session()))
+    (schedule,) = sync_schedules(db.session(), [catalog])
     return render_template(
         "catalog.html", catalog=catalog, schedule=schedule, errors=errors, counts=counts, level=level or ""
     )

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from catalog.registry import OciRegistry
 from catalog.sync import add_catalog, get_catalog
 from hub.app import create_app
-from jobs import QueueTimes
+from jobs import CATALOG_SYNC, JobQueue, QueueTimes
 from tests.hub.test_auth import bearer, issue
 from tests.hub.test_tekton_api import assert_goa_error
 from tests.hub.workers import job_ended, working
@@ -259,7 +259,7 @@ def test_catalogs_and_registries_are_added_with_their_refresh_and_changed_later(
         "name": "upstream", "provider": "github", "refresh": "5m",
         "lastSync": {"at": None, "outcome": "never synced", "error": None},
     }  # fmt: skip
-    assert data["nextSyncAt"] is not None  # due at once: the scheduler's next tick syncs it
+    assert data["nextSyncAt"] is not None and data["syncing"] is None  # due: the scheduler's next tick queues it
     assert "upstream" in [c["name"] for c in client.get("/v1/catalogs").get_json()["data"]]
 
     registry = {"name": "bundles", "registry": "registry.example/tekton", "repositories": ["task/hello"]}
@@ -270,8 +270,12 @@ def test_catalogs_and_registries_are_added_with_their_refresh_and_changed_later(
         bearer(issue(admin_app, "ci", "catalog:refresh")),
         bearer(issue(admin_app, "rs", "registry:sync")),
     )
+    JobQueue(admin_app.extensions["taskhub.engine"]).enqueue(CATALOG_SYNC, "upstream")
     changed = client.patch("/v1/catalogs/upstream", json={"refresh": "never"}, headers=refresher)
-    assert changed.status_code == 200 and changed.get_json()["data"]["refresh"] == "never"
+    assert changed.status_code == 200
+    assert {k: changed.get_json()["data"][k] for k in ("refresh", "nextSyncAt", "syncing")} == {
+        "refresh": "never", "nextSyncAt": None, "syncing": "queued"
+    }  # the sync asked for is still done  # fmt: skip
     assert (
         client.patch("/v1/registries/bundles", json={"refresh": "1h"}, headers=syncer).get_json()["data"]["refresh"]
         == "1h"

@@ -19,6 +19,7 @@ from catalog.errors import CatalogSourceError
 from catalog.registry import Registry
 from catalog.sync import SyncSummary, get_catalog
 from hub.config import Settings
+from jobs import CATALOG_SYNC, JobQueue
 from jobs.scheduler import parse_refresh, set_refresh
 from jobs.syncs import CatalogSyncer
 from tests.conftest import register, sync
@@ -429,3 +430,7 @@ def test_catalogs_show_the_last_sync_its_outcome_and_the_next(
     expect(page.locator("#last-sync")).to_have_text(re.compile(r" UTC failed$"))
     expect(page.locator("#next-sync")).to_have_text("never")
     expect(page.locator("#last-error")).to_contain_text("the previous index is still served: git fetch failed")
+
+    JobQueue(engine).enqueue(CATALOG_SYNC, "gone", created_by="admin")  # asked for by hand, refresh or not
+    page.reload()
+    expect(page.locator("#next-sync")).to_have_text("queued now")
