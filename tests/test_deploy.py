@@ -6,21 +6,28 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import uuid
 from typing import Any
 
 import pytest
+import requests
 import yaml
 from click.testing import CliRunner
 from kubernetes import client
 
 from catalog.db import make_engine
+from catalog.manifests import load_documents
 from hub.cli import main
 from hub.cli.cluster_resolver import IndexResolvers
 from hub.config import Settings
 from runner.cluster_resolver.requests import ResolutionRequestWatcher
 from tests.deploy_fixture import NAMESPACE, REPO, RUNS_NAMESPACE, create_all, rendered, service_account_token
-from tests.kube_fixture import KubeCluster
+from tests.jobs.processes import wait_until
+from tests.kube_fixture import TRIGGERS_CRDS, TRIGGERS_GROUP, KubeCluster
 from tests.runner.test_cluster_resolver import Running, create_request, succeeded, wait_answered
+from tests.test_cli import TASKHUB, run  # noqa: F401 (the fixture)
+from tests.triggers.support import github_signature
+from tests.triggers.test_cluster_mode import PUSH, RESOURCES, SECRET, processed
 
 VARIANTS = ("small", "production")
 # The small variant goes to namespaces of its own here, so that its bindings do not grant production's accounts.
@@ -91,6 +98,8 @@ def test_servers_are_probed_and_stopped_after_their_grace(variant):
                 assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}, where
             elif "metrics" in ports:  # --metrics-address: /livez and /metrics only (hub/wsgi/probes.py)
                 assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "metrics"}, where
+            elif "sink" in ports:  # taskhub triggers serve: the sinks only, whose .../live answers 200
+                assert container["livenessProbe"]["httpGet"]["path"].endswith("/live"), where
             else:
                 assert where.startswith("Job/"), f"{where}: a long-running container without a probe"
         if where.startswith("Deployment/"):
@@ -112,6 +121,7 @@ def test_production_runs_every_part_apart():
     assert commands["Deployment/taskhub-sink"][0] == "serve" and "--no-worker" in commands["Deployment/taskhub-sink"]
     assert commands["Deployment/taskhub-worker"][0] == "worker"
     assert commands["Deployment/taskhub-resolver"][:2] == ["resolver", "serve"]
+    assert commands["Deployment/taskhub-triggers"][:4] == ["triggers", "serve", "--namespace", RUNS_NAMESPACE]
     assert commands["Job/taskhub-db-upgrade"] == ["db", "upgrade"]
     deployments = {obj["metadata"]["name"]: obj for obj in rendered("production") if obj["kind"] == "Deployment"}
     assert deployments["taskhub-hub"]["spec"]["replicas"] > 1
@@ -143,7 +153,7 @@ def test_the_production_variant_is_accepted_by_the_api_server(kube_cluster, depl
         }
     assert listed == {
         "Deployment/taskhub-hub", "Deployment/taskhub-sink", "Deployment/taskhub-worker",
-        "Deployment/taskhub-resolver", "Job/taskhub-db-upgrade", "Ingress/taskhub",
+        "Deployment/taskhub-resolver", "Deployment/taskhub-triggers", "Job/taskhub-db-upgrade", "Ingress/taskhub",
     }  # fmt: skip
 
 
@@ -193,11 +203,25 @@ PRODUCTION_ACCESS = [
     ("taskhub/taskhub-resolver", "watch", REQUESTS, "", True),
     ("taskhub/taskhub-resolver", "list", REQUESTS, "", True),
     ("taskhub/taskhub-resolver", "patch", f"{REQUESTS}/status", "team-a", True),
+    *[("taskhub/taskhub-triggers", verb, f"triggers.tekton.dev/{kind}", RUNS_NAMESPACE, True)
+      for kind in ("eventlisteners", "triggers", "triggerbindings", "triggertemplates", "interceptors")
+      for verb in ("get", "list")],
+    *[("taskhub/taskhub-triggers", "list", f"triggers.tekton.dev/{kind}", "", True)
+      for kind in ("clustertriggerbindings", "clusterinterceptors")],
+    ("taskhub/taskhub-triggers", "get", "/secrets", RUNS_NAMESPACE, True),  # the interceptors' (github's secretRef)
+    *[("taskhub/taskhub-triggers", "create", runs, RUNS_NAMESPACE, True) for runs in RUNS],
     # Secrets: the database URL and the sealing key are in taskhub's; a run's may be anyone's.
     *[(f"taskhub/taskhub-{part}", "get", "/secrets", namespace, False)
       for part in ("hub", "sink", "worker", "resolver", "db-upgrade") for namespace in (NAMESPACE, RUNS_NAMESPACE)],
-    *[(f"taskhub/taskhub-{part}", "list", "/secrets", "", False) for part in ("hub", "worker", "resolver")],
-    # Runs only in taskhub-runs, and only by the worker; nothing that runs code as the worker could otherwise.
+    *[(f"taskhub/taskhub-{part}", "list", "/secrets", "", False) for part in ("hub", "worker", "resolver", "triggers")],
+    ("taskhub/taskhub-triggers", "get", "/secrets", NAMESPACE, False),
+    ("taskhub/taskhub-triggers", "get", "/secrets", "default", False),
+    ("taskhub/taskhub-triggers", "get", "triggers.tekton.dev/eventlisteners", "default", False),
+    ("taskhub/taskhub-triggers", "create", "tekton.dev/pipelineruns", NAMESPACE, False),
+    ("taskhub/taskhub-triggers", "create", "/pods", RUNS_NAMESPACE, False),
+    ("taskhub/taskhub-triggers", "create", "triggers.tekton.dev/eventlisteners", RUNS_NAMESPACE, False),
+    # Runs only in taskhub-runs, and only by the worker (and the cluster's triggers); nothing that runs code as the
+    # worker could otherwise.
     ("taskhub/taskhub-worker", "create", "tekton.dev/pipelineruns", NAMESPACE, False),
     ("taskhub/taskhub-worker", "create", "tekton.dev/pipelineruns", "default", False),
     ("taskhub/taskhub-worker", "delete", "tekton.dev/pipelineruns", RUNS_NAMESPACE, False),
@@ -227,7 +251,8 @@ def test_the_parts_that_reach_no_api_get_no_token():
     for where, pod in pod_specs(objects).items():
         account = accounts[pod["serviceAccountName"]]
         mounted = pod.get("automountServiceAccountToken", account.get("automountServiceAccountToken", True))
-        assert mounted == (where in ("Deployment/taskhub-worker", "Deployment/taskhub-resolver")), where
+        reaches_the_api = ("Deployment/taskhub-worker", "Deployment/taskhub-resolver", "Deployment/taskhub-triggers")
+        assert mounted == (where in reaches_the_api), where
 
 
 def test_the_small_hub_runs_runs_in_its_runs_namespace_only(kube_cluster, small):
@@ -257,3 +282,53 @@ def test_the_resolver_answers_requests_of_any_namespace_as_its_service_account(
         finally:
             running.stop()
     engine.dispose()
+
+
+def test_the_clusters_triggers_create_runs_as_their_service_account(
+    run, kube_cluster, deployed_production, tmp_path  # noqa: F811
+):  # fmt: skip
+    run("db", "upgrade")
+    suffix = uuid.uuid4().hex[:6]
+    text = RESOURCES
+    for name in ("github-listener", "github-push", "push-binding", "build-template", "github-secret"):
+        text = text.replace(name, f"{name}-{suffix}")
+    with kube_cluster.api_client() as api:  # as a team applies its Triggers YAML with kubectl
+        secret: Any = {"metadata": {"name": f"github-secret-{suffix}"}, "stringData": {"secretToken": SECRET}}
+        client.CoreV1Api(api).create_namespaced_secret(RUNS_NAMESPACE, secret)
+        for doc in load_documents(text):
+            if doc["kind"] == "TriggerTemplate":  # its ConfigMap is not a kind the manifests let it create
+                doc["spec"]["resourcetemplates"] = [
+                    r for r in doc["spec"]["resourcetemplates"] if r["kind"] != "ConfigMap"
+                ]
+            plural, versions = TRIGGERS_CRDS[doc["kind"]]
+            client.CustomObjectsApi(api).create_namespaced_custom_object(
+                TRIGGERS_GROUP, versions[-1], RUNS_NAMESPACE, plural, doc
+            )
+    token = service_account_token(kube_cluster, NAMESPACE, "taskhub-triggers")
+    kubeconfig = kube_cluster.write_kubeconfig(tmp_path / "triggers.kubeconfig", token=token)
+    args = ["triggers", "serve", "-k", str(kubeconfig), "--namespace", RUNS_NAMESPACE, "--port", "0"]
+    log = tmp_path / "triggers.log"
+    with log.open("w") as out:
+        server = subprocess.Popen([TASKHUB, *args], env={**run.env, "TASKHUB_JOB_POLL_SECONDS": "0.1"},
+                                  stdout=out, stderr=out, text=True)  # fmt: skip
+    try:
+        serving = wait_until(lambda: "serving the EventListeners" in log.read_text() or server.poll() is not None,
+                             "taskhub triggers serve to start")  # fmt: skip
+        assert serving and server.poll() is None, log.read_text()
+        sinks = log.read_text().split(" at ")[-1].split("/v1/")[0]
+        url = f"{sinks}/v1/listeners/{RUNS_NAMESPACE}/github-listener-{suffix}"
+        headers = {"Content-Type": "application/json", "X-GitHub-Event": "push",
+                   "X-Hub-Signature-256": github_signature(SECRET, PUSH)}  # fmt: skip
+        answer = requests.post(url, data=PUSH, headers=headers, timeout=30)
+        assert answer.status_code == 202, answer.text
+        event = processed(run.env["TASKHUB_DATABASE_URL"], answer.json()["eventID"])
+        assert [(o["status"], len(o["created"])) for o in event.outcomes] == [("created", 1)], event.reason
+        (created,) = event.outcomes[0]["created"]
+        with kube_cluster.api_client() as api:
+            stored: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
+                "tekton.dev", "v1", RUNS_NAMESPACE, "pipelineruns", created["name"]
+            )
+        assert stored["metadata"]["labels"]["triggers.tekton.dev/triggers-eventid"] == answer.json()["eventID"]
+    finally:
+        server.terminate()
+        assert server.wait(timeout=60) == 0, log.read_text()
