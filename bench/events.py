@@ -11,7 +11,9 @@ transaction, before the 202, so an accepted event is never lost. Each event is a
 7 kB with its own X-GitHub-Delivery. Printed: 202 latency p50/p99 of sequential events (one keep-alive
 connection), events accepted per second with 8 connections at once, and the server processes' CPU time per
 sequential event (what the latencies come to on an idle machine; on a busy one it varies far less than they do),
-for all three.
+for all three. Then, on a hub of its own served with its embedded job worker, the time from sending an event to
+the first step of the TaskRun it creates on the local backend (the step records when it began), p50/p99, against
+the local executor's own time from being called with the same TaskRun to that step.
 
     python bench/events.py [--events 2000] [--workers 2]
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -152,6 +156,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=2000)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--runs", type=int, default=30, help="events measured from sending to their run's first step")
     p.add_argument("--floor-port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--floor", default="floor_app", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -200,7 +205,101 @@ def main() -> None:
             print(f"server CPU per event: {cpu['sink'] / cpu[what]:.2f}x the {what} "
                   f"({cpu['sink']:.2f} vs {cpu[what]:.2f} ms)")  # fmt: skip
         print(f"mean sink latency {statistics.mean(lat['sink']) * 1000:.2f} ms over {n} events")
-        print("event to the run's first step: not measured here (needs a worker running trigger-event and run jobs)")
+        hub_steps, floor_steps = first_step_latencies(stack, args.runs), executor_latencies(stack, args.runs)
+        print(f"event to the run's first step on the local backend, {args.runs} events one at a time (taskhub serve "
+              f"and its job worker, polling every {POLL_SECONDS} s): p50 {pct(hub_steps, 0.5):.0f} ms, p99 "
+              f"{pct(hub_steps, 0.99):.0f} ms; {pct(hub_steps, 0.5) / pct(floor_steps, 0.5):.1f}x the local "
+              f"executor's own start to first step (p50 {pct(floor_steps, 0.5):.0f} ms)")  # fmt: skip
+
+
+# A TaskRun whose first step records when it began, as a result: on this host's clock, like the sender's.
+FIRST_STEP = {
+    "apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"generateName": "first-step-"},
+    "spec": {"taskSpec": {"results": [{"name": "started"}], "steps": [
+        {"name": "first", "image": "alpine", "script": "/usr/bin/date +%s.%N > $(results.started.path)"}]}},
+}  # fmt: skip
+FIRST_STEP_LISTENER = {
+    "apiVersion": "triggers.tekton.dev/v1beta1", "kind": "EventListener", "metadata": {"name": "first-step"},
+    "spec": {"triggers": [{"name": "first-step", "template": {"spec": {"resourcetemplates": [FIRST_STEP]}}}]},
+}  # fmt: skip
+POLL_SECONDS = 1.0  # TASKHUB_JOB_POLL_SECONDS's default: a worker in another process than the sink wakes by polling
+
+
+def first_step_latencies(stack: contextlib.ExitStack, runs: int) -> list[float]:
+    """Seconds from sending an event to `taskhub serve` (with its embedded job worker) to the first step of the
+    TaskRun it creates, one event at a time, on a hub of its own."""
+    from catalog.db import make_engine
+    from runner.records import RunRecords
+    from triggers.events import EventLog
+
+    data_dir = temp_dir(stack, "taskhub-bench-first-step-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKHUB_")}
+    env.update(TASKHUB_DATA_DIR=str(data_dir), TASKHUB_JOB_POLL_SECONDS=str(POLL_SECONDS))
+    for cmd, stdin in ((["db", "upgrade"], None), (["apply", "-f", "-", "-n", "ns1"], json.dumps(FIRST_STEP_LISTENER))):
+        subprocess.run([taskhub_command(), *cmd], input=stdin, env=env, check=True, capture_output=True, text=True)
+    port = free_port()
+    cmd = [taskhub_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = start_server(stack, cmd, data_dir / "serve.log", env, signal.SIGTERM)
+    base = f"http://127.0.0.1:{port}"
+    wait_until_up(proc, f"{base}/v1/listeners/ns1/first-step/live", data_dir / "serve.log")
+    engine = make_engine(f"sqlite:///{data_dir / 'taskhub.db'}")
+    stack.callback(engine.dispose)
+    events, records = EventLog(engine, None), RunRecords(engine)  # type: ignore[arg-type]  # reads only
+    out = []
+    for i in range(runs):
+        log(f"first step: event {i + 1}/{runs}")
+        sent = time.time()
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/v1/listeners/ns1/first-step", data=b"{}")) as r:
+            event_id = json.loads(r.read())["eventID"]
+        run_id = _wait_for(functools.partial(_created_run, events, event_id), f"event {event_id}")
+        detail = _wait_for(functools.partial(_ended, records, run_id), f"run {run_id}")
+        out.append(_started(detail.object, f"run {run_id} ({detail.status}: {detail.message})") - sent)
+    return out
+
+
+def executor_latencies(stack: contextlib.ExitStack, runs: int) -> list[float]:
+    """The floor: seconds from calling the local executor with the same TaskRun to its first step."""
+    from runner.local import LocalExecutor
+
+    work = temp_dir(stack, "taskhub-bench-executor-")
+    out = []
+    for i in range(runs):
+        obj = {**FIRST_STEP, "metadata": {"name": f"first-step-{i}"}}
+        sent = time.time()
+        result = LocalExecutor(work).run(obj)
+        out.append(_started(result.object, f"the executor's run ({result.condition})") - sent)
+    return out
+
+
+def _created_run(events, event_id: str) -> int | None:  # type: ignore[no-untyped-def]
+    row = events.get(event_id)
+    if row is None or row.status in ("queued", "processing"):
+        return None
+    created = [c for o in row.outcomes for c in o["created"]]
+    if not created:
+        sys.exit(f"event {event_id} created no run: {row.status} {row.reason} {row.outcomes}")
+    return int(created[0]["run"])
+
+
+def _ended(records, run_id: int):  # type: ignore[no-untyped-def]
+    detail = records.get(run_id)
+    return detail if detail is not None and detail.status not in ("Pending", "Running") else None
+
+
+def _started(obj: dict, what: str) -> float:  # type: ignore[type-arg]
+    results = {r["name"]: r["value"] for r in (obj.get("status") or {}).get("results") or []}
+    if "started" not in results:
+        sys.exit(f"{what} recorded no start: {obj.get('status')}")
+    return float(str(results["started"]).strip())
+
+
+def _wait_for(check, what: str, timeout: float = 120.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            sys.exit(f"gave up waiting for {what}")
+        time.sleep(0.005)
+    return value
 
 
 def cpu_seconds(pid: int) -> float:
