@@ -12,6 +12,7 @@ from typing import Any
 
 PREFIX = "TASKHUB_"
 RUN_BACKENDS = ("local", "kubernetes")
+LOCAL_CONTAINERS = ("auto", "podman", "host")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ class Settings:
     # The longest a queued job waits for an idle worker that was not woken (seconds; PostgreSQL wakes workers at
     # once with NOTIFY, and SQLite those of the same process).
     job_poll_seconds: float = 1.0
+    # How the local backend runs a pod's containers: "auto" (in their images with podman where podman can start a
+    # container here, else as sandboxed host processes), "podman" (runs stop with the reason where it cannot) or
+    # "host" (sandboxed host processes, images unused).
+    local_containers: str = "auto"
+    # Images container mode runs instead of those steps name, for registries out of reach: comma-separated
+    # NAME=IMAGE, NAME an image's last path component without tag or digest (alpine=127.0.0.1:5000/mirror/busybox).
+    image_map: str = ""
 
     def __post_init__(self) -> None:
         if self.run_backend not in RUN_BACKENDS:
@@ -127,6 +135,11 @@ class Settings:
             raise ValueError(
                 f"setting TASKHUB_API_RUN_BACKENDS={self.api_run_backends!r}: expected auto or a comma-separated "
                 f"list of {', '.join(RUN_BACKENDS)}"
+            )
+        if self.local_containers not in LOCAL_CONTAINERS:
+            raise ValueError(
+                f"setting TASKHUB_LOCAL_CONTAINERS={self.local_containers!r}: expected one of "
+                f"{', '.join(LOCAL_CONTAINERS)}"
             )
         if not self.database_url:
             url = f"sqlite:///{(Path(self.data_dir) / 'taskhub.db').resolve()}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
@@ -21,11 +21,28 @@ from catalog.sync import OCI
 from hub.config import Settings
 from hub.credentials import CredentialStore
 
+if TYPE_CHECKING:
+    from runner.local.podman_pod import ContainerMode
+
 RESOLVERS = ("bundles", "hub", "taskhub")
 
 
 def credential_store(settings: Settings) -> CredentialStore:
     return CredentialStore(settings.data_dir / "registry-credentials.json")
+
+
+def local_containers(settings: Settings) -> tuple[ContainerMode | None, str]:
+    """How the local backend runs containers as the settings ask (TASKHUB_LOCAL_CONTAINERS, TASKHUB_IMAGE_MAP),
+    images pulled with the registry credentials of the hub; and one line saying so."""
+    from runner.backends import local_containers as choose
+
+    return choose(
+        settings.local_containers,
+        settings.data_dir / "podman",
+        settings.image_map,
+        credential_store(settings).get,
+        _hosts(settings.insecure_registries),
+    )
 
 
 def _hosts(setting: str) -> frozenset[str]:

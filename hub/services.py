@@ -26,7 +26,7 @@ from catalog.publish import PublishSummary, bundle_target, publish_catalog
 from catalog.sync import SyncSummary, get_catalog
 from hub.config import Settings
 from hub.objects import object_store
-from hub.registries import Resolvers, publish_allowed, registry_client
+from hub.registries import Resolvers, local_containers, publish_allowed, registry_client
 from jobs import (
     CATALOG_SYNC,
     PUBLISH,
@@ -226,6 +226,7 @@ class RunService:
                 self._backends[name] = backend_named(
                     name, self.settings.data_dir, self.settings.run_namespace or None, objects=self.objects,
                     kubeconfig=self.settings.kubeconfig or None,
+                    containers=lambda: local_containers(self.settings)[0],  # when a run first needs them
                 )  # fmt: skip
             return self._backends[name]
 

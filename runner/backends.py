@@ -3,6 +3,7 @@ with Tekton Pipelines. Both take the same call and give back the run as it ended
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from typing import Any, Protocol
 
 from catalog.errors import BackendUnavailable, InvalidRequest, TaskhubError
 from runner.local import LocalExecutor, SandboxUnavailable
+from runner.local.images import parse_image_map
+from runner.local.podman_pod import ContainerMode, Credentials
 from runner.local.sandbox import unavailable_reason as sandbox_unavailable_reason
 from runner.local_store import InstalledStore, NamespaceObjects
 from runner.objects import ObjectStore
 from runner.pinning import InstalledObjects, LockEntry, step_action_resolver
+from runner.podman import Podman, PodmanUnavailable, detect_podman
 
 # (task_run, container, text): a line of a step's output; container is "step-<name>".
 LogSink = Callable[[str, str, str], None]
@@ -84,20 +88,77 @@ def run_namespace(obj: dict[str, Any], chosen: str | None, fallback: Callable[[]
     return str(chosen or own or fallback())
 
 
+def local_containers(
+    choice: str, config_dir: Path, image_map: str, credentials: Credentials, insecure: frozenset[str]
+) -> tuple[ContainerMode | None, str]:
+    """How the local backend runs containers, as `choice` (TASKHUB_LOCAL_CONTAINERS) asks: "host" (None),
+    "podman" (BackendUnavailable where podman cannot start a container) or "auto" (podman where it can, else
+    None); and one line saying which and what podman needs here, or why not ("" when host processes were asked
+    for)."""
+    try:
+        mapping = parse_image_map(image_map)
+    except ValueError as exc:
+        raise InvalidRequest(f"setting TASKHUB_IMAGE_MAP={image_map!r}: {exc}") from None
+    if choice == "host":
+        return None, ""
+    try:
+        podman = _detected_podman(config_dir)
+    except PodmanUnavailable as exc:
+        if choice == "podman":
+            raise BackendUnavailable(f"local containers (TASKHUB_LOCAL_CONTAINERS=podman): {exc}") from None
+        return None, f"local steps run as sandboxed host processes: {exc}"
+    return ContainerMode(podman, mapping, credentials, insecure), f"local steps run in containers: {podman.describe()}"
+
+
+_detected: dict[Path, Podman | PodmanUnavailable] = {}
+
+
+def _detected_podman(config_dir: Path) -> Podman:
+    """detect_podman once per process and directory (it starts a container); a failure is remembered too."""
+    if config_dir not in _detected:
+        try:
+            _detected[config_dir] = detect_podman(config_dir)
+        except PodmanUnavailable as exc:
+            _detected[config_dir] = exc
+    found = _detected[config_dir]
+    if isinstance(found, PodmanUnavailable):
+        raise found
+    return found
+
+
 class LocalBackend:
-    """The embedded executor: steps run as sandboxed processes on this host, in a directory under `work_root`;
-    they never see the `hidden` paths (the hub's data dir). A run reads the objects of its namespace in the
-    hub's object store: Tasks, Pipelines and StepActions it names, ConfigMaps and Secrets it mounts, and the
-    PersistentVolumeClaims it binds, each a directory under `work_root/claims` that outlives the runs."""
+    """The embedded executor: steps run as sandboxed processes on this host, or with `containers` in their images
+    with podman, in a directory under `work_root`; they never see the `hidden` paths (the hub's data dir). A run
+    reads the objects of its namespace in the hub's object store: Tasks, Pipelines and StepActions it names,
+    ConfigMaps and Secrets it mounts, and the PersistentVolumeClaims it binds, each a directory under
+    `work_root/claims` that outlives the runs."""
 
     name = "local"
 
     def __init__(
-        self, work_root: Path, objects: ObjectStore, namespace: str | None = None, hidden: tuple[Path, ...] = ()
+        self,
+        work_root: Path,
+        objects: ObjectStore,
+        namespace: str | None = None,
+        hidden: tuple[Path, ...] = (),
+        containers: Callable[[], ContainerMode | None] = lambda: None,
     ) -> None:
+        """`containers` gives the container mode (None: host processes) when a run first needs it, as
+        local_containers chooses it."""
         self.work_root, self.objects, self.chosen_namespace, self.hidden = Path(work_root), objects, namespace, hidden
+        self._containers = containers
+
+    @functools.cached_property
+    def containers(self) -> ContainerMode | None:
+        """How this backend runs containers: with podman, or (None) as sandboxed host processes."""
+        return self._containers()
 
     def unavailable_reason(self) -> str | None:
+        try:
+            if self.containers is not None:
+                return None
+        except BackendUnavailable as exc:
+            return str(exc)
         reason = sandbox_unavailable_reason()
         return None if reason is None else f"local runs cannot be isolated on this host: {reason}"
 
@@ -128,6 +189,7 @@ class LocalBackend:
             namespace=namespace,
             hidden=self.hidden,
             claims=objects.claim,
+            containers=self.containers,
         )
         try:
             result = executor.run(pinned, cancel)
@@ -241,10 +303,11 @@ def backend_named(
     objects: ObjectStore,
     kubeconfig: str | None = None,
     context: str | None = None,
+    containers: Callable[[], ContainerMode | None] = lambda: None,
 ) -> RunBackend:
     """The backend called `name`, "local" or "kubernetes". `namespace` is the namespace chosen for runs (-n); None:
     each run's own metadata.namespace, else the kubeconfig context's on a cluster and "default" locally, whose
-    objects are kept in `objects`."""
+    objects are kept in `objects`; local containers run as `containers` says (local_containers)."""
     if name == "kubernetes":
         return KubernetesBackend(namespace, kubeconfig, context)
-    return LocalBackend(data_dir / "local-runs", objects, namespace, hidden=(data_dir,))
+    return LocalBackend(data_dir / "local-runs", objects, namespace, hidden=(data_dir,), containers=containers)

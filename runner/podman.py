@@ -80,7 +80,7 @@ def detect_podman(config_dir: Path, *, binary: str | None = None) -> Podman:
         raise PodmanUnavailable("container mode needs podman: apt-get install podman runc")
     config_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="probe-rootfs-", dir=config_dir) as scratch:
-        rootfs = _probe_rootfs(Path(scratch))
+        rootfs = host_rootfs(Path(scratch))
         failures: dict[str, str] = {}
         as_configured = Podman(found)
         if (error := _probe(as_configured, rootfs)) is None:
@@ -110,28 +110,36 @@ def _write_conf(config_dir: Path, runtime: str, ulimits: bool) -> Path:
     return path
 
 
-def _probe_rootfs(path: Path) -> Path:
-    """An empty root filesystem that runs the host's own /usr/bin/true once /usr is mounted: no image needed."""
+def host_rootfs(path: Path) -> Path:
+    """An empty root filesystem that runs the host's own programs once `host_program_options` mount /usr: no
+    image needed (the probe here, the network holder of a pod in runner/local/podman_pod.py)."""
     for directory in ("usr", "proc", "dev", "sys", "tmp", "etc"):
         (path / directory).mkdir(parents=True, exist_ok=True)
     for top in ("bin", "sbin", "lib", "lib64"):
         host, link = Path("/") / top, path / top
         if host.is_symlink() and not link.is_symlink():  # a merged-/usr host: /bin -> usr/bin
             link.symlink_to(os.readlink(host))
+        elif host.is_dir() and not host.is_symlink():  # a host without merged /usr keeps these apart
+            link.mkdir(exist_ok=True)
     return path
+
+
+def host_program_options(rootfs: Path) -> list[str]:
+    """`podman run` options that run a host program over `rootfs` (host_rootfs): /usr and the unmerged /bin,
+    /lib... of the host read-only; the program follows."""
+    mounts = ["-v", "/usr:/usr:ro"]
+    for top in ("bin", "sbin", "lib", "lib64"):
+        host = Path("/") / top
+        if host.is_dir() and not host.is_symlink():
+            mounts += ["-v", f"{host}:/{top}:ro"]
+    return [*mounts, "--rootfs", str(rootfs)]
 
 
 def _probe(podman: Podman, rootfs: Path) -> str | None:
     """None if `podman run` of /usr/bin/true works with this setup, else podman's error in one line."""
-    mounts = ["-v", "/usr:/usr:ro"]
-    for top in ("bin", "sbin", "lib", "lib64"):  # a host without merged /usr keeps these apart
-        host = Path("/") / top
-        if host.is_dir() and not host.is_symlink():
-            (rootfs / top).mkdir(exist_ok=True)
-            mounts += ["-v", f"{host}:/{top}:ro"]
     try:
         done = podman.run(
-            "run", "--rm", "--network", "none", *mounts, "--rootfs", str(rootfs), "/usr/bin/true",
+            "run", "--rm", "--network", "none", *host_program_options(rootfs), "/usr/bin/true",
             timeout=PROBE_TIMEOUT_SECONDS, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:

@@ -33,6 +33,9 @@ from tests.upstream_data import missing_reason, upstream_data
 REPO = Path(__file__).resolve().parent.parent
 PG_BIN = Path(os.environ.get("TASKHUB_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASES = os.environ.get("TASKHUB_TEST_DATABASES", "sqlite,postgresql").split(",")
+# Local runs are host processes unless a test asks for containers (tests/runner/test_local_containers.py, with
+# the images of tests/container_fixture.py): `taskhub run` and hubs started by tests read this.
+os.environ.setdefault("TASKHUB_LOCAL_CONTAINERS", "host")
 
 
 FIXTURE_CATALOG = REPO / "tests" / "fixtures" / "catalog"
@@ -185,7 +188,9 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", database_url=database_url, generation_check_interval=0)
+    return Settings(
+        data_dir=tmp_path / "data", database_url=database_url, generation_check_interval=0, local_containers="host"
+    )
 
 
 def sync(engine: Engine, settings: Settings, name: str) -> SyncSummary:

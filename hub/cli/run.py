@@ -18,6 +18,7 @@ from catalog.errors import TaskhubError
 from hub.cli import main
 from hub.cli.context import Context, cli_user, pass_context
 from hub.objects import ObjectService
+from hub.registries import local_containers
 from hub.services import RunService
 from runner.backends import RunBackend, backend_named
 from runner.launch import InvalidRun, LaunchResult, parse_run_file
@@ -37,7 +38,8 @@ NAMESPACE_HELP = (
 @click.option("-f", "--filename", "source", type=click.File("r"), required=True,
               help="The runs' YAML or JSON (several documents, as kubectl create -f takes); - for stdin.")  # fmt: skip
 @click.option("--backend", type=click.Choice(["local", "kubernetes"]), default="local", show_default=True,
-              help="local: steps run as processes on this host; kubernetes: a PipelineRun on a cluster.")  # fmt: skip
+              help="local: on this host, steps in containers of their images where podman works, else as "
+                   "processes (TASKHUB_LOCAL_CONTAINERS); kubernetes: a PipelineRun on a cluster.")  # fmt: skip
 @click.option("-k", "--kubeconfig", help="Kubeconfig file for --backend kubernetes (default: $KUBECONFIG).")
 @click.option("-c", "--context", "kube_context", help="Kubeconfig context for --backend kubernetes.")
 @click.option("--pin-only", is_flag=True,
@@ -73,9 +75,18 @@ def run(
         raise click.ClickException(str(exc)) from None
     runs = ctx.services.runs
     objects = ctx.services.objects
+    containers = None
+    if backend == "local" and not pin_only:
+        try:
+            containers, how = local_containers(ctx.settings)
+        except TaskhubError as exc:
+            raise click.ClickException(str(exc)) from None
+        if how:
+            click.echo(how, err=True)
     chosen = backend_named(
-        backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context
-    )
+        backend, ctx.settings.data_dir, namespace, objects=objects, kubeconfig=kubeconfig, context=kube_context,
+        containers=lambda: containers,
+    )  # fmt: skip
     for obj in file.runs:
         _override_params(obj, params)
         try:  # as kubectl: -n, else the run's own namespace, else the context's; a run naming another is refused

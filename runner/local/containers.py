@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -17,8 +18,9 @@ from runner.local.workspaces import Lookup
 
 
 @dataclass
-class Launch:
-    """How to start one container's process; `argv` None when the image's entrypoint is unknown."""
+class HostLaunch:
+    """How to start one container's process on the host, in its sandbox (process.Launch); `argv` None when the
+    image's entrypoint is unknown."""
 
     argv: list[str] | None
     env: dict[str, str]
@@ -26,10 +28,15 @@ class Launch:
     paths: PathMap
     binds: list[Bind]
     sandbox: Sandbox
+    probe_address: str = "127.0.0.1"  # the host's loopback: a pod's containers share the host's network
 
-    def start(self, argv: list[str], stdout: IO[bytes] | int) -> Confined:
-        """Starts `argv` (this container's command, or a probe) in the container's sandbox."""
-        return self.sandbox.popen(argv, self.binds, self.cwd, self.env, stdout)
+    def start(self, stdout: IO[bytes] | int) -> Confined:
+        """Starts the container's command in its sandbox."""
+        return self.sandbox.popen(self.argv or [], self.binds, self.cwd, self.env, stdout)
+
+    def probe(self, argv: list[str]) -> Confined:
+        """Starts an exec probe in a sandbox of its own with the container's mounts, environment and directory."""
+        return self.sandbox.popen(argv, self.binds, self.cwd, self.env, subprocess.DEVNULL)
 
     def missing_program(self) -> str | None:
         """What a container runtime says when the command does not exist, or None when it does."""
@@ -49,7 +56,7 @@ def prepare_launch(
     namespace: str,
     lookup: Lookup | None,
     sandbox: Sandbox,
-) -> Launch:
+) -> HostLaunch:
     """The process of a container: paths rewritten, script written, mounts listed."""
     # A working directory outside every mount is made in the container's own filesystem: a private stand-in,
     # mapped like a mount so that the step's text and $PWD agree on it.
@@ -60,7 +67,7 @@ def prepare_launch(
     cwd = working_directory(container, paths, private)
     writable_hosts = [host for path in writable if (host := paths.host_path(path)) is not None]
     binds = container_binds(mounts, writable_hosts, private, scripts_dir)
-    return Launch(argv, env, cwd, paths, binds, sandbox)
+    return HostLaunch(argv, env, cwd, paths, binds, sandbox)
 
 
 def container_binds(mounts: list[Mount], writable: list[Path], private: Path, scripts: Path) -> list[Bind]:

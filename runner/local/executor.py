@@ -14,6 +14,7 @@ from typing import Any
 
 from runner.local.pipelinerun import cancel_message, run_pipelinerun
 from runner.local.pod import LogSink, Services, StepLog
+from runner.local.podman_pod import ContainerMode
 from runner.local.process import Interrupt
 from runner.local.runenv import ClaimSource, ProgressSink, Resolver, RunEnv
 from runner.local.sandbox import Sandbox, SandboxUnavailable, unavailable_reason
@@ -50,9 +51,9 @@ class LocalRun:
 
 
 class LocalExecutor:
-    """Runs Tekton runs with steps as sandboxed host processes (runner/local/sandbox.py); `image` is recorded,
-    never pulled or used. Steps never see `work_root` (but their own run's directory and claims) nor any `hidden`
-    path."""
+    """Runs Tekton runs with steps as sandboxed host processes (runner/local/sandbox.py; `image` is recorded, never
+    pulled or used) or, given `containers`, as podman containers of their images (runner/local/podman_pod.py).
+    Steps never see `work_root` (but their own run's directory and claims) nor any `hidden` path."""
 
     def __init__(
         self,
@@ -66,6 +67,7 @@ class LocalExecutor:
         max_result_size: int = 4096,
         hidden: tuple[Path, ...] = (),
         claims: ClaimSource | None = None,
+        containers: ContainerMode | None = None,
     ) -> None:
         """`claims` gives the directory of a PersistentVolumeClaim by name (ResolutionError when there is none),
         inside `work_root/claims`; without it every claim name is a directory there, made when first bound."""
@@ -78,12 +80,13 @@ class LocalExecutor:
         self.namespace = namespace
         self.default_timeout = default_timeout
         self.max_result_size = max_result_size
+        self.containers = containers
 
     def run(self, obj: dict[str, Any], cancel: threading.Event | None = None) -> LocalRun:
         """Runs a TaskRun or PipelineRun to its end (or until `cancel` is set) and returns what it left;
-        SandboxUnavailable if this host cannot sandbox steps."""
+        SandboxUnavailable if this host cannot sandbox steps (host processes only)."""
         run_obj = self._checked(obj)
-        reason = unavailable_reason()
+        reason = unavailable_reason() if self.containers is None else None
         if reason is not None:
             raise SandboxUnavailable(reason)
         name = run_obj["metadata"]["name"]
@@ -93,7 +96,9 @@ class LocalExecutor:
         sandbox = Sandbox(self.hidden, (directory, self.work_root / "claims"))
         env = RunEnv(
             root=directory,
-            services=Services(None, lambda claim: claim_dir(claim), self.log_sink, self.max_result_size, sandbox),
+            services=Services(
+                None, lambda claim: claim_dir(claim), self.log_sink, self.max_result_size, sandbox, self.containers
+            ),
             resolver=self.resolve,
             namespace=self.namespace,
             default_timeout=self.default_timeout,

@@ -75,3 +75,23 @@ def default_command(image: str, args: list[str]) -> list[str] | None:
     if base is None:
         return None
     return [*base, *args]
+
+
+def parse_image_map(text: str) -> dict[str, str]:
+    """The TASKHUB_IMAGE_MAP setting read: comma-separated NAME=IMAGE pairs, NAME an image's last path component
+    without tag or digest (as `image_name` gives it), IMAGE what container mode runs instead. ValueError names
+    the first pair that is not one."""
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        if not pair.strip():
+            continue
+        name, sep, image = (part.strip() for part in pair.partition("="))
+        if not sep or not name or not image or "/" in name or ":" in name or "@" in name:
+            raise ValueError(f"{pair.strip()!r} is not NAME=IMAGE (NAME an image's last path component, as alpine)")
+        mapping[name.lower()] = image
+    return mapping
+
+
+def mapped_image(image: str, mapping: dict[str, str]) -> str:
+    """The image container mode runs for a step's `image`: the map's entry for its name, else the image itself."""
+    return mapping.get(image_name(image), image)

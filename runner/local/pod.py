@@ -10,12 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from runner.local.celwhen import CELError
-from runner.local.containers import Launch, prepare_launch
+from runner.local.containers import prepare_launch
 from runner.local.durations import parse_duration
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount
+from runner.local.podman_pod import (
+    TR_IMAGE_PULL_FAILED,
+    ContainerMode,
+    ImageUnavailable,
+    PodNetwork,
+    link_step_dirs,
+    prepare_container,
+)
 from runner.local.podmounts import PodMounts, WorkspaceMount, isolated_workspaces
-from runner.local.process import BackgroundProcess, Interrupt, run_process
+from runner.local.process import BackgroundProcess, Interrupt, Launch, run_process
 from runner.local.results import read_result_files, status_results, typed_results
 from runner.local.sandbox import Sandbox, shared_dir
 from runner.local.sidecars import SidecarGroup, sidecar_name
@@ -61,6 +69,7 @@ class Services:
     log_sink: LogSink | None
     max_result_size: int
     sandbox: Sandbox
+    containers: ContainerMode | None = None  # None: containers are sandboxed host processes
     logs: list[StepLog] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -111,6 +120,7 @@ class Pod:
         self.step_results: Replacements = Replacements()
         self.task_results: dict[str, str] = {}
         self.states: list[dict[str, Any]] = []
+        self.network: PodNetwork | None = None
 
     def run(self) -> PodOutcome:
         """Lays out the pod, starts its sidecars, runs its steps in order, stops the sidecars, collects results;
@@ -128,6 +138,11 @@ class Pod:
                 self.plan.volumes,
                 isolated_workspaces(self.plan.steps, self.plan.sidecars),
             )
+            containers = self.services.containers
+            if containers is not None:
+                link_step_dirs(self.tekton, [step_name(step, i) for i, step in enumerate(self.plan.steps)])
+                if self.plan.sidecars:
+                    self.network = containers.network(self.plan.pod, self.dir)
             for index, spec in enumerate(self.plan.sidecars):
                 self._start_sidecar(sidecars, mounts, spec, index)
             sidecars.wait_ready()
@@ -136,6 +151,8 @@ class Pod:
             failure = (exc.reason, exc.message)
         finally:
             sidecar_failure = sidecars.stop()
+            if self.network is not None:
+                self.network.remove()
         if sidecar_failure is not None and (failure is None or failure[0] == TR_STEP_FAILED):
             failure = sidecar_failure  # a failed sidecar outranks a failed step (status.go getFailureInfo)
         results: list[dict[str, Any]] = []
@@ -178,18 +195,34 @@ class Pod:
     ) -> tuple[Launch, Path, Callable[[str], None] | None]:
         """How to start a container's process, the file its output goes to (recorded as its log), and where each
         line of that output goes as well."""
-        launch = prepare_launch(
-            spec,
-            script,
-            mounts,
-            writable,
-            self._private(container),
-            self.tekton / "scripts",
-            self.plan.pod,
-            self.plan.namespace,
-            self.services.lookup,
-            self.services.sandbox,
-        )
+        launch: Launch
+        if self.services.containers is None:
+            launch = prepare_launch(
+                spec,
+                script,
+                mounts,
+                writable,
+                self._private(container),
+                self.tekton / "scripts",
+                self.plan.pod,
+                self.plan.namespace,
+                self.services.lookup,
+                self.services.sandbox,
+            )
+        else:
+            try:
+                launch = prepare_container(
+                    self.services.containers, spec, name=container, script_name=script, mounts=mounts,
+                    writable=writable, tekton=self.tekton, private=self._private(container), pod=self.plan.pod,
+                    namespace=self.plan.namespace, lookup=self.services.lookup, network=self.network,
+                )  # fmt: skip
+            except ImageUnavailable as exc:
+                kind = "sidecar" if container.startswith("sidecar-") else "step"
+                raise RunFailure(
+                    TR_IMAGE_PULL_FAILED,
+                    f'the {kind} "{name}" in TaskRun "{self.plan.taskrun}" failed to pull the image '
+                    f'"{spec.get("image")}". The pod errored with the message: "{exc}."',
+                ) from None
         log_path = self.log_dir / f"{container}.log"
         self.services.record_log(StepLog(self.plan.taskrun, self.plan.pod, name, container, log_path))
         sink = self.services.log_sink

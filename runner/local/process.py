@@ -1,5 +1,5 @@
-"""Step and sidecar processes (each in its sandbox, runner/local/sandbox.py): logs, step timeouts, and interruption
-by cancel or timeout."""
+"""Step and sidecar processes (each in its sandbox, runner/local/sandbox.py, or its container,
+runner/local/podman_pod.py): logs, step timeouts, and interruption by cancel or timeout."""
 
 from __future__ import annotations
 
@@ -9,15 +9,63 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, Protocol
 
-from runner.local.sandbox import Confined
+from runner.local.hostpaths import PathMap
 from runner.local.status import timestamp
 
-if TYPE_CHECKING:
-    from runner.local.containers import Launch
-
 LineSink = Callable[[str], None]
+
+
+class Running(Protocol):
+    """A container's process as it runs: a sandboxed host process (sandbox.Confined) or a podman container
+    (podman_pod.ContainerProcess). `proc` is the local process whose output is the container's."""
+
+    proc: subprocess.Popen[bytes]
+
+    def signal(self, sig: int) -> None:
+        """Sends `sig` to the container's PID 1 while it runs."""
+        ...
+
+    def kill(self) -> None:
+        """Ends the container and all it started."""
+        ...
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit code (128 + N for signal N) once it has ended; TimeoutExpired after `timeout` seconds."""
+        ...
+
+    def poll(self) -> int | None:
+        """The exit code if it has ended, else None."""
+        ...
+
+
+class Launch(Protocol):
+    """How to start one container of a pod (step or sidecar), as a host process or in podman.
+
+    `argv` is the container's command, None when the image's entrypoint is unknown (host processes only);
+    `paths` maps container paths in text (an exec probe's command) to where the process sees them;
+    `probe_address` is where network probes reach the container (the pod's address).
+    """
+
+    paths: PathMap
+    probe_address: str
+
+    @property
+    def argv(self) -> list[str] | None: ...
+
+    def start(self, stdout: IO[bytes] | int) -> Running:
+        """Starts the container's command, output (stderr with it) to `stdout`."""
+        ...
+
+    def probe(self, argv: list[str]) -> Running:
+        """Starts an exec probe's command beside the container's, with its mounts and environment."""
+        ...
+
+    def missing_program(self) -> str | None:
+        """What a container runtime says when the command does not exist, or None when it does (or cannot be
+        known before it starts)."""
+        ...
 
 
 class Interrupt:
@@ -26,7 +74,7 @@ class Interrupt:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._event = threading.Event()
-        self._procs: set[Confined] = set()
+        self._procs: set[Running] = set()
         self._children: list[Interrupt] = []
         self.reason: str | None = None
         self.message: str | None = None
@@ -65,7 +113,7 @@ class Interrupt:
         """Waits until a stop is requested or `timeout` seconds pass; True if stopped."""
         return self._event.wait(timeout)
 
-    def attach(self, proc: Confined) -> None:
+    def attach(self, proc: Running) -> None:
         """Kills `proc` on a stop, at once if one was already requested."""
         with self._lock:
             self._procs.add(proc)
@@ -73,7 +121,7 @@ class Interrupt:
         if stopped:
             proc.kill()
 
-    def detach(self, proc: Confined) -> None:
+    def detach(self, proc: Running) -> None:
         """Forgets a process that has ended."""
         with self._lock:
             self._procs.discard(proc)
@@ -106,7 +154,7 @@ def run_process(
             # What a container runtime reports for a missing binary: exit code 127 and a message in the log.
             log.write(missing.encode())
             return ProcessResult(127, False, started, timestamp())
-        proc = launch.start(launch.argv or [], subprocess.PIPE if sink else log)
+        proc = launch.start(subprocess.PIPE if sink else log)
         interrupt.attach(proc)
         timed_out = threading.Event()
         timer = None
@@ -142,7 +190,7 @@ class BackgroundProcess:
         self.finished_at: str | None = None
         self.exit_code: int | None = None
         self.stopped = False
-        self.proc: Confined | None = None
+        self.proc: Running | None = None
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in _ended, when the process is done
         self._reader: threading.Thread | None = None
         missing = not_started if launch.argv is None else launch.missing_program()
@@ -150,7 +198,7 @@ class BackgroundProcess:
             self._log.write((missing or "").encode())
             self._ended(127)
             return
-        self.proc = launch.start(launch.argv, subprocess.PIPE if sink else self._log)
+        self.proc = launch.start(subprocess.PIPE if sink else self._log)
         stdout = self.proc.proc.stdout
         if sink is not None and stdout is not None:
             self._reader = threading.Thread(target=_copy_lines, args=(stdout, self._log, sink), daemon=True)

@@ -11,8 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from runner.local.containers import Launch
-from runner.local.process import BackgroundProcess, Interrupt
+from runner.local.process import BackgroundProcess, Interrupt, Launch
 from runner.local.status import STEP_COMPLETED, STEP_ERROR, TR_SIDECAR_FAILED
 
 # A pod's deletion gives containers SIGTERM, then SIGKILL once the grace period is over (shortened here).
@@ -112,8 +111,7 @@ class SidecarGroup:
             command = [sidecar.launch.paths.rewrite(str(c)) for c in probe["exec"].get("command") or []]
             if not command:
                 return False
-            # In a sandbox with the sidecar's mounts, environment and directory (not its processes).
-            proc = sidecar.launch.start(command, subprocess.DEVNULL)
+            proc = sidecar.launch.probe(command)
             try:
                 return proc.wait(timeout) == 0
             except subprocess.TimeoutExpired:
@@ -123,7 +121,7 @@ class SidecarGroup:
         for kind in ("httpGet", "tcpSocket", "grpc"):
             action = probe.get(kind)
             if isinstance(action, dict):
-                return _network_probe(kind, action, sidecar.spec, timeout)
+                return _network_probe(kind, action, sidecar.spec, timeout, sidecar.launch.probe_address)
         return True
 
 
@@ -136,10 +134,10 @@ def _port(value: Any, spec: dict[str, Any]) -> int | None:
     return None
 
 
-def _network_probe(kind: str, action: dict[str, Any], spec: dict[str, Any], timeout: float) -> bool:
-    # A pod's containers share one network namespace: here, the host's loopback.
+def _network_probe(kind: str, action: dict[str, Any], spec: dict[str, Any], timeout: float, address: str) -> bool:
+    # As the kubelet probes, at the pod's address unless the probe names a host.
     port = _port(action.get("port"), spec)
-    host = str(action.get("host") or "127.0.0.1")
+    host = str(action.get("host") or address)
     if port is None:
         return False
     if kind != "httpGet":

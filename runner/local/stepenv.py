@@ -23,6 +23,16 @@ def step_environment(
     # An image's HOME (usually /root) is private to its container: here a directory private to the step.
     env["HOME"] = str(private)
     env["HOSTNAME"] = pod
+    env.update(declared_environment(step, paths, pod, namespace, lookup))
+    return env
+
+
+def declared_environment(
+    step: dict[str, Any], paths: PathMap, pod: str, namespace: str, lookup: Lookup | None
+) -> dict[str, str]:
+    """What a container's `envFrom` and `env` (with `valueFrom`) give it, in that order; container paths in `env`
+    values mapped by `paths`."""
+    env: dict[str, str] = {}
     for source in step.get("envFrom") or []:
         prefix = str(source.get("prefix") or "")
         for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):

@@ -1,0 +1,279 @@
+"""The local executor's container mode: each step and sidecar in its image with real podman, images from the tests'
+registry (tests/container_fixture.py) under the names steps use, as TASKHUB_IMAGE_MAP maps them. Skipped where
+podman is not installed."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from hub.cli import main
+from hub.config import Settings
+from hub.registries import credential_store, local_containers
+from runner.local import LocalExecutor, LocalRun
+from runner.local.podman_pod import POD_LABEL, ContainerMode
+from runner.podman import Podman
+from tests.container_fixture import ImageMirror
+from tests.registry_fixture import RegistryProcess
+
+
+@pytest.fixture
+def containers(podman: Podman, image_mirror: ImageMirror) -> ContainerMode:
+    return ContainerMode(podman, dict(image_mirror.images))
+
+
+def run(tmp_path: Path, containers: ContainerMode, task_spec: str, **kwargs: Any) -> LocalRun:
+    text = f"""
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {{name: tr}}
+spec:
+  taskSpec:
+{task_spec}
+"""
+    return LocalExecutor(tmp_path, containers=containers, **kwargs).run(yaml.safe_load(text))
+
+
+def cond(result: LocalRun) -> tuple[str, str, str]:
+    c = result.condition
+    return c["status"], c["reason"], c["message"]
+
+
+def log_of(result: LocalRun, container: str) -> str:
+    return next(log.path.read_text() for log in result.logs if log.container == container)
+
+
+def pod_containers(podman: Podman, result: LocalRun) -> str:
+    pod = result.object["status"]["podName"]
+    return podman.run("ps", "--all", "--quiet", "--filter", f"label={POD_LABEL}={pod}").stdout.strip()
+
+
+def test_steps_run_in_their_images_with_the_images_own_shell(tmp_path: Path, containers: ContainerMode) -> None:
+    result = run(
+        tmp_path,
+        containers,
+        """
+    results: [{name: greeting}]
+    steps:
+    - name: ash
+      image: mirror.gcr.io/alpine@sha256:25109184c71bdad752c8312a8623239686a9a2071e8825f20acb8f2198c3f659
+      env: [{name: LINES, value: "one\\ntwo"}, {name: WORD, value: " spaced "}]
+      script: |
+        #!/bin/sh
+        [ "$(readlink /bin/sh)" == /bin/busybox ] && echo "busybox ash"
+        echo "[$LINES][$WORD] $HOSTNAME"
+        printf hello > $(results.greeting.path)
+    - name: entrypoint
+      image: bash
+      args: ["-c", "echo bash ${BASH_VERSINFO[0]} in $PWD as $(id -u)"]
+      workingDir: src
+      securityContext: {runAsUser: 1000}
+    - name: command
+      image: ubuntu
+      command: [cat]
+      args: [/tekton/results/greeting, /etc/debian_version]
+    - name: outside
+      image: ubuntu
+      workingDir: /opt/build
+      script: |
+        pwd > out && cat out && readlink /proc/$$/exe
+""",
+    )
+    assert cond(result) == ("True", "Succeeded", "All Steps have completed executing")
+    assert log_of(result, "step-ash") == "busybox ash\n[one\ntwo][ spaced ] tr-pod\n"
+    assert log_of(result, "step-entrypoint") == "bash 5 in /workspace/src as 1000\n"
+    assert log_of(result, "step-command").startswith("hello12.")  # the file only the Debian image has
+    assert log_of(result, "step-outside") == "/opt/build\n/usr/bin/dash\n"  # Debian's sh, not busybox
+    assert result.object["status"]["results"] == [{"name": "greeting", "type": "string", "value": "hello"}]
+
+
+def test_a_sidecar_shares_the_pods_network_and_ends_on_sigterm(tmp_path: Path, containers: ContainerMode) -> None:
+    result = run(
+        tmp_path,
+        containers,
+        """
+    sidecars:
+    - name: server
+      image: alpine
+      script: |
+        #!/bin/sh
+        echo served > /tmp/index.html
+        trap 'echo got SIGTERM; exit 0' TERM
+        httpd -f -p 8080 -h /tmp &
+        touch /tekton/trapped
+        wait
+      readinessProbe: {exec: {command: [test, -f, /tekton/trapped]}}
+    - name: probed
+      image: alpine
+      script: 'echo probed > /tmp/index.html; exec httpd -f -p 8081 -h /tmp'
+      readinessProbe: {httpGet: {path: /index.html, port: 8081}}
+    steps:
+    - name: fetch
+      image: alpine
+      script: wget -qO- http://localhost:8080/index.html
+""",
+    )
+    assert cond(result) == ("True", "Succeeded", "All Steps have completed executing")
+    assert log_of(result, "step-fetch") == "served\n"
+    server, probed = result.object["status"]["sidecars"]
+    # The trap was set before the probe passed, so SIGTERM reached it: no timing decides the outcome.
+    assert (server["terminated"]["exitCode"], server["terminated"]["reason"]) == (0, "Completed")
+    assert log_of(result, "sidecar-server") == "got SIGTERM\n"
+    assert probed["terminated"]["reason"] in ("Completed", "Error")  # ended, however httpd takes SIGTERM
+    assert pod_containers(containers.podman, result) == ""
+
+
+def test_a_timed_out_step_ends_with_everything_it_started(
+    tmp_path: Path, containers: ContainerMode, podman: Podman
+) -> None:
+    result = run(
+        tmp_path,
+        containers,
+        """
+    steps:
+    - name: hang
+      image: alpine
+      timeout: 1s
+      script: |
+        setsid sleep 600 &
+        echo started
+        sleep 600
+    - name: never
+      image: alpine
+      script: echo never
+""",
+    )
+    assert cond(result) == (
+        "False",
+        "StepFailed",
+        '"step-hang" exited because the step exceeded the specified timeout limit',
+    )
+    hang, never = result.object["status"]["steps"]
+    assert (hang["terminated"]["exitCode"], hang["terminationReason"]) == (137, "TimeoutExceeded")
+    assert never["terminationReason"] == "Skipped"
+    assert log_of(result, "step-hang") == "started\n"
+    assert pod_containers(podman, result) == ""
+
+
+def test_a_cancelled_run_leaves_no_container(tmp_path: Path, containers: ContainerMode, podman: Podman) -> None:
+    cancel = threading.Event()
+    lines: list[str] = []
+
+    def on_line(taskrun: str, container: str, line: str) -> None:
+        lines.append(line)
+        if line == "running\n":
+            cancel.set()
+
+    text = """
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: cancelled}
+spec:
+  taskSpec:
+    steps:
+    - {name: wait, image: alpine, script: 'echo running; sleep 600'}
+"""
+    result = LocalExecutor(tmp_path, containers=containers, log_sink=on_line).run(yaml.safe_load(text), cancel)
+    assert cond(result)[:2] == ("False", "TaskRunCancelled")
+    assert lines == ["running\n"]
+    assert pod_containers(podman, result) == ""
+
+
+def test_an_image_that_cannot_be_pulled_fails_the_taskrun_as_tekton_says(
+    tmp_path: Path, containers: ContainerMode, image_mirror: ImageMirror
+) -> None:
+    missing = f"{image_mirror.registry.host}/mirror/no-such-image:1.0"
+    result = run(tmp_path, containers, f"    steps:\n    - {{name: s, image: '{missing}', script: 'true'}}")
+    status, reason, message = cond(result)
+    assert (status, reason) == ("False", "TaskRunImagePullFailed")
+    assert message.startswith(f'the step "s" in TaskRun "tr" failed to pull the image "{missing}". The pod errored')
+    assert "manifest unknown" in message
+
+
+def test_images_are_pulled_with_the_hubs_registry_credentials(
+    tmp_path: Path, podman: Podman, debian_images: dict[str, str], auth_registry: RegistryProcess
+) -> None:
+    private = f"{auth_registry.host}/private/busybox:1.0"
+    creds = f"{auth_registry.username}:{auth_registry.password}"
+    podman.run("push", "--quiet", "--tls-verify=false", "--creds", creds, debian_images["busybox"], private)
+    settings = Settings(data_dir=tmp_path / "data", local_containers="podman")
+    task = f"    steps:\n    - {{name: s, image: '{private}', script: 'echo pulled'}}"
+    try:
+        anonymous, _ = local_containers(settings)
+        assert anonymous is not None
+        refused = run(tmp_path / "anonymous", anonymous, task)
+        assert cond(refused)[:2] == ("False", "TaskRunImagePullFailed")
+
+        credential_store(settings).set(auth_registry.host, str(auth_registry.username), str(auth_registry.password))
+        logged_in, how = local_containers(settings)
+        assert how.startswith("local steps run in containers: podman")
+        assert logged_in is not None
+        pulled = run(tmp_path / "logged-in", logged_in, task)
+        assert cond(pulled)[:2] == ("True", "Succeeded")
+        assert log_of(pulled, "step-s") == "pulled\n"
+    finally:
+        podman.run("rmi", "--ignore", private, check=False)
+
+
+def test_a_bad_image_map_is_refused_with_the_pair_named(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, local_containers="host", image_map="alpine=a.example/busybox,ubuntu")
+    with pytest.raises(Exception, match=r"TASKHUB_IMAGE_MAP=.*'ubuntu' is not NAME=IMAGE"):
+        local_containers(settings)
+
+
+WHOLE_FILE = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings}
+data: {greeting: hello}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: token}
+stringData: {value: s3cret}
+---
+apiVersion: tekton.dev/v1
+kind: Task
+metadata: {name: show}
+spec:
+  volumes:
+  - {name: settings, configMap: {name: settings}}
+  steps:
+  - name: show
+    image: alpine
+    volumeMounts: [{name: settings, mountPath: /etc/settings}]
+    env: [{name: TOKEN, valueFrom: {secretKeyRef: {name: token, key: value}}}]
+    script: |
+      echo "$(cat /etc/settings/greeting) $TOKEN"
+      touch /etc/settings/x 2>/dev/null || echo read-only
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: show-run}
+spec: {taskRef: {name: show}}
+"""
+
+
+def test_the_cli_runs_a_whole_file_in_containers_and_says_so(
+    tmp_path: Path, sqlite_templates: dict[str, Path], podman: Podman, image_mirror: ImageMirror
+) -> None:
+    shutil.copy(sqlite_templates["migrated"], tmp_path / "taskhub.db")
+    env = {
+        "TASKHUB_DATA_DIR": str(tmp_path),
+        "TASKHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'taskhub.db'}",
+        "TASKHUB_LOCAL_CONTAINERS": "podman",
+        "TASKHUB_IMAGE_MAP": image_mirror.setting,
+    }
+    done = CliRunner().invoke(main, ["run", "-f", "-", "-o", "json"], input=WHOLE_FILE, env=env)
+    assert done.exit_code == 0, done.stderr
+    said, *rest = done.stderr.splitlines()
+    assert said.startswith("local steps run in containers: podman ")
+    if podman.containers_conf is not None:  # what this machine needs, kept in the hub's data dir
+        assert said.endswith(f"export CONTAINERS_CONF={tmp_path / 'podman' / podman.containers_conf.name}")
+    assert "[show-run/show] hello s3cret" in rest and "[show-run/show] read-only" in rest
