@@ -6,9 +6,12 @@
    its namespaces and mounts, the unprivileged user), the floor of a sandboxed step (target: at most 2x).
    The executor's extra work per step is what the second ratio measures: script files, path mapping, logs,
    results, status; the first adds what the sandbox costs.
-2. Ten independent one-second tasks in one PipelineRun on the local executor: wall time from `run()` to its
+2. Container mode (runner/local/podman_pod.py) per step: a TaskRun of --container-steps steps in the image of
+   Debian's busybox-static (scripts/build-debian-images busybox), as a ratio to a chain of bare
+   `podman run --rm IMAGE true` on the same image (target: at most 1.5x). Skipped, saying why, without podman.
+3. Ten independent one-second tasks in one PipelineRun on the local executor: wall time from `run()` to its
    return (target: under 1.5 s, i.e. they run in parallel).
-3. API writes per PipelineRun created on Kubernetes (target 1): --pipelineruns PipelineRuns run through
+4. API writes per PipelineRun created on Kubernetes (target 1): --pipelineruns PipelineRuns run through
    runner.kube_backend.run_on_kubernetes against a real kube-apiserver (the tests' one: etcd plus the cached
    kube-apiserver that scripts/build-kube-apiserver builds), with a thread playing the Tekton controller. Counted
    twice: by the backend itself, and at the apiserver from its audit log (write verbs in the run's namespace
@@ -37,9 +40,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from runner.local import LocalExecutor  # noqa: E402 - after the path set-up above
+from runner.local.podman_pod import ContainerMode  # noqa: E402
 from runner.local.sandbox import Bind, Sandbox  # noqa: E402
+from runner.podman import PodmanUnavailable, detect_podman  # noqa: E402
 
 STEP_TARGET = 2.0  # executor time over the bare subprocess chain, at most
+CONTAINER_STEP_TARGET = 1.5  # container mode's time over a chain of bare `podman run`, at most
 PARALLEL_TARGET = 1.5  # seconds for ten independent one-second tasks, under
 SCRIPT = 'echo "step {i}" > /dev/null\n'
 
@@ -112,6 +118,56 @@ def measure_steps(root: Path, steps: int, repeats: int) -> tuple[float, float, f
         peer.append(bare_chain(root / f"bare-{round_}", steps) / steps)
         floor.append(sandboxed_chain(root / f"sandboxed-{round_}", steps) / steps)
     return statistics.median(ours), statistics.median(peer), statistics.median(floor)
+
+
+def container_setup(root: Path) -> tuple[ContainerMode, str] | str:
+    """Container mode as it works here and the busybox image built from Debian packages; else why not."""
+    try:
+        podman = detect_podman(root / "podman")
+    except PodmanUnavailable as exc:
+        return str(exc)
+    built = subprocess.run(
+        [str(REPO / "scripts/build-debian-images"), "busybox"], env=podman.environ(), capture_output=True, text=True
+    )
+    if built.returncode != 0:
+        return f"scripts/build-debian-images busybox failed: {built.stderr.strip().splitlines()[-1:]}"
+    return ContainerMode(podman), built.stdout.strip().split("=", 1)[1]
+
+
+def container_executor_chain(work: Path, steps: int, mode: ContainerMode, image: str) -> float:
+    """Container mode running the TaskRun, each step in `image`; seconds from `run()` to its return."""
+    taskrun = taskrun_with_steps(steps)
+    for step in taskrun["spec"]["taskSpec"]["steps"]:
+        step["image"] = image
+    start = time.perf_counter()
+    result = LocalExecutor(work, containers=mode).run(taskrun)
+    elapsed = time.perf_counter() - start
+    if not result.succeeded:
+        raise SystemExit(f"benchmark TaskRun failed in containers: {result.condition}")
+    return elapsed
+
+
+def bare_podman_chain(mode: ContainerMode, steps: int, image: str) -> float:
+    """The peer: `podman run --rm IMAGE true` once per step, one after another; seconds."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        mode.podman.run("run", "--rm", image, "true")
+    return time.perf_counter() - start
+
+
+def measure_container_steps(root: Path, steps: int, repeats: int) -> tuple[float, float] | str:
+    """Median seconds per step of (container mode, bare podman chain), in alternating rounds; or why not run."""
+    setup = container_setup(root)
+    if isinstance(setup, str):
+        log(f"containers: skipped: {setup}")
+        return setup
+    mode, image = setup
+    ours, peer = [], []
+    for round_ in range(repeats):
+        log(f"containers: round {round_ + 1}/{repeats}")
+        ours.append(container_executor_chain(root / f"containers-{round_}", steps, mode, image) / steps)
+        peer.append(bare_podman_chain(mode, steps, image) / steps)
+    return statistics.median(ours), statistics.median(peer)
 
 
 def measure_parallel(root: Path, tasks: int) -> float:
@@ -229,6 +285,16 @@ def measure_kubernetes_writes(runs: int) -> tuple[str, str]:
     return f"{ours:.2f}", f"{verdict} target {KUBE_WRITES_TARGET} (apiserver audit log: {seen:.2f})"
 
 
+def container_row(measured: tuple[float, float] | str, steps: int) -> tuple[str, str, str, str]:
+    figure = f"container mode, per step, to bare podman run ({steps} steps)"
+    if isinstance(measured, str):
+        return (figure, "skipped", "-", measured)
+    ours, peer = measured
+    ratio = ours / peer
+    verdict = f"{ratio:.2f}x ({'ok' if ratio <= CONTAINER_STEP_TARGET else 'over'} target {CONTAINER_STEP_TARGET}x)"
+    return (figure, f"{ours * 1000:.1f} ms", f"{peer * 1000:.1f} ms", verdict)
+
+
 def print_table(rows: list[tuple[str, str, str, str]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for n, row in enumerate(rows):
@@ -244,12 +310,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=40, help="steps in the per-step TaskRun (default 40)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the per-step comparison (default 5)")
+    parser.add_argument("--container-steps", type=int, default=10, help="steps in container mode (default 10)")
     parser.add_argument("--tasks", type=int, default=10, help="independent one-second tasks (default 10)")
     parser.add_argument("--pipelineruns", type=int, default=3, help="PipelineRuns run on Kubernetes (default 3)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="taskhub-bench-runner-"))
     try:
         ours, peer, floor = measure_steps(root, args.steps, args.repeats)
+        contained = measure_container_steps(root, args.container_steps, args.repeats)
         parallel = measure_parallel(root, args.tasks)
         kube_ours, kube_verdict = measure_kubernetes_writes(args.pipelineruns)
     finally:
@@ -269,6 +337,7 @@ def main() -> None:
             f"{floor * 1000:.2f} ms",
             f"{sandboxed:.2f}x ({'ok' if sandboxed <= STEP_TARGET else 'over'} target {STEP_TARGET}x)",
         ),
+        container_row(contained, args.container_steps),
         (
             f"local executor, {args.tasks} independent 1 s tasks",
             f"{parallel:.2f} s",
