@@ -244,14 +244,24 @@ class RunService:
         if reason is not None:
             raise BackendUnavailable(reason)
 
-    def submit(self, obj: dict[str, Any], *, created_by: str = "", base_url: str = "") -> tuple[int, int]:
+    def submit(
+        self, obj: dict[str, Any], *, created_by: str = "", base_url: str = "", pass_through: bool = False
+    ) -> tuple[int, int]:
         """Records the run Pending on the configured backend and queues its job: (run id, job id). The backend
-        must be one the operator accepts (Settings.accepted_backends)."""
+        must be one the operator accepts (Settings.accepted_backends). `pass_through` (a cluster's backend only):
+        references only the cluster resolves are left to it (runner.pinning)."""
         backend = self.backend()
         self.check_accepted(backend)
+        if pass_through and backend.name == "local":
+            raise InvalidRequest(
+                "passThrough leaves references to a cluster's resolvers, and this hub runs API runs locally "
+                "(TASKHUB_RUN_BACKEND=local)",
+                reason="invalid-params",
+            )
         obj.setdefault("metadata", {})["namespace"] = backend.namespace_for(obj)
         run_id = self.records.create(obj, backend=backend.name, created_by=created_by)
-        job = self.queue.enqueue(RUN, str(run_id), {"baseURL": base_url}, created_by=created_by)
+        payload: dict[str, Any] = {"baseURL": base_url, **({"passThrough": True} if pass_through else {})}
+        job = self.queue.enqueue(RUN, str(run_id), payload, created_by=created_by)
         return run_id, job.id
 
     def reference_resolver(self, store: InstalledObjects, base_url: str = "") -> CatalogReferenceResolver:
@@ -301,7 +311,8 @@ class RunService:
         store = backend.installed_objects(detail.namespace)
         base_url = str(context.payload.get("baseURL", ""))
         launcher = RunLauncher(self.records, self.reference_resolver(store, base_url), backend)
-        result = launcher.execute(run_id, detail.object, cancel=context.cancel, on_event=context.report)
+        result = launcher.execute(run_id, detail.object, cancel=context.cancel, on_event=context.report,
+                                  pass_through=bool(context.payload.get("passThrough")))  # fmt: skip
         ended = _run_outcome(result)
         if ended.cancelled:
             raise JobCancelled(ended.error or "cancelled")

@@ -61,11 +61,17 @@ def _not_cached(response: Response) -> Response:
 def start_run() -> tuple[Response, int, dict[str, str]]:
     """Record the run in the body and queue its job: 202 with the Pending record, and the job as Location. The
     backend must be one the operator accepts for API runs (503 with the reason otherwise)."""
+    pass_through = request.args.get("passThrough", "false")
+    if pass_through not in ("true", "false"):
+        raise InvalidRequest("passThrough must be true or false", reason="invalid-params")
     obj = _run_of_body()
     identity = current_identity()
     settings: Settings = current_app.config["TASKHUB"]
     run_id, job_id = run_service().submit(
-        obj, created_by=identity.name if identity else "", base_url=settings.public_url or request.host_url
+        obj,
+        created_by=identity.name if identity else "",
+        base_url=settings.public_url or request.host_url,
+        pass_through=pass_through == "true",
     )
     body = _with_links(_detail(run_id).to_json(), run_id)
     job = url_for("jobs_api.get_job", job_id=job_id)

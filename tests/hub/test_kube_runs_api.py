@@ -31,14 +31,16 @@ def cluster_app(settings: Settings, kube_cluster: KubeCluster, kube_namespace: s
         yield app
 
 
-def post_and_finish(app: Flask, cluster: KubeCluster, namespace: str, run: dict[str, Any]) -> tuple[Any, Any]:
+def post_and_finish(
+    app: Flask, cluster: KubeCluster, namespace: str, run: dict[str, Any], path: str = "/v1/runs"
+) -> tuple[Any, Any]:
     """POST the run; play the controller in `namespace` until it succeeds; return (the 202's record, the end's)."""
     http, writer = app.test_client(), bearer(issue(app, "ci", "runs:write"))
     controller = FakeTekton(cluster, namespace, "no-node")
     try:
         with ThreadPoolExecutor(1) as pool:
             created = pool.submit(controller.wait_for, "pipelineruns")
-            started = http.post("/v1/runs", json=run, headers=writer)
+            started = http.post(path, json=run, headers=writer)
             assert started.status_code == 202, started.get_data(as_text=True)
             name = created.result()["metadata"]["name"]
             controller.set_condition("pipelineruns", name, "True", "Succeeded")
@@ -93,3 +95,22 @@ def test_an_api_run_may_name_resolver_taskhub_which_taskhub_resolves_and_locks(
     assert (entry["resolver"], entry["name"], entry["version"]) == ("taskhub", "git-clone", "0.9")
     (clone,) = ended["object"]["spec"]["pipelineSpec"]["tasks"]
     assert "taskRef" not in clone and clone["taskSpec"]["steps"][0]["name"] == "clone"
+
+
+def test_an_api_run_may_pass_what_only_the_cluster_resolves_through_to_it(
+    cluster_app: Flask, kube_cluster: KubeCluster, kube_namespace: str, indexed: Any
+) -> None:
+    hub_ref = {"resolver": "hub", "params": [{"name": "name", "value": "git-clone"},
+                                             {"name": "version", "value": "0.9"}]}  # fmt: skip
+    git_ref = {"resolver": "git", "params": [{"name": "url", "value": "https://example.com/tasks.git"},
+                                             {"name": "pathInRepo", "value": "task/lint.yaml"}]}  # fmt: skip
+    tasks = [{"name": "clone", "taskRef": hub_ref}, {"name": "lint", "taskRef": git_ref}]
+    run = {**PIPELINE_RUN, "spec": {"pipelineSpec": {"tasks": tasks}}}
+    _, ended = post_and_finish(cluster_app, kube_cluster, kube_namespace, run, "/v1/runs?passThrough=true")
+    assert ended["status"] == "Succeeded", ended
+    clone, lint = ended["object"]["spec"]["pipelineSpec"]["tasks"]
+    assert lint == {"name": "lint", "taskRef": git_ref}  # as written, for the cluster's git resolver
+    assert "taskRef" not in clone and clone["taskSpec"]["steps"][0]["name"] == "clone"
+    assert [(e["resolver"], e["version"], e.get("passedThrough", False)) for e in ended["lock"]] == [
+        ("hub", "0.9", False), ("git", None, True),
+    ]  # fmt: skip

@@ -217,6 +217,21 @@ def test_a_body_that_is_not_a_run_is_400_with_the_reason(
     assert http.get("/v1/runs").headers["Pagination-Total-Count"] == "0"
 
 
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("passThrough=true", "passThrough leaves references to a cluster's resolvers, and this hub runs API runs "
+                          "locally (TASKHUB_RUN_BACKEND=local)"),
+     ("passThrough=yes", "passThrough must be true or false")],
+)  # fmt: skip
+def test_pass_through_is_for_a_cluster_and_true_or_false(
+    http: FlaskClient, writer: dict[str, str], query: str, message: str
+) -> None:
+    answer = http.post(f"/v1/runs?{query}", json=run_with(), headers=writer)
+    assert answer.status_code == 400, answer.get_data(as_text=True)
+    assert answer.get_json()["message"] == message
+    assert http.get("/v1/runs").headers["Pagination-Total-Count"] == "0"
+
+
 def test_an_oversized_body_is_413(http: FlaskClient, writer: dict[str, str]) -> None:
     run = run_with()
     run["metadata"]["annotations"] = {"padding": "x" * (2 * 1024 * 1024)}
