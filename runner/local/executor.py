@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import secrets
@@ -97,7 +98,13 @@ class LocalExecutor:
         env = RunEnv(
             root=directory,
             services=Services(
-                None, lambda claim: claim_dir(claim), self.log_sink, self.max_result_size, sandbox, self.containers
+                None,
+                lambda claim: claim_dir(claim),
+                self.log_sink,
+                self.max_result_size,
+                sandbox,
+                self.containers,
+                directory.name,
             ),
             resolver=self.resolve,
             namespace=self.namespace,
@@ -119,11 +126,13 @@ class LocalExecutor:
             reason = "Cancelled" if kind == "PipelineRun" else TR_CANCELLED
             watcher = threading.Thread(target=_watch, args=(cancel, done, interrupt, reason, message), daemon=True)
             watcher.start()
+        reaping = self.containers.reaping(directory.name) if self.containers else contextlib.nullcontext()
         try:
-            if kind == "TaskRun":
-                result = run_taskrun(run_obj, env, interrupt)
-            else:
-                result = run_pipelinerun(run_obj, env, interrupt)
+            with reaping:
+                if kind == "TaskRun":
+                    result = run_taskrun(run_obj, env, interrupt)
+                else:
+                    result = run_pipelinerun(run_obj, env, interrupt)
         finally:
             done.set()
         return LocalRun(result, list(env.children), list(env.services.logs), directory)

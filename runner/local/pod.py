@@ -70,6 +70,7 @@ class Services:
     max_result_size: int
     sandbox: Sandbox
     containers: ContainerMode | None = None  # None: containers are sandboxed host processes
+    run_id: str = ""  # unique to the executor's run: its containers are labelled with it
     logs: list[StepLog] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -142,7 +143,7 @@ class Pod:
             if containers is not None:
                 link_step_dirs(self.tekton, [step_name(step, i) for i, step in enumerate(self.plan.steps)])
                 if self.plan.sidecars:
-                    self.network = containers.network(self.plan.pod, self.dir)
+                    self.network = containers.network(self.plan.pod, self.dir, self.services.run_id)
             for index, spec in enumerate(self.plan.sidecars):
                 self._start_sidecar(sidecars, mounts, spec, index)
             sidecars.wait_ready()
@@ -215,6 +216,7 @@ class Pod:
                     self.services.containers, spec, name=container, script_name=script, mounts=mounts,
                     writable=writable, tekton=self.tekton, private=self._private(container), pod=self.plan.pod,
                     namespace=self.plan.namespace, lookup=self.services.lookup, network=self.network,
+                    run=self.services.run_id,
                 )  # fmt: skip
             except ImageUnavailable as exc:
                 kind = "sidecar" if container.startswith("sidecar-") else "step"

@@ -25,7 +25,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +43,7 @@ TR_IMAGE_PULL_FAILED = "TaskRunImagePullFailed"
 TR_POD_CREATION_FAILED = "PodCreationFailed"
 KILL_RETRY = 0.2  # seconds between `podman kill`s while `podman run` has not made its container yet
 POD_LABEL = "taskhub.dev/pod"
+RUN_LABEL = "taskhub.dev/run"  # one run of the executor: what its reaper removes
 
 Credentials = Callable[[str], tuple[str, str] | None]
 
@@ -79,6 +80,21 @@ class ContainerMode:
             self._ready.add(name)
         return name
 
+    @contextlib.contextmanager
+    def reaping(self, run: str) -> Iterator[None]:
+        """While the block runs, a process outside it waits on a pipe from this one; once the pipe closes, as the
+        block ends or as this process dies, even by SIGKILL, it removes every container of `run` still there."""
+        remove = self.podman.argv("rm", "--force", "--depend", "--time", "0", "--filter", f"label={RUN_LABEL}={run}")
+        reaper = subprocess.Popen(
+            ["/bin/sh", "-c", 'read -r _; exec "$@"', "reaper", *remove], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self.podman.environ(), start_new_session=True,
+        )  # fmt: skip
+        try:
+            yield
+        finally:
+            assert reaper.stdin is not None
+            reaper.stdin.close()  # not waited for: what it removes is what the run left, if anything
+
     def image_command(self, image: str) -> list[str] | None:
         """The command of a step that gives none, as Tekton looks it up in the image's config: its ENTRYPOINT, else
         its CMD, the step's args following (tektoncd/pipeline: pkg/pod/entrypoint_lookup_impl.go, imageInfo)."""
@@ -106,13 +122,13 @@ class ContainerMode:
             except PodmanFailed as exc:
                 raise ImageUnavailable(str(exc).split(": ", 1)[-1]) from None
 
-    def network(self, pod: str, scratch: Path) -> PodNetwork:
+    def network(self, pod: str, scratch: Path, run: str) -> PodNetwork:
         """A network namespace for a pod's containers, held until `PodNetwork.remove`."""
         name = f"{pod}-{secrets.token_hex(3)}-net"
         rootfs = host_rootfs(scratch / "network-rootfs")
         try:
             self.podman.run(
-                "run", "-d", "--rm", "--name", name, "--hostname", hostname(pod), "--label", f"{POD_LABEL}={pod}",
+                "run", "-d", "--rm", "--name", name, "--hostname", hostname(pod), *_labels(pod, run),
                 *host_program_options(rootfs), "/usr/bin/sleep", "infinity",
             )  # fmt: skip
             address = self.podman.run("inspect", "--format", "{{.NetworkSettings.IPAddress}}", name).stdout.strip()
@@ -272,6 +288,7 @@ def prepare_container(
     namespace: str,
     lookup: Lookup | None,
     network: PodNetwork | None,
+    run: str,
 ) -> ContainerLaunch:
     """The podman container of a step or sidecar `spec` (its image pulled; ImageUnavailable if it cannot be)."""
     image = mode.image_for(str(spec.get("image") or ""), spec.get("imagePullPolicy"))
@@ -282,7 +299,7 @@ def prepare_container(
         entrypoint = [f"/tekton/scripts/{script.name}"]
     elif entrypoint is None:
         entrypoint = mode.image_command(image)
-    options = ["--hostname", hostname(pod), "--label", f"{POD_LABEL}={pod}"]
+    options = ["--hostname", hostname(pod), *_labels(pod, run)]
     if network is not None:
         options += ["--network", f"container:{network.name}"]
     options += _user(spec.get("securityContext"))
@@ -310,6 +327,10 @@ def prepare_container(
         private / f"{unique}.env",
         network.address if network is not None else "127.0.0.1",
     )
+
+
+def _labels(pod: str, run: str) -> list[str]:
+    return ["--label", f"{POD_LABEL}={pod}", "--label", f"{RUN_LABEL}={run}"]
 
 
 def _user(context: Any) -> list[str]:

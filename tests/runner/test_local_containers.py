@@ -4,8 +4,13 @@ podman is not installed."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from runner.local.podman_pod import POD_LABEL, ContainerMode
 from runner.podman import Podman
 from tests.container_fixture import ImageMirror
 from tests.registry_fixture import RegistryProcess
+
+TASKHUB = str(Path(sys.executable).parent / "taskhub")
 
 
 @pytest.fixture
@@ -279,3 +286,56 @@ def test_the_cli_runs_a_whole_file_in_containers_and_says_so(
     if podman.containers_conf is not None:  # what this machine needs, kept in the hub's data dir
         assert said.endswith(f"export CONTAINERS_CONF={tmp_path / 'podman' / podman.containers_conf.name}")
     assert "[show-run/show] hello s3cret" in rest and "[show-run/show] read-only" in rest
+
+
+def test_a_killed_taskhub_run_leaves_no_container_behind(
+    tmp_path: Path, podman: Podman, image_mirror: ImageMirror
+) -> None:
+    # `taskhub run` killed with SIGKILL cannot stop its containers: its reaper, waiting on a pipe from it, does.
+    data = tmp_path / "data"
+    claim_dir = data / "local-runs" / "claims" / "default" / "killed"
+    run_file = tmp_path / "run.yaml"
+    run_file.write_text("""
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: killed}
+spec: {}
+---
+apiVersion: tekton.dev/v1
+kind: TaskRun
+metadata: {name: killed}
+spec:
+  workspaces: [{name: w, persistentVolumeClaim: {claimName: killed}}]
+  taskSpec:
+    workspaces: [{name: w}]
+    sidecars: [{name: idle, image: alpine, script: 'exec sleep 600'}]
+    steps:
+    - image: ubuntu
+      script: |
+        exec 9>$(workspaces.w.path)/lock
+        flock 9
+        touch $(workspaces.w.path)/ready
+        sleep 600
+""")
+    env = {**os.environ, "TASKHUB_DATA_DIR": str(data), "TASKHUB_LOCAL_CONTAINERS": "podman",
+           "TASKHUB_IMAGE_MAP": image_mirror.setting}  # fmt: skip
+    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, capture_output=True)
+    worker = subprocess.Popen([TASKHUB, "run", "-f", str(run_file)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (claim_dir / "ready").exists():  # the event: the step holds the lock, its sidecar runs
+            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+            assert time.monotonic() < deadline, "the step never started"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait()
+    # Blocks until the lock's holder is gone; -w only bounds a failure, the pass comes as soon as it is.
+    done = subprocess.run(["flock", "-w", "60", str(claim_dir / "lock"), "true"], check=False)
+    assert done.returncode == 0, "the killed run's step container still holds its lock"
+    # The sidecar and the network holder go next, in the same `podman rm`: wait for that, up to a bound of failure.
+    deadline = time.monotonic() + 60
+    while podman.run("ps", "--all", "--quiet", "--filter", f"label={POD_LABEL}=killed-pod").stdout.strip():
+        assert time.monotonic() < deadline, "the killed run's sidecar or network holder is still there"
+        time.sleep(0.2)
