@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from catalog.errors import Conflict, NotFound
 from jobs.clock import host_now, now_plus
 from jobs.models import ABANDONED, CANCELLED, FAILED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
-from jobs.wakeup import notify, wake_local
+from jobs.wakeup import notify, wake
 
 MAX_ERROR_CHARS = 4000
 
@@ -123,7 +123,7 @@ class JobQueue:
                         continue
                     enqueued = Enqueued(existing, coalesced=True)
             if not enqueued.coalesced:
-                wake_local()
+                wake(self.engine)
             return enqueued
         raise Conflict(f"could not queue {kind.name} {target}: the queue is changing too fast, try again")
 
@@ -149,7 +149,7 @@ class JobQueue:
     ) -> int:  # fmt: skip
         """Queues a job within the caller's transaction on `conn`, so the job exists exactly when what the caller
         writes beside it does; returns its id. For kinds that do not coalesce. Call `committed()` after the
-        commit, to wake this process's idle workers."""
+        commit, to wake the idle workers."""
         if kind.coalesce:
             raise ValueError(f"{kind.name} jobs coalesce: queue them with enqueue()")
         values = _job_values(kind, target, payload, created_by, None)
@@ -168,10 +168,9 @@ class JobQueue:
         now = now_plus(self.engine)
         return insert(Job).values(run_after=now, created_at=now).returning(Job.id)
 
-    @staticmethod
-    def committed() -> None:
-        """After a transaction that queued jobs with `enqueue_in` commits: wake this process's idle workers."""
-        wake_local()
+    def committed(self) -> None:
+        """After a transaction that queued jobs with `enqueue_in` commits: wake the idle workers."""
+        wake(self.engine)
 
     # -- a worker's side --------------------------------------------------------------------------------------
 

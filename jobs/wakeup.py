@@ -2,7 +2,10 @@
 
 On PostgreSQL every enqueue sends NOTIFY in its own transaction, so it is delivered when the job is committed,
 and each worker LISTENs on a connection of its own. On SQLite an enqueue made in the worker's own process (the
-command line, tests) wakes it directly; other processes are found by polling, which costs SQLite one indexed read.
+command line, tests) wakes it directly, and the workers of other processes on this host through a FIFO each, kept
+in a directory beside the database file (`taskhub.db.wake/`): the enqueuer writes a byte to every one, and a FIFO
+nobody reads any more (its worker died) is removed by the first enqueuer that finds it so. That is how a webhook
+taken by `taskhub serve`'s web workers reaches its job worker at once, not at its next poll.
 The poll interval stays the bound either way: a notification lost with a dropped connection delays a job by at
 most that much. bench/jobs.py measures the wake-up against its floor.
 """
@@ -10,16 +13,21 @@ most that much. bench/jobs.py measures the wake-up against its floor.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
+import secrets
 import select
 import threading
 import weakref
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
 CHANNEL = "taskhub_jobs"
+log = logging.getLogger(__name__)
 _listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
 _listeners_lock = threading.Lock()
 
@@ -28,6 +36,45 @@ def notify(conn: Connection, kind: str) -> None:
     """Within an enqueue's transaction: tell the listening workers once it commits (PostgreSQL only)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_notify(:channel, :kind)"), {"channel": CHANNEL, "kind": kind})
+
+
+def wake(engine: Engine) -> None:
+    """After an enqueue commits: wake the waiting workers of this process, and on SQLite those of other processes
+    (on PostgreSQL, NOTIFY has woken them)."""
+    wake_local()
+    directory = wake_directory(engine)
+    if directory is None:
+        return
+    try:
+        fifos = list(os.scandir(directory))
+    except FileNotFoundError:  # no worker has listened on this database yet
+        return
+    for fifo in fifos:
+        try:
+            fd = os.open(fifo.path, os.O_WRONLY | os.O_NONBLOCK)
+        except FileNotFoundError:  # removed meanwhile
+            continue
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # no reader: its worker died without removing it
+                with contextlib.suppress(OSError):
+                    os.unlink(fifo.path)
+            continue
+        try:
+            os.write(fd, b"!")
+        except BlockingIOError:  # full of wake-ups already
+            pass
+        finally:
+            os.close(fd)
+
+
+def wake_directory(engine: Engine) -> Path | None:
+    """Where the workers of a SQLite database file listen for other processes' wake-ups; None for PostgreSQL and
+    in-memory databases."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database).resolve()
+    return path.with_name(path.name + ".wake")
 
 
 def wake_local() -> None:
@@ -47,8 +94,26 @@ class Listener:
         self._closing = threading.Lock()
         os.set_blocking(self._write, False)
         self._pg: Any = None  # a psycopg.Connection listening on CHANNEL
+        self._fifo, self._fifo_fd = self._open_fifo(wake_directory(engine)), -1
+        if self._fifo is not None:
+            # Read and write: never at end of file, whoever comes and goes on the other side.
+            self._fifo_fd = os.open(self._fifo, os.O_RDWR | os.O_NONBLOCK)
         with _listeners_lock:
             _listeners.add(self)
+
+    @staticmethod
+    def _open_fifo(directory: Path | None) -> Path | None:
+        """A FIFO of this listener's own in `directory`, for other processes' wake-ups; None without one."""
+        if directory is None:
+            return None
+        try:
+            directory.mkdir(mode=0o700, exist_ok=True)
+            fifo = directory / f"{os.getpid()}-{secrets.token_hex(4)}"  # unique in containers sharing the directory
+            os.mkfifo(fifo, 0o600)
+        except OSError as exc:  # a read-only data directory, say: then other processes are found by polling
+            log.warning("job wake-ups from other processes are off (%s); the poll interval bounds them", exc)
+            return None
+        return fifo
 
     def wake(self) -> None:
         """Ends the current or next wait at once (from any thread)."""
@@ -60,7 +125,7 @@ class Listener:
 
     def wait(self, timeout: float) -> None:
         """Returns once woken or after `timeout` seconds; raises the driver's error when the database is away."""
-        waiting = [self._read]
+        waiting = [self._read] + ([self._fifo_fd] if self._fifo_fd >= 0 else [])
         if self.engine.dialect.name == "postgresql":
             if self._pg is None:
                 raw = self.engine.raw_connection()
@@ -70,9 +135,11 @@ class Listener:
                 self._pg.execute(f"LISTEN {CHANNEL}")
             waiting.append(self._pg.fileno())
         ready, _, _ = select.select(waiting, [], [], max(timeout, 0))
-        if self._read in ready:
-            os.read(self._read, 4096)
-        if self._pg is not None and (len(ready) > 1 or (ready and ready[0] != self._read)):
+        for fd in (self._read, self._fifo_fd):
+            if fd >= 0 and fd in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(fd, 4096)
+        if self._pg is not None and self._pg.fileno() in ready:
             try:
                 for _ in self._pg.notifies(timeout=0):  # read what arrived, so the socket is quiet again
                     pass
@@ -95,3 +162,8 @@ class Listener:
             os.close(self._read)
             os.close(self._write)
             self._read = self._write = -1
+        if self._fifo is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._fifo)
+            os.close(self._fifo_fd)
+            self._fifo, self._fifo_fd = None, -1
