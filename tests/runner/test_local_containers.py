@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,8 +23,7 @@ from runner.local.podman_pod import POD_LABEL, ContainerMode
 from runner.podman import Podman
 from tests.container_fixture import ImageMirror
 from tests.registry_fixture import RegistryProcess
-
-TASKHUB = str(Path(sys.executable).parent / "taskhub")
+from tests.runner.killed_runs import kill_run_once_locked
 
 
 @pytest.fixture
@@ -319,21 +315,7 @@ spec:
 """)
     env = {**os.environ, "TASKHUB_DATA_DIR": str(data), "TASKHUB_LOCAL_CONTAINERS": "podman",
            "TASKHUB_IMAGE_MAP": image_mirror.setting}  # fmt: skip
-    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, capture_output=True)
-    worker = subprocess.Popen([TASKHUB, "run", "-f", str(run_file)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while not (claim_dir / "ready").exists():  # the event: the step holds the lock, its sidecar runs
-            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the step never started"
-            time.sleep(0.05)
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    # Blocks until the lock's holder is gone; -w only bounds a failure, the pass comes as soon as it is.
-    done = subprocess.run(["flock", "-w", "60", str(claim_dir / "lock"), "true"], check=False)
-    assert done.returncode == 0, "the killed run's step container still holds its lock"
+    kill_run_once_locked(run_file, env, claim_dir)
     # The sidecar and the network holder go next, in the same `podman rm`: wait for that, up to a bound of failure.
     deadline = time.monotonic() + 60
     while podman.run("ps", "--all", "--quiet", "--filter", f"label={POD_LABEL}=killed-pod").stdout.strip():

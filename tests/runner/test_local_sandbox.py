@@ -7,12 +7,8 @@ import fcntl
 import json
 import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +19,8 @@ from sqlalchemy import create_engine
 from runner.backends import BackendRun, backend_named
 from runner.local.sandbox import STEP_UID
 from runner.objects import ObjectStore
+from tests.runner.killed_runs import kill_run_once_locked
 
-TASKHUB = str(Path(sys.executable).parent / "taskhub")
 SECRET = "registry-password-0451"
 
 
@@ -174,19 +170,4 @@ def test_a_killed_taskhub_run_leaves_no_step_process_behind(tmp_path: Path) -> N
                  "taskSpec": {"workspaces": [{"name": "w"}],
                               "steps": [{"image": "alpine", "script": ESCAPE + "sleep 60\n"}]}},
     }))  # fmt: skip
-    env = {**os.environ, "TASKHUB_DATA_DIR": str(data)}
-    subprocess.run([TASKHUB, "db", "upgrade"], env=env, check=True, capture_output=True)
-    worker = subprocess.Popen([TASKHUB, "run", "-f", str(run_file)], env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while not (claim_dir / "ready").exists():  # the event: the step and its escaped child are running
-            assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
-            assert time.monotonic() < deadline, "the step never started"
-            time.sleep(0.05)
-    finally:
-        worker.send_signal(signal.SIGKILL)
-        worker.wait()
-    # Blocks until the lock's holder is gone; -w only bounds a failure, the pass comes as soon as it dies.
-    done = subprocess.run(["flock", "-w", "60", str(claim_dir / "lock"), "true"], check=False)
-    assert done.returncode == 0, "a process of the killed run's step still holds its lock"
+    kill_run_once_locked(run_file, {**os.environ, "TASKHUB_DATA_DIR": str(data)}, claim_dir)
