@@ -153,7 +153,8 @@ def start_hub(stack: contextlib.ExitStack, catalog: Path, workers: int) -> str:
             sys.exit(f"taskhub {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
     port = free_port()
     log_path = data_dir / "serve.log"
-    cmd = [taskhub, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    # The hub only: a job worker beside it would sync and refresh on its own schedule while this measures.
+    cmd = [taskhub, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-worker"]
     proc = start_server(stack, cmd, log_path, env, signal.SIGTERM)
     base = f"http://127.0.0.1:{port}"
     wait_until_up(proc, base + "/", log_path)

@@ -152,7 +152,9 @@ def start_hub(stack: contextlib.ExitStack, registry: RegistryServer, workers: in
     env["TASKHUB_RATE_LIMIT_RESOLVE"] = "0"  # wrk would be throttled
     port = free_port()
     log_path = data_dir / "serve.log"
-    cmd = [taskhub_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    # The hub only: a job worker beside it would sync and refresh on its own schedule while this measures.
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-worker"]
+    cmd = [taskhub_command(), *serve]
     proc = start_server(stack, cmd, log_path, env, signal.SIGTERM)
     base = f"http://127.0.0.1:{port}"
     wait_until_up(proc, base + "/", log_path)

@@ -420,7 +420,9 @@ def start_hub(stack: contextlib.ExitStack, database: Database, workers: int) -> 
         TASKHUB_RATE_LIMIT_RESOLVE="0",
     )
     port = free_port()
-    cmd = [taskhub_command(), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    # The hub only: a job worker beside it would sync and refresh on its own schedule while this measures.
+    serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-worker"]
+    cmd = [taskhub_command(), *serve]
     proc = start_server(stack, cmd, data_dir / "serve.log", env, 15)
     base = f"http://127.0.0.1:{port}"
     wait_until_up(proc, base + "/v1", data_dir / "serve.log")
