@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import secrets
@@ -73,6 +74,12 @@ def wake_directory(engine: Engine) -> Path | None:
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
         return None
+    return _beside(database)
+
+
+@functools.lru_cache(maxsize=64)
+def _beside(database: str) -> Path:
+    """The wake-up directory of a database file; resolved once per process (every enqueue asks)."""
     path = Path(database).resolve()
     return path.with_name(path.name + ".wake")
 
