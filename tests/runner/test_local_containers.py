@@ -4,6 +4,7 @@ podman is not installed."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import threading
@@ -15,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from hub.app import create_app
 from hub.cli import main
 from hub.config import Settings
 from hub.registries import credential_store, local_containers
@@ -22,6 +24,9 @@ from runner.local import LocalExecutor, LocalRun
 from runner.local.podman_pod import POD_LABEL, ContainerMode
 from runner.podman import Podman
 from tests.container_fixture import ImageMirror
+from tests.hub.test_auth import bearer, issue
+from tests.hub.test_runs_api import run_link, wait_for_end
+from tests.hub.workers import working
 from tests.registry_fixture import RegistryProcess
 from tests.runner.killed_runs import kill_run_once_locked
 
@@ -321,3 +326,22 @@ spec:
     while podman.run("ps", "--all", "--quiet", "--filter", f"label={POD_LABEL}=killed-pod").stdout.strip():
         assert time.monotonic() < deadline, "the killed run's sidecar or network holder is still there"
         time.sleep(0.2)
+
+
+def test_api_runs_go_to_containers_as_the_settings_say(
+    settings: Settings, podman: Podman, image_mirror: ImageMirror
+) -> None:
+    contained = dataclasses.replace(settings, local_containers="podman", image_map=image_mirror.setting)
+    app = create_app(contained)
+    step = {"name": "sh", "image": "alpine", "script": "readlink /bin/sh"}
+    run = {"apiVersion": "tekton.dev/v1", "kind": "TaskRun", "metadata": {"name": "api-contained"},
+           "spec": {"taskSpec": {"steps": [step]}}}  # fmt: skip
+    with working(app):
+        http = app.test_client()
+        writer = bearer(issue(app, "ci", "runs:write"))
+        started = http.post("/v1/runs", json=run, headers=writer)
+        assert started.status_code == 202, started.get_data(as_text=True)
+        done = wait_for_end(http, run_link(started), seconds=120, headers=writer)
+        assert done["status"] == "Succeeded", done
+        logs = http.get(done["links"]["logs"], headers=writer).get_json()["data"]
+    assert [(c["step"], c["text"]) for c in logs] == [("sh", "/bin/busybox\n")]  # the image's sh, not the host's
