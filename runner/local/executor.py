@@ -87,7 +87,8 @@ class LocalExecutor:
         """Runs a TaskRun or PipelineRun to its end (or until `cancel` is set) and returns what it left;
         SandboxUnavailable if this host cannot sandbox steps (host processes only)."""
         run_obj = self._checked(obj)
-        reason = unavailable_reason() if self.containers is None else None
+        containers = self.containers.for_run() if self.containers is not None else None
+        reason = unavailable_reason() if containers is None else None
         if reason is not None:
             raise SandboxUnavailable(reason)
         name = run_obj["metadata"]["name"]
@@ -103,7 +104,7 @@ class LocalExecutor:
                 self.log_sink,
                 self.max_result_size,
                 sandbox,
-                self.containers,
+                containers,
                 directory.name,
             ),
             resolver=self.resolve,
@@ -126,7 +127,7 @@ class LocalExecutor:
             reason = "Cancelled" if kind == "PipelineRun" else TR_CANCELLED
             watcher = threading.Thread(target=_watch, args=(cancel, done, interrupt, reason, message), daemon=True)
             watcher.start()
-        reaping = self.containers.reaping(directory.name) if self.containers else contextlib.nullcontext()
+        reaping = containers.reaping(directory.name) if containers is not None else contextlib.nullcontext()
         try:
             with reaping:
                 if kind == "TaskRun":

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import secrets
 import signal
@@ -65,9 +66,13 @@ class ContainerMode:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _commands: dict[str, list[str] | None] = field(default_factory=dict, init=False, repr=False)
 
+    def for_run(self) -> ContainerMode:
+        """This mode with nothing pulled or looked up yet: each run pulls an `Always` image again, as each pod does."""
+        return dataclasses.replace(self)
+
     def image_for(self, image: str, pull_policy: str | None) -> str:
         """The image to run for a step's `image`: mapped, fully qualified, and pulled as `pull_policy` (Always,
-        IfNotPresent, Never; Kubernetes' default when None) says, at most once per run of this mode."""
+        IfNotPresent, Never; Kubernetes' default when None) says, at most once per run (for_run)."""
         name = qualified(mapped_image(image, self.image_map))
         policy = pull_policy or ("Always" if _latest(name) else "IfNotPresent")
         with self._lock:  # tasks running in parallel pull an image once

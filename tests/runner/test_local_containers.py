@@ -345,3 +345,18 @@ def test_api_runs_go_to_containers_as_the_settings_say(
         assert done["status"] == "Succeeded", done
         logs = http.get(done["links"]["logs"], headers=writer).get_json()["data"]
     assert [(c["step"], c["text"]) for c in logs] == [("sh", "/bin/busybox\n")]  # the image's sh, not the host's
+
+
+def test_a_latest_image_is_pulled_again_by_each_run(
+    tmp_path: Path, containers: ContainerMode, podman: Podman, debian_images: dict[str, str], image_mirror: ImageMirror
+) -> None:
+    moving = f"{image_mirror.registry.host}/mirror/moving"  # no tag: latest, pulled Always as Kubernetes does
+    task = f"    steps:\n    - {{name: s, image: '{moving}', script: 'test -x /bin/bash && echo bash || echo no bash'}}"
+    try:
+        seen = []
+        for built in ("busybox", "bash"):  # the tag moves between the runs of one backend
+            podman.run("push", "--quiet", "--tls-verify=false", debian_images[built], f"{moving}:latest")
+            seen.append(log_of(run(tmp_path / built, containers, task), "step-s"))
+        assert seen == ["no bash\n", "bash\n"]
+    finally:
+        podman.run("rmi", "--ignore", f"{moving}:latest", check=False)
