@@ -135,14 +135,14 @@ def require_scope(scope: str) -> Callable[[F], F]:
     return decorate
 
 
-def check_run_reader(what: str = "run records") -> None:
-    """Run records (params, results, logs) and jobs are for tokens with runs:read or runs:write, unless the
-    operator made them public (TASKHUB_PUBLIC_RUNS): 401 without a token, 403 naming the scope with another."""
+def check_run_reader() -> None:
+    """Run records (params, results, logs) are for tokens with runs:read or runs:write, unless the operator made
+    them public (TASKHUB_PUBLIC_RUNS): 401 without a token, 403 naming the scope with another."""
     if current_app.config["TASKHUB"].public_runs:
         return
     identity = current_identity()
     if identity is None:
-        message = f"{what} are not public on this hub: send an API token with the 'runs:read' scope"
+        message = "run records are not public on this hub: send an API token with the 'runs:read' scope"
         raise InvalidToken(message, reason="missing-token")
     if not any(identity.allows(scope) for scope in RUN_READ_SCOPES):
         raise MissingScope("runs:read", identity.name)

@@ -109,7 +109,7 @@ def test_a_failed_jobs_page_says_why_how_often_and_where(app: Flask, jobs: Queue
         assert answer.status_code == 404 and "There is no job" in answer.get_data(as_text=True)
 
 
-def test_jobs_are_read_as_run_records_are(settings: Settings, jobs: QueuedJobs) -> None:
+def test_jobs_are_read_as_the_jobs_api_reads_them(settings: Settings, jobs: QueuedJobs) -> None:
     closed = create_app(settings)  # run records are not public by default
     http = closed.test_client()
     for path in ("/jobs", f"/jobs/{jobs.failed}"):
@@ -117,6 +117,11 @@ def test_jobs_are_read_as_run_records_are(settings: Settings, jobs: QueuedJobs) 
         assert anonymous.status_code == 401 and 'name="token"' in anonymous.get_data(as_text=True)  # sign in
         assert "jobs are not public on this hub" in anonymous.get_data(as_text=True)
         assert http.get(path, headers=bearer(issue(closed, f"ro{len(path)}", "read"))).status_code == 403
+    # A token that may queue syncs reads the sync jobs, as the jobs API lets it, and no other.
+    refresher = bearer(issue(closed, "ci", "catalog:refresh"))
+    assert rows(http.get("/jobs", headers=refresher).get_data(as_text=True)) == [(str(jobs.synced), "succeeded")]
+    assert http.get(f"/jobs/{jobs.synced}", headers=refresher).status_code == 200
+    assert http.get(f"/jobs/{jobs.failed}", headers=refresher).status_code == 404
     browser = closed.test_client()
     token = issue(closed, "auditor", "runs:read")
     assert browser.post("/login", data={"token": token, "next": "/jobs"}).status_code == 302
