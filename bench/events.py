@@ -207,7 +207,8 @@ def main() -> None:
         print(f"mean sink latency {statistics.mean(lat['sink']) * 1000:.2f} ms over {n} events")
         hub_steps, floor_steps = first_step_latencies(stack, args.runs), executor_latencies(stack, args.runs)
         print(f"event to the run's first step on the local backend (host processes), {args.runs} events one at a "
-              f"time (taskhub serve and its job worker, polling every {POLL_SECONDS} s): p50 {pct(hub_steps, 0.5):.0f} ms, p99 "
+              f"time (taskhub serve and its job worker, polling every {POLL_SECONDS} s): "
+              f"p50 {pct(hub_steps, 0.5):.0f} ms, p99 "
               f"{pct(hub_steps, 0.99):.0f} ms; {pct(hub_steps, 0.5) / pct(floor_steps, 0.5):.1f}x the local "
               f"executor's own start to first step (p50 {pct(floor_steps, 0.5):.0f} ms)")  # fmt: skip
 
