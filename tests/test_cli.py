@@ -251,6 +251,8 @@ SLEEPING_RUN = {
 
 
 def test_stopping_the_server_cancels_the_runs_it_was_running(run):
+    # The run sleeps 120 s; the embedded worker gives it one second of grace, then cancels it.
+    run.env["TASKHUB_SHUTDOWN_GRACE_SECONDS"] = "1"
     run("db", "upgrade")
     token = run("token", "create", "ci", "--scope", "runs:write").stdout.split()[0]
     with serving(run, "--workers", "1") as (base, _, _):
