@@ -168,7 +168,7 @@ def sync_in_process(data_dir: Path, *, full: bool = False) -> tuple[float, SyncS
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
         started = time.perf_counter()
-        registries = lambda host: registry_client(settings, host)  # noqa: E731
+        registries = lambda host: registry_client(settings, engine, host)  # noqa: E731
         summary = sync_by_name(engine, REGISTRY, settings.catalogs_dir, registries, full=full)
         return time.perf_counter() - started, summary
 
@@ -178,7 +178,7 @@ def publish_in_process(data_dir: Path, target: str) -> tuple[float, PublishSumma
     settings = Settings(data_dir=data_dir)
     with connected_engine(settings) as engine:
         started = time.perf_counter()
-        registry = registry_client(settings, target.split("/", 1)[0])
+        registry = registry_client(settings, engine, target.split("/", 1)[0])
         with Session(engine) as session, session.begin():
             summary = publish_catalog(session, get_catalog(session, CATALOG), registry, target)
         return time.perf_counter() - started, summary

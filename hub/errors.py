@@ -22,6 +22,7 @@ from catalog.errors import (
     RegistryNotFound,
     TaskhubError,
 )
+from runner.objects.sealing import SealingError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,8 @@ def status_of(error: TaskhubError) -> tuple[int, str]:
         return 409, "conflict"
     if isinstance(error, BackendUnavailable):
         return 503, "backend-unavailable"
+    if isinstance(error, SealingError):  # this process was not given the key the database's secrets were sealed with
+        return 503, "secrets-key"
     if isinstance(error, BundleError):
         return 422, "invalid-bundle"
     if isinstance(error, RegistryError):  # the registry is down, refused our credentials, or served bad content

@@ -1,10 +1,10 @@
-"""The hub's own tables: API tokens (SQLAlchemy 2.0, on the index's declarative base)."""
+"""The hub's own tables: API tokens and registry credentials (SQLAlchemy 2.0, on the index's declarative base)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, String, text
+from sqlalchemy import JSON, ForeignKey, Index, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.models import Base, UTCDateTime, utcnow
@@ -38,3 +38,14 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RegistryCredential(Base):
+    """A registry login (hub.credentials): the host in the clear, the username and password sealed together with
+    the key that seals Secrets (runner.objects.sealing)."""
+
+    __tablename__ = "registry_credentials"
+
+    host: Mapped[str] = mapped_column(String(255), primary_key=True)  # host[:port], as references name it
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

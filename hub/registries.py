@@ -27,11 +27,12 @@ if TYPE_CHECKING:
 RESOLVERS = ("bundles", "hub", "taskhub")
 
 
-def credential_store(settings: Settings) -> CredentialStore:
-    return CredentialStore(settings.data_dir / "registry-credentials.json")
+def credential_store(settings: Settings, engine: Engine | None) -> CredentialStore:
+    """The registry logins kept in engine's database (none without one), sealed with the settings' secrets key."""
+    return CredentialStore(engine, settings.data_dir, settings.secrets_key)
 
 
-def local_containers(settings: Settings) -> tuple[ContainerMode | None, str]:
+def local_containers(settings: Settings, engine: Engine | None) -> tuple[ContainerMode | None, str]:
     """How the local backend runs containers as the settings ask (TASKHUB_LOCAL_CONTAINERS, TASKHUB_IMAGE_MAP),
     images pulled with the registry credentials of the hub; and one line saying so."""
     from runner.backends import local_containers as choose
@@ -40,7 +41,7 @@ def local_containers(settings: Settings) -> tuple[ContainerMode | None, str]:
         settings.local_containers,
         settings.data_dir / "podman",
         settings.image_map,
-        credential_store(settings).get,
+        credential_store(settings, engine).get,
         _hosts(settings.insecure_registries),
     )
 
@@ -49,9 +50,11 @@ def _hosts(setting: str) -> frozenset[str]:
     return frozenset(h.strip() for h in setting.split(",") if h.strip())
 
 
-def _oci_client(settings: Settings, host: str, credentials: tuple[str, str] | None, **limits: Any) -> OciRegistry:
+def _oci_client(
+    settings: Settings, engine: Engine | None, host: str, credentials: tuple[str, str] | None, **limits: Any
+) -> OciRegistry:
     """A client for host with the given credentials or those stored for it, plain HTTP where configured."""
-    username, password = credentials or credential_store(settings).get(host) or (None, None)
+    username, password = credentials or credential_store(settings, engine).get(host) or (None, None)
     return OciRegistry(
         host,
         username=username,
@@ -62,17 +65,21 @@ def _oci_client(settings: Settings, host: str, credentials: tuple[str, str] | No
     )
 
 
-def registry_client(settings: Settings, host: str, credentials: tuple[str, str] | None = None) -> Registry:
-    """A client for host, with the given credentials or those stored for it, caching blobs in the data dir."""
-    client = _oci_client(settings, host, credentials)
+def registry_client(
+    settings: Settings, engine: Engine | None, host: str, credentials: tuple[str, str] | None = None
+) -> Registry:
+    """A client for host, with the given credentials or those stored in engine's database, caching blobs in the
+    data dir."""
+    client = _oci_client(settings, engine, host, credentials)
     return CachedRegistry(client, BlobCache(settings.data_dir / "blobs", settings.blob_cache_bytes))
 
 
-def _resolve_client(settings: Settings, host: str, *, public_only: bool) -> Registry:
+def _resolve_client(settings: Settings, engine: Engine, host: str, *, public_only: bool) -> Registry:
     """A client that gives up within settings.resolve_timeout: a resolve waits on a person or a cluster."""
     budget = settings.resolve_timeout
     return _oci_client(
         settings,
+        engine,
         host,
         None,
         public_only=public_only,
@@ -137,7 +144,7 @@ class Resolvers:
             with lock:
                 if host not in clients:
                     # A registry only "*" allows was named by a client: it must be at a public address.
-                    clients[host] = _resolve_client(settings, host, public_only=not allowlist.named(host))
+                    clients[host] = _resolve_client(settings, engine, host, public_only=not allowlist.named(host))
                 return clients[host]
 
         self.registries: Callable[[str], Registry] = client

@@ -184,7 +184,7 @@ class PublishService:
 
     def _publish(self, name: str, target: str, credentials: tuple[str, str] | None, report: Report) -> PublishSummary:
         host, _ = bundle_target(target)
-        registry = registry_client(self.settings, host, credentials)
+        registry = registry_client(self.settings, self.engine, host, credentials)
         with Session(self.engine) as session, session.begin():
             return publish_catalog(session, get_catalog(session, name), registry, target, report)
 
@@ -226,7 +226,7 @@ class RunService:
                 self._backends[name] = backend_named(
                     name, self.settings.data_dir, self.settings.run_namespace or None, objects=self.objects,
                     kubeconfig=self.settings.kubeconfig or None,
-                    containers=lambda: local_containers(self.settings)[0],  # when a run first needs them
+                    containers=lambda: local_containers(self.settings, self.records.engine)[0],  # when a run needs them
                 )  # fmt: skip
             return self._backends[name]
 
@@ -359,7 +359,7 @@ class Services:
         syncer = CatalogSyncer(
             self.engine,
             settings.catalogs_dir,
-            lambda host: registry_client(settings, host),
+            lambda host: registry_client(settings, self.engine, host),
             lease_seconds=settings.job_lease_seconds,
         )
         return SyncService(self.queue, syncer)

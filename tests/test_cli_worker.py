@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import Engine
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from catalog.db import make_engine
 from hub.config import Settings
+from hub.models import RegistryCredential
 from hub.services import Services
-from jobs import CATALOG_SYNC, JobQueue
+from jobs import CATALOG_SYNC, PUBLISH, REGISTRY_SYNC, JobQueue
 from runner.records import RunRecords
 from tests.conftest import free_port
 from tests.jobs.processes import wait_until
@@ -99,6 +102,54 @@ def test_the_command_lines_own_sync_and_publish_are_recorded_as_jobs(run, engine
     missing = run("catalog", "publish", "nope", "--registry", "127.0.0.1:9/catalog", check=False)
     assert "catalog 'nope' not found" in missing.stderr or "'nope'" in missing.stderr
     assert JobQueue(engine).list(kind="publish")[1] == 2  # a typo records no job
+
+
+def _ended(queue: JobQueue, job: int) -> bool:
+    return queue.get(job).state not in ("queued", "running")
+
+
+def test_a_login_made_by_one_process_is_used_by_a_worker_with_another_data_dir(  # the production variant's pods
+    run,  # noqa: F811
+    engine,
+    fixture_catalog,
+    auth_registry,
+    tmp_path,
+):
+    run.env["TASKHUB_SECRETS_KEY"] = Fernet.generate_key().decode()  # as the Secret `taskhub` gives every pod
+    username, password = str(auth_registry.username), str(auth_registry.password)
+    target = f"{auth_registry.host}/catalog"
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    run("catalog", "sync", "tekton")
+    added = run("registry", "add", "private", target, "--username", username, "--password-stdin", stdin=password)
+    assert password not in added.stdout + added.stderr
+    hub_data = Path(run.env["TASKHUB_DATA_DIR"])
+    assert not (hub_data / "registry-credentials.json").exists() and not (hub_data / "secrets.key").exists()
+    (row,) = Session(engine).scalars(select(RegistryCredential)).all()
+    assert row.host == auth_registry.host
+    assert password.encode() not in row.sealed and username.encode() not in row.sealed
+
+    queue = JobQueue(engine)
+    publish = queue.enqueue(PUBLISH, "tekton", {"registry": target}, created_by="ci").id
+    log = tmp_path / "worker.log"
+    worker = start_worker(run, log, env={"TASKHUB_DATA_DIR": str(tmp_path / "worker-data")})
+    try:
+        wait_until(lambda: _ended(queue, publish), "the publish to end")
+        assert queue.get(publish).state == "succeeded", queue.get(publish).error
+        assert "47 pushed, 0 already there, 0 failed" in " ".join(queue.get(publish).result)
+        synced = queue.enqueue(REGISTRY_SYNC, "private", created_by="ci").id
+        wait_until(lambda: _ended(queue, synced), "the registry sync to end")
+        assert queue.get(synced).state == "succeeded", queue.get(synced).error
+        assert queue.get(synced).result[0].startswith("private: 19 resources, 47 versions")
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=60) == 0, log.read_text()
+    assert password not in log.read_text()
+
+    assert password not in run("registry", "list").stdout
+    run.env["TASKHUB_SECRETS_KEY"] = Fernet.generate_key().decode()
+    refused = run("registry", "sync", "private", check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert f"the registry credentials of {auth_registry.host} were sealed with another key" in refused.stderr
 
 
 def worker_children(pid: int) -> list[int]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 import yaml
+from sqlalchemy import Engine, inspect
 
 from catalog.bundle_manifests import bundle_entries
 from catalog.bundles import DOCKER_MANIFEST, build_bundle, read_layer, read_object
@@ -17,6 +18,12 @@ from catalog.registry_sync import bundle_manifest
 from hub.cli import main
 from hub.cli.context import Context, pass_context, registry_login
 from hub.registries import registry_client
+
+
+def _logins(ctx: Context) -> Engine | None:
+    """The database of the registry logins `registry add` stored; None before `taskhub db upgrade` made their table:
+    bundles can be pushed and listed with no hub database."""
+    return ctx.engine if inspect(ctx.engine).has_table("registry_credentials") else None
 
 
 def _key_values(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -66,7 +73,8 @@ def bundle_push(
         click.echo("Creating Tekton Bundle:", err=True)
         for layer in built.layers:
             click.echo(f"\t- Added {KINDS.get(layer.kind, layer.kind)}: {layer.name} to image", err=True)
-        registry = registry_client(ctx.settings, target.registry, registry_login(username, password_stdin))
+        login = registry_login(username, password_stdin)
+        registry = registry_client(ctx.settings, _logins(ctx), target.registry, login)
         for blob in built.blobs().values():
             registry.push_blob(target.name, blob)
         digest = registry.push_manifest(ref, built.manifest, DOCKER_MANIFEST)
@@ -85,7 +93,7 @@ def bundle_list(ctx: Context, ref: str, kind: str | None, name: str | None, outp
     """List the objects of the bundle at REF, in manifest order."""
     try:
         target = parse_reference(ref)
-        registry = registry_client(ctx.settings, target.registry)
+        registry = registry_client(ctx.settings, _logins(ctx), target.registry)
         _, parsed = bundle_manifest(registry, target.name, ref, registry.get_manifest(ref))
         wanted = kind.lower().removesuffix("s") if kind else None
         entries = [e for e in bundle_entries(parsed) if wanted in (None, e.kind.lower()) and name in (None, e.name)]

@@ -79,7 +79,7 @@ def registry_add(
             repos = [r if r.startswith(f"{prefix}/") else f"{prefix}/{r}" for r in repositories]
             add_catalog(session, name, target, type=catalog_type, repositories=repos, refresh_seconds=refresh)
         if credentials:
-            credential_store(ctx.settings).set(host, *credentials)
+            credential_store(ctx.settings, ctx.migrated_engine()).set(host, *credentials)
     except TaskhubError as exc:
         raise click.ClickException(str(exc)) from None
     every = format_refresh(refresh)

@@ -78,7 +78,7 @@ def run(
     containers = None
     if backend == "local" and not pin_only:
         try:
-            containers, how = local_containers(ctx.settings)
+            containers, how = local_containers(ctx.settings, ctx.migrated_engine())
         except TaskhubError as exc:
             raise click.ClickException(str(exc)) from None
         if how:

@@ -322,9 +322,11 @@ def test_plain_http_only_for_loopback_unless_configured(tmp_path):
     with pytest.raises(InsecureRegistry):
         OciRegistry("http://registry.internal:5000")  # refused before any request
     settings = Settings(data_dir=tmp_path, insecure_registries="registry.internal:5000")
-    allowed = registry_client(settings, "registry.internal:5000")
+    allowed = registry_client(settings, None, "registry.internal:5000")
     assert allowed.registry.base_url == "http://registry.internal:5000"
-    assert registry_client(Settings(data_dir=tmp_path), "registry.example.com").registry.base_url.startswith("https://")
+    assert registry_client(Settings(data_dir=tmp_path), None, "registry.example.com").registry.base_url.startswith(
+        "https://"
+    )
 
 
 def test_oci_manifests_indexes_and_raw_layers_are_read(engine, settings, registry, tmp_path):

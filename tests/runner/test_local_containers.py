@@ -16,6 +16,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from catalog.db import make_engine, upgrade
 from hub.app import create_app
 from hub.cli import main
 from hub.config import Settings
@@ -213,15 +214,19 @@ def test_images_are_pulled_with_the_hubs_registry_credentials(
     creds = f"{auth_registry.username}:{auth_registry.password}"
     podman.run("push", "--quiet", "--tls-verify=false", "--creds", creds, debian_images["busybox"], private)
     settings = Settings(data_dir=tmp_path / "data", local_containers="podman")
+    settings.data_dir.mkdir(parents=True)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
     task = f"    steps:\n    - {{name: s, image: '{private}', script: 'echo pulled'}}"
     try:
-        anonymous, _ = local_containers(settings)
+        anonymous, _ = local_containers(settings, engine)
         assert anonymous is not None
         refused = run(tmp_path / "anonymous", anonymous, task)
         assert cond(refused)[:2] == ("False", "TaskRunImagePullFailed")
 
-        credential_store(settings).set(auth_registry.host, str(auth_registry.username), str(auth_registry.password))
-        logged_in, how = local_containers(settings)
+        login = (str(auth_registry.username), str(auth_registry.password))
+        credential_store(settings, engine).set(auth_registry.host, *login)
+        logged_in, how = local_containers(settings, engine)
         assert how.startswith("local steps run in containers: podman")
         assert logged_in is not None
         pulled = run(tmp_path / "logged-in", logged_in, task)
@@ -229,12 +234,13 @@ def test_images_are_pulled_with_the_hubs_registry_credentials(
         assert log_of(pulled, "step-s") == "pulled\n"
     finally:
         podman.run("rmi", "--ignore", private, check=False)
+        engine.dispose()
 
 
 def test_a_bad_image_map_is_refused_with_the_pair_named(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, local_containers="host", image_map="alpine=a.example/busybox,ubuntu")
     with pytest.raises(Exception, match=r"TASKHUB_IMAGE_MAP=.*'ubuntu' is not NAME=IMAGE"):
-        local_containers(settings)
+        local_containers(settings, None)
 
 
 WHOLE_FILE = """
