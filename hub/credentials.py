@@ -63,6 +63,17 @@ class CredentialStore:
         with Session(self.engine) as session, session.begin():
             session.merge(RegistryCredential(host=host, sealed=self._seal(username, password), updated_at=utcnow()))
 
+    def delete(self, host: str) -> bool:
+        """Forgets host's login; whether there was one."""
+        if self.engine is None:
+            return False
+        self._import_file(self.engine)
+        with Session(self.engine) as session, session.begin():
+            row = session.get(RegistryCredential, host)
+            if row is not None:
+                session.delete(row)
+            return row is not None
+
     def _seal(self, username: str, password: str) -> bytes:
         return self._sealer.seal({"username": username.encode(), "password": password.encode()})
 

@@ -146,10 +146,19 @@ def test_a_login_made_by_one_process_is_used_by_a_worker_with_another_data_dir( 
     assert password not in log.read_text()
 
     assert password not in run("registry", "list").stdout
+    key = run.env["TASKHUB_SECRETS_KEY"]
     run.env["TASKHUB_SECRETS_KEY"] = Fernet.generate_key().decode()
     refused = run("registry", "sync", "private", check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"the registry credentials of {auth_registry.host} were sealed with another key" in refused.stderr
+
+    run.env["TASKHUB_SECRETS_KEY"] = key
+    assert run("registry", "logout", auth_registry.host).stdout == f"forgot the login for {auth_registry.host}\n"
+    anonymous = run("registry", "sync", "private", "--full", check=False)
+    assert anonymous.returncode == 1 and "no credentials were given" in anonymous.stderr
+    login = ("registry", "login", auth_registry.host, "--username", username, "--password-stdin")
+    assert run(*login, stdin=password).stdout == f"stored the login of {username} for {auth_registry.host}\n"
+    assert run("registry", "sync", "private", "--full").returncode == 0
 
 
 def worker_children(pid: int) -> list[int]:

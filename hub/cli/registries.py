@@ -1,4 +1,5 @@
-"""`taskhub registry add|sync` and `taskhub catalog publish`: registries of Tekton bundles, indexed like catalogs."""
+"""`taskhub registry add|sync|list|set|login|logout` and `taskhub catalog publish`: registries of Tekton bundles,
+indexed like catalogs."""
 
 from __future__ import annotations
 
@@ -86,6 +87,36 @@ def registry_add(
     click.echo(
         f"added registry {name} ({host}/{prefix}), refresh {every}; index it now:\n  taskhub registry sync {name}"
     )
+
+
+@registry.command("login")
+@click.argument("host")
+@click.option("--username", required=True, help="Registry user.")
+@click.option("--password-stdin", is_flag=True, help="Read the registry password from standard input.")
+@pass_context
+def registry_login_command(ctx: Context, host: str, username: str, password_stdin: bool) -> None:
+    """Store (or replace) the login every hub and worker of this database uses for HOST (host[:port])."""
+    credentials = registry_login(username, password_stdin)
+    assert credentials is not None  # --username is required
+    try:
+        credential_store(ctx.settings, ctx.migrated_engine()).set(host, *credentials)
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"stored the login of {username} for {host}")
+
+
+@registry.command("logout")
+@click.argument("host")
+@pass_context
+def registry_logout(ctx: Context, host: str) -> None:
+    """Forget the login stored for HOST; its registries are then read anonymously."""
+    try:
+        forgotten = credential_store(ctx.settings, ctx.migrated_engine()).delete(host)
+    except TaskhubError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not forgotten:
+        raise click.ClickException(f"no login is stored for {host}")
+    click.echo(f"forgot the login for {host}")
 
 
 @registry.command("sync")
