@@ -231,7 +231,7 @@ class ContainerLaunch:
             command, env=environ, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-        return ContainerProcess(podman, self.name, proc)
+        return ContainerProcess(podman, self.name, proc, self.env_file)
 
     def probe(self, argv: list[str]) -> ContainerProcess:
         """`podman exec` of an exec probe in the running container, as the kubelet runs one."""
@@ -250,8 +250,10 @@ class ContainerProcess:
     """A container as it runs (process.Running): the `podman run` (or `podman exec`) attached to it, and the
     container's name for signals, which podman delivers to the container's PID 1."""
 
-    def __init__(self, podman: Podman, name: str | None, proc: subprocess.Popen[bytes]) -> None:
-        self.podman, self.name, self.proc = podman, name, proc
+    def __init__(
+        self, podman: Podman, name: str | None, proc: subprocess.Popen[bytes], env_file: Path | None = None
+    ) -> None:
+        self.podman, self.name, self.proc, self.env_file = podman, name, proc, env_file
 
     def signal(self, sig: int) -> None:
         """Sends `sig` to the container's PID 1 (to the exec for a probe) while it runs."""
@@ -273,6 +275,8 @@ class ContainerProcess:
 
     def wait(self, timeout: float | None = None) -> int:
         code = self.proc.wait(timeout)
+        if self.env_file is not None:  # values of Secrets: not kept with the run's logs
+            self.env_file.unlink(missing_ok=True)
         return 128 - code if code < 0 else code
 
     def poll(self) -> int | None:

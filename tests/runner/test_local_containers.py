@@ -293,6 +293,8 @@ def test_the_cli_runs_a_whole_file_in_containers_and_says_so(
     if podman.containers_conf is not None:  # what this machine needs, kept in the hub's data dir
         assert said.endswith(f"export CONTAINERS_CONF={tmp_path / 'podman' / podman.containers_conf.name}")
     assert "[show-run/show] hello s3cret" in rest and "[show-run/show] read-only" in rest
+    kept = [path for path in (tmp_path / "local-runs").rglob("*") if path.is_file() and b"s3cret" in path.read_bytes()]
+    assert [path.name for path in kept] == ["step-show.log"]  # the Secret's value is in no file but the step's log
 
 
 def test_a_killed_taskhub_run_leaves_no_container_behind(
