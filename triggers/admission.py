@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from catalog.gojson import marshal
 from triggers.fielderrors import Violations
+from triggers.gojson import marshal
 from triggers.headers import canonical_key
 from triggers.listener_admission import check_listener_resources, read_listener
 from triggers.resources import (

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit
 
-from catalog.gojson import marshal
 from triggers.admission import parse_resource
 from triggers.fielderrors import InvalidResource
+from triggers.gojson import marshal
 from triggers.headers import Headers, canonical_headers, first_value
 from triggers.interceptors import CODES, InterceptorRequest, InterceptorResponse, RequestContext
 from triggers.interceptors.cel import cel

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.gojson import marshal, quote
+from triggers.gojson import marshal, quote
 
 _RELAXED = re.compile(r"^\{\.?([^{}]+)\}$|^\.?([^{}]+)$")
 _SLICE = re.compile(r"^(-?\d*)(:-?\d*)?(:-?\d*)?$")

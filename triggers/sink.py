@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.gojson import quote
 from triggers.cloudevents import ACCEPTED, binary_headers
+from triggers.gojson import quote
 from triggers.jsonbody import BodyError, decode_object
 from triggers.resources import EventListener
 

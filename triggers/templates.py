@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.gojson import marshal
+from triggers.gojson import marshal
 from triggers.jsonbody import BodyError, decode
 from triggers.resources import LABEL_EVENT_ID, LABEL_EVENTLISTENER, LABEL_TRIGGER, TriggerTemplateSpec
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.gojson import marshal
+from triggers.gojson import marshal
 
 # gRPC codes (google.golang.org/grpc/codes), which interceptors answer with as numbers.
 CODES = {

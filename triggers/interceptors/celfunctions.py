@@ -18,8 +18,8 @@ from urllib.parse import parse_qsl, urlsplit
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 
-from catalog.gojson import marshal
 from catalog.manifests import ManifestError, load_documents
+from triggers.gojson import marshal
 from triggers.headers import canonical_key
 from triggers.jsonbody import BodyError, decode
 
