@@ -105,8 +105,8 @@ class TriggersService:
             return answer
         created_by = f"el:{ns}/{name}"
 
-        def enqueue(conn: Connection, event: int) -> int:
-            return self.queue.enqueue_in(conn, self.job_kind, str(event), created_by=created_by)
+        def enqueue(conn: Connection) -> int:  # the job names the event by its eventID: it is queued first
+            return self.queue.enqueue_in(conn, self.job_kind, event_id, created_by=created_by)
 
         if self.events.accepted(incoming, event_id, uid=uid, status=answer.status, enqueue=enqueue).job is not None:
             self.queue.committed()

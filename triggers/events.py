@@ -3,8 +3,8 @@ its headers (secret-bearing values redacted, the full set sealed for the job tha
 it ran), size, raw body, the HTTP answer, and each trigger's outcome. Upstream answers 202 and logs rejections
 at debug level (tektoncd/triggers#1465, #1666); here a person can see which interceptor stopped an event and why.
 
-A provider's delivery id (X-GitHub-Delivery, X-Gitlab-Event-UUID, X-Gitea-Delivery) is claimed per listener in
-one statement, so a delivery sent twice within the window is processed once, whichever worker took it.
+A provider's delivery id (X-GitHub-Delivery, X-Gitlab-Event-UUID, X-Gitea-Delivery) is claimed per listener by the
+INSERT of the event that carries it, so a delivery sent twice within the window is processed once.
 """
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, text, update
+from sqlalchemy import Engine, Select, bindparam, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from catalog.models import UTCDateTime, utcnow
+from catalog.models import utcnow
+from jobs.models import Job
 from runner.objects.sealing import Sealer
 from triggers.metrics import count_event
-from triggers.models import DONE, DUPLICATE, FAILED, PROCESSING, QUEUED, REFUSED, Delivery, TriggerEvent
+from triggers.models import DONE, DUPLICATE, FAILED, PROCESSING, QUEUED, REFUSED, TriggerEvent
 
 # Headers whose values authenticate the sender: never shown, kept sealed only until the event is processed.
 SECRET_HEADERS = frozenset(
@@ -33,20 +34,23 @@ SECRET_HEADERS = frozenset(
 _SECRET_WORDS = re.compile(r"token|secret|signature|password|auth|api-?key", re.IGNORECASE)
 DELIVERY_HEADERS = ("X-Github-Delivery", "X-Gitlab-Event-Uuid", "X-Gitea-Delivery")
 REDACTED = "[redacted]"
-# Built once, executed with parameters: the sink runs these for every event. The upsert is text because
-# SQLAlchemy compiles its dialects' ON CONFLICT statements anew on every execution (they are not cached),
-# and SQLite and PostgreSQL spell this one the same way.
+# Built once, executed with parameters: the sink runs these for every event. The claiming insert is text because
+# SQLAlchemy compiles its dialects' ON CONFLICT statements anew on every execution (they are not cached), and
+# SQLite and PostgreSQL spell this one the same way (a conflict on the partial unique index of claimed deliveries).
 _INSERT_EVENT = insert(TriggerEvent).returning(TriggerEvent.id)
-_CLAIM_DELIVERY = text(
-    "INSERT INTO trigger_deliveries (target, delivery_id, event, seen_at) VALUES (:target, :delivery, :event, :now)"
-    " ON CONFLICT (target, delivery_id) DO UPDATE SET event = excluded.event, seen_at = excluded.seen_at"
-    " WHERE trigger_deliveries.seen_at < :cutoff"  # an old one is forgotten: this event is the first again
-    " RETURNING event"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("cutoff", type_=UTCDateTime()))
+_COLUMNS = ("event_id", "source", "namespace", "name", "listener_uid", "method", "url", "headers", "sealed_headers",
+            "size", "body", "delivery_id", "delivery_claimed", "http_status", "status", "reason", "outcomes",
+            "job_id", "received_at")  # fmt: skip
+_INSERT_CLAIMING = text(
+    f"INSERT INTO trigger_events ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+    " ON CONFLICT (source, namespace, name, delivery_id) WHERE delivery_claimed DO NOTHING RETURNING id"
+).bindparams(*(bindparam(c, type_=TriggerEvent.__table__.c[c].type) for c in _COLUMNS))
+_CLAIMED = (TriggerEvent.source == bindparam("c_source"), TriggerEvent.namespace == bindparam("c_namespace"),
+            TriggerEvent.name == bindparam("c_name"), TriggerEvent.delivery_id == bindparam("c_delivery"),
+            TriggerEvent.delivery_claimed)  # fmt: skip
+_HOLDER = select(TriggerEvent.id, TriggerEvent.received_at).where(*_CLAIMED)
+_RELEASE = update(TriggerEvent).where(*_CLAIMED).values(delivery_claimed=False)
 _SET_JOB = update(TriggerEvent).where(TriggerEvent.id == bindparam("event")).values(job_id=bindparam("job"))
-_FIRST_DELIVERY = select(Delivery.event).where(
-    Delivery.target == bindparam("target"), Delivery.delivery_id == bindparam("delivery")
-)
 
 
 def redacted(headers: Sequence[tuple[str, str]]) -> list[list[str]]:
@@ -61,12 +65,13 @@ def delivery_id(headers: Sequence[tuple[str, str]]) -> str:
 
 
 def forget_deliveries(engine: Engine, window_seconds: float) -> int:
-    """Drops the delivery ids seen longer ago than the window (they no longer make a redelivery a duplicate), so
-    the table holds one window's deliveries, not every one ever received; returns how many went. Every worker
-    runs it (hub.services.Services.worker)."""
+    """Releases the delivery ids claimed longer ago than the window (they no longer make a redelivery a duplicate),
+    so the index of claims holds one window's deliveries, not every one ever received; returns how many went. Every
+    worker runs it (hub.services.Services.worker)."""
     cutoff = utcnow() - timedelta(seconds=window_seconds)
     with engine.begin() as conn:
-        return int(conn.execute(delete(Delivery).where(Delivery.seen_at < cutoff)).rowcount)
+        released = update(TriggerEvent).where(TriggerEvent.delivery_claimed, TriggerEvent.received_at < cutoff)
+        return int(conn.execute(released.values(delivery_claimed=False)).rowcount)
 
 
 @dataclass(frozen=True)
@@ -108,43 +113,49 @@ class EventLog:
 
     def accepted(
         self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202,
-        enqueue: Callable[[Connection, int], int] | None = None,
+        enqueue: Callable[[Connection], int] | None = None,
     ) -> Recorded:  # fmt: skip
-        """Records an accepted event, the full headers sealed for its job, and (`enqueue`, given the connection
-        and the event's number) queues that job in the same transaction: one commit, and no event without its job.
-        A delivery id seen within the window makes it a duplicate of the first (recorded, not to be processed)."""
+        """Records an accepted event, the full headers sealed for its job, and (`enqueue`, given the connection)
+        queues that job first in the same transaction, so the event is written with its job's number: one commit,
+        no event without its job, and no statement to set the job afterwards. A delivery id seen within the window
+        makes it a duplicate of the first (recorded, not to be processed: its job is withdrawn before the commit)."""
         delivery = delivery_id(incoming.headers)
         sealed = self.sealer.seal({"headers": json.dumps(incoming.headers).encode()})
         values = self._values(incoming, event_id, status, QUEUED, uid)
-        job = None
         with self.engine.begin() as conn:
-            values.update(body=incoming.body, delivery_id=delivery, sealed_headers=sealed)
-            event = int(conn.scalar(_INSERT_EVENT, values))
-            first = self._claim_delivery(conn, f"{incoming.source}:{incoming.namespace}/{incoming.name}",
-                                         delivery, event) if delivery else None  # fmt: skip
-            if first is not None:
-                reason = f"delivery {delivery} was already received as event {first}: not processed again"
-                conn.execute(
-                    update(TriggerEvent)
-                    .where(TriggerEvent.id == event)
-                    .values(status=DUPLICATE, duplicate_of=first, sealed_headers=None, reason=reason,
-                            finished_at=utcnow())
-                )  # fmt: skip
-            elif enqueue is not None:
-                job = enqueue(conn, event)
-                conn.execute(_SET_JOB, {"event": event, "job": job})
+            job = enqueue(conn) if enqueue is not None else None
+            values.update(body=incoming.body, delivery_id=delivery, sealed_headers=sealed, job_id=job)
+            if not delivery:
+                event, first = int(conn.scalar(_INSERT_EVENT, values)), None
+            else:
+                event, first = self._insert_claiming(conn, values)
+            if first is not None and job is not None:
+                conn.execute(delete(Job).where(Job.id == job))
+                job = None
         if first is not None:
             count_event(incoming.source, incoming.namespace, incoming.name, DUPLICATE)
         return Recorded(event, event_id, first, job)
 
-    def _claim_delivery(self, conn: Connection, target: str, delivery: str, event: int) -> int | None:
-        """None when this event is the delivery's first within the window, else the id of the first one."""
-        now = utcnow()
-        cutoff = now - timedelta(seconds=self.dedupe_seconds)
-        key = {"target": target, "delivery": delivery}
-        if conn.scalar(_CLAIM_DELIVERY, {**key, "event": event, "now": now, "cutoff": cutoff}) == event:
-            return None
-        return conn.scalar(_FIRST_DELIVERY, key)
+    def _insert_claiming(self, conn: Connection, values: dict[str, Any]) -> tuple[int, int | None]:
+        """Inserts an event that claims its delivery id: (its number, None) when it is the delivery's first within
+        the window; else it is recorded as a duplicate: (its number, the first's)."""
+        claim = {"c_source": values["source"], "c_namespace": values["namespace"], "c_name": values["name"],
+                 "c_delivery": values["delivery_id"]}  # fmt: skip
+        while True:
+            event = conn.scalar(_INSERT_CLAIMING, {**values, "delivery_claimed": True})
+            if event is not None:
+                return int(event), None
+            holder = conn.execute(_HOLDER, claim).first()
+            if holder is None:  # released meanwhile (forget_deliveries)
+                continue
+            if holder.received_at >= utcnow() - timedelta(seconds=self.dedupe_seconds):
+                reason = (
+                    f"delivery {values['delivery_id']} was already received as event {holder.id}: not processed again"
+                )
+                duplicate = {**values, "status": DUPLICATE, "duplicate_of": holder.id, "sealed_headers": None,
+                             "reason": reason, "job_id": None, "finished_at": utcnow()}  # fmt: skip
+                return int(conn.scalar(_INSERT_EVENT, duplicate)), holder.id
+            conn.execute(_RELEASE, claim)  # an old claim is forgotten: this event is the first again
 
     def set_job(self, event: int, job_id: int) -> None:
         with self.engine.begin() as conn:
@@ -163,10 +174,11 @@ class EventLog:
 
     # -- the processing job's side -----------------------------------------------------------------------------
 
-    def start(self, event: int) -> tuple[TriggerEvent, list[tuple[str, str]]] | None:
-        """Marks a queued event processing; returns it with its full headers, or None if it is not queued."""
+    def start(self, key: int | str) -> tuple[TriggerEvent, list[tuple[str, str]]] | None:
+        """Marks a queued event (by its number or its eventID) processing; returns it with its full headers, or
+        None if it is not queued."""
         with Session(self.engine, expire_on_commit=False) as session, session.begin():
-            row = session.get(TriggerEvent, event)
+            row = session.scalar(_by_key(key))
             if row is None or row.status != QUEUED:
                 return None
             row.status = PROCESSING
@@ -206,13 +218,16 @@ class EventLog:
         return list(rows), total
 
     def get(self, key: int | str) -> TriggerEvent | None:
-        """One event, by its number or its eventID."""
-        query = select(TriggerEvent)
-        query = query.where(TriggerEvent.id == key) if isinstance(key, int) else query.where(
-            TriggerEvent.event_id == key
-        )  # fmt: skip
+        """One event, by its number or its eventID (a `trigger-event` job's target)."""
         with Session(self.engine, expire_on_commit=False) as session:
-            return session.scalar(query)
+            return session.scalar(_by_key(key))
+
+
+def _by_key(key: int | str) -> Select[tuple[TriggerEvent]]:
+    """An event by its number (an int, or a string of digits, as older `trigger-event` jobs name it) or eventID."""
+    if isinstance(key, int) or key.isdigit():
+        return select(TriggerEvent).where(TriggerEvent.id == int(key))
+    return select(TriggerEvent).where(TriggerEvent.event_id == key)
 
 
 def event_json(row: TriggerEvent, *, detail: bool = False) -> dict[str, Any]:

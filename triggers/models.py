@@ -1,13 +1,13 @@
 """Events as taskhub records them (SQLAlchemy 2.0): every request to a sink or a catalog's push webhook, with its
-headers (secret ones redacted), size, raw body, the HTTP answer, and what each trigger did with it; and the
-delivery ids seen, so a delivery sent twice within the window is processed once."""
+headers (secret ones redacted), size, raw body, the HTTP answer, and what each trigger did with it; and which
+event holds each delivery id, so a delivery sent twice within the window is processed once."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from catalog.models import Base, UTCDateTime, utcnow
@@ -22,7 +22,21 @@ EVENT_STATUSES = (QUEUED, PROCESSING, DONE, REFUSED, DUPLICATE, FAILED)
 
 class TriggerEvent(Base):
     __tablename__ = "trigger_events"
-    __table_args__ = (Index("ix_trigger_events_target", "source", "namespace", "name", "id"),)
+    __table_args__ = (
+        Index("ix_trigger_events_target", "source", "namespace", "name", "id"),
+        # A delivery id is claimed by the first event that carried it to a listener or catalog within the window:
+        # the sink's INSERT claims it or finds it taken (ON CONFLICT), no statement of its own.
+        Index(
+            "ix_trigger_events_delivery",
+            "source",
+            "namespace",
+            "name",
+            "delivery_id",
+            unique=True,
+            sqlite_where=text("delivery_claimed"),
+            postgresql_where=text("delivery_claimed"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event_id: Mapped[str] = mapped_column(String(36), unique=True)  # the eventID of the 202
@@ -39,6 +53,8 @@ class TriggerEvent(Base):
     size: Mapped[int] = mapped_column(Integer, default=0)
     body: Mapped[bytes] = mapped_column(LargeBinary, default=b"")  # raw, as received (empty when refused for size)
     delivery_id: Mapped[str] = mapped_column(String(255), default="")
+    # Whether this event holds its delivery id (the first within the window); a worker releases old claims.
+    delivery_claimed: Mapped[bool] = mapped_column(Boolean, default=False)
     duplicate_of: Mapped[int | None] = mapped_column(ForeignKey("trigger_events.id", ondelete="SET NULL"))
     http_status: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), index=True)
@@ -48,14 +64,3 @@ class TriggerEvent(Base):
     job_id: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-
-
-class Delivery(Base):
-    """A provider's delivery id, per listener or catalog: the first event that carried it, and when."""
-
-    __tablename__ = "trigger_deliveries"
-
-    target: Mapped[str] = mapped_column(String(400), primary_key=True)  # "listener:ns/name" or "catalog:name"
-    delivery_id: Mapped[str] = mapped_column(String(255), primary_key=True)
-    event: Mapped[int] = mapped_column(Integer)
-    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -94,14 +94,16 @@ class EventProcessor:
     http: InterceptorHTTP | None = None
 
     def handle(self, context: JobContext) -> dict[str, Any]:
-        """The handler of `trigger-event` jobs: the event's number is the target."""
-        return self.process(int(context.target))
+        """The handler of `trigger-event` jobs: the target is the event's eventID (its number, for jobs queued
+        before the sink queued the job ahead of its event)."""
+        return self.process(context.target)
 
-    def process(self, event: int) -> dict[str, Any]:
-        started = self.events.start(event)
+    def process(self, key: int | str) -> dict[str, Any]:
+        started = self.events.start(key)
         if started is None:
-            raise JobFailed(f"event {event} is not waiting to be processed", retry=False)
+            raise JobFailed(f"event {key} is not waiting to be processed", retry=False)
         row, headers = started
+        event = row.id
         manifest = self.listener_of(row.namespace, row.name)
         if manifest is None:
             reason = f'EventListener "{row.name}" in namespace "{row.namespace}" was deleted before the event ran'

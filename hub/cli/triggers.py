@@ -55,7 +55,7 @@ def serve(ctx: Context, kubeconfig: str | None, context: str | None, namespace: 
 
     def handle(context: JobContext) -> dict[str, Any]:
         result = processor.handle(context)
-        shown = service.events.get(int(context.target))
+        shown = service.events.get(context.target)
         to = f"{shown.namespace}/{shown.name}" if shown else "?"
         made = ", ".join(f"{c['kind']} {c['namespace']}/{c['name']}" for o in (shown.outcomes if shown else [])
                          for c in o.get("created") or [])  # fmt: skip

@@ -11,6 +11,7 @@ import re
 import pytest
 import requests
 
+from jobs import TRIGGER_EVENT, JobQueue
 from tests.jobs.processes import wait_until
 from tests.triggers.sink_harness import hub, labels, params  # noqa: F401 (hub: the fixture)
 from tests.triggers.support import github_signature
@@ -287,6 +288,9 @@ def test_20_gitea_push_and_a_redelivery_processed_once(hub):  # noqa: F811
     assert duplicate["status"] == "duplicate" and duplicate["duplicateOf"] == first["id"]
     assert duplicate["deliveryID"] == "0b4b8e0a-1b2c-4d5e-8f90-123456789abc"
     assert hub.records.recent(limit=5)[1] == 1
+    # The duplicate's job, queued with it, was withdrawn in the same transaction: one job, the first event's.
+    jobs, total = JobQueue(hub.app.extensions["taskhub.engine"]).list(kind=TRIGGER_EVENT.name)
+    assert total == 1 and jobs[0].target == first["eventID"] and duplicate["job"] is None
 
 
 def test_extra_checks_unknown_listener_oversized_body_unknown_trigger_ref_and_other_kinds(hub, settings):  # noqa: F811
