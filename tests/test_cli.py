@@ -173,16 +173,19 @@ def test_refresh_intervals_are_set_on_add_changed_later_and_listed(run, fixture_
 
 
 @contextlib.contextmanager
-def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str]]]:
+def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str], list[str]]]:
     """`taskhub serve` on a free port until the block ends (SIGTERM); (base URL, process, the lines of its standard
-    output so far), once it answers."""
+    output and of its standard error so far), once it answers."""
     port = free_port()
     server = subprocess.Popen(
         [TASKHUB, "serve", "--host", "127.0.0.1", "--port", str(port), *options],
         env=run.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    base, output = f"http://127.0.0.1:{port}", []
+    base, output, errors = f"http://127.0.0.1:{port}", [], []
     threading.Thread(target=lambda: output.extend(server.stdout), daemon=True).start()
+    # Read standard error too: a full pipe would block the server (and its job worker) on their next message.
+    reader = threading.Thread(target=lambda: errors.extend(server.stderr), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -194,17 +197,22 @@ def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], li
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise
                 time.sleep(0.2)
-        yield base, server, output
+        yield base, server, output, errors
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            raise AssertionError("taskhub serve did not stop on SIGTERM:\n" + "".join(errors[-40:])) from None
+        reader.join(timeout=30)  # standard error read to its end
 
 
 def test_serve_with_granian(run, fixture_catalog):
     run("db", "upgrade")
     run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
-    with serving(run, "--workers", "1", "--access-log") as (base, server, output):
+    with serving(run, "--workers", "1", "--access-log") as (base, server, output, errors):
         with urllib.request.urlopen(f"{base}/v1/resource/tekton/task/git-clone", timeout=5) as response:
             body = response.read().decode()
         assert '"latestVersion":{"id":' in body and '"version":"0.10"' in body
@@ -218,7 +226,7 @@ def test_serve_with_granian(run, fixture_catalog):
         # and a path without a query is written without a "?"
         assert any('"GET /v1/resource/tekton/task/git-clone HTTP/1.1" 200' in line for line in output), output
     assert server.returncode == 0  # SIGTERM is a clean stop
-    assert f"taskhub serving on {base}/" in server.stderr.read()
+    assert f"taskhub serving on {base}/" in "".join(errors)
 
 
 def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run, fixture_catalog):
@@ -229,7 +237,7 @@ def test_a_resolve_waiting_on_a_hung_registry_holds_a_thread_not_the_worker(run,
     hung.settimeout(30)
     host = f"127.0.0.1:{hung.getsockname()[1]}"
     run.env["TASKHUB_RESOLVE_REGISTRIES"] = host
-    with hung, serving(run, "--workers", "1", "--threads", "2") as (base, _, _):
+    with hung, serving(run, "--workers", "1", "--threads", "2") as (base, _, _, _):
         resolved = []
         query = urllib.parse.urlencode({"resolver": "bundles", "bundle": f"{host}/task/x:1", "name": "x"})
         waiting = threading.Thread(target=lambda: resolved.append(_status(f"{base}/v1/resolve?{query}")))
@@ -255,7 +263,7 @@ def test_stopping_the_server_cancels_the_runs_it_was_running(run):
     run.env["TASKHUB_SHUTDOWN_GRACE_SECONDS"] = "1"
     run("db", "upgrade")
     token = run("token", "create", "ci", "--scope", "runs:write").stdout.split()[0]
-    with serving(run, "--workers", "1") as (base, _, _):
+    with serving(run, "--workers", "1") as (base, _, _, _):
         started = urllib.request.Request(
             f"{base}/v1/runs", data=json.dumps(SLEEPING_RUN).encode(), method="POST",
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},

@@ -175,9 +175,9 @@ def worker_children(pid: int) -> list[int]:
 def test_serve_runs_one_embedded_worker_unless_told_not_to(run, engine, fixture_catalog):  # noqa: F811
     run("catalog", "add", "tekton", str(fixture_catalog))
     token = run("token", "create", "ci", "--scope", "catalog:refresh").stdout.strip()
-    with serving(run, "--workers", "1", "--no-worker") as (_, server, _):
+    with serving(run, "--workers", "1", "--no-worker") as (_, server, _, _):
         assert worker_children(server.pid) == []
-    with serving(run, "--workers", "1") as (base, server, _):
+    with serving(run, "--workers", "1") as (base, server, _, _):
         (worker,) = worker_children(server.pid)
         headers = {"Authorization": f"Bearer {token}"}
         refresh = requests.post(f"{base}/v1/catalog/tekton/refresh", headers=headers, timeout=10)

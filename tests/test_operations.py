@@ -29,7 +29,7 @@ def test_sigterm_lets_a_request_in_flight_finish_and_takes_no_new_ones(run, fixt
     host = f"127.0.0.1:{registry.getsockname()[1]}"
     run.env |= {"TASKHUB_RESOLVE_REGISTRIES": host, "TASKHUB_RESOLVE_TIMEOUT": "120",
                 "TASKHUB_SHUTDOWN_GRACE_SECONDS": "60"}  # fmt: skip
-    with registry, serving(run, "--workers", "1") as (base, server, _):
+    with registry, serving(run, "--workers", "1") as (base, server, _, _):
         answered: list[int] = []
         query = urllib.parse.urlencode({"resolver": "bundles", "bundle": f"{host}/task/x:1", "name": "x"})
         waiting = threading.Thread(target=lambda: answered.append(_status(f"{base}/v1/resolve?{query}")))
@@ -61,7 +61,7 @@ def _accepts(port: int) -> bool:
 def test_json_logs_give_one_object_per_line_for_server_access_and_taskhub_messages(run, fixture_catalog):
     run("db", "upgrade")
     run.env["TASKHUB_LOG_FORMAT"] = "json"
-    with serving(run, "--workers", "1", "--access-log") as (base, server, output):
+    with serving(run, "--workers", "1", "--access-log") as (base, _, output, errors):
         with urllib.request.urlopen(f"{base}/v1/catalogs?x=1", timeout=10) as response:
             assert response.status == 200
         deadline = time.monotonic() + DRAIN_DEADLINE_SECONDS
@@ -75,6 +75,6 @@ def test_json_logs_give_one_object_per_line_for_server_access_and_taskhub_messag
         "method": "GET", "path": "/v1/catalogs", "query": "x=1", "protocol": "HTTP/1.1", "status": 200,
         "duration_ms": 0,
     }  # fmt: skip
-    messages = [json.loads(line) for line in server.stderr.read().splitlines() if line.strip()]
+    messages = [json.loads(line) for line in "".join(errors).splitlines() if line.strip()]
     assert any(entry["message"].startswith("taskhub serving on ") for entry in messages)
     assert {entry["level"] for entry in messages} <= {"debug", "info", "warning", "error", "critical"}

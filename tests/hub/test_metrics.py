@@ -180,7 +180,7 @@ def test_taskhub_serve_sums_the_metrics_of_its_worker_processes(run, fixture_cat
     run("db", "upgrade")
     run("catalog", "add", "tekton", str(fixture_catalog))
     run("catalog", "sync")
-    with serving(run, "--workers", "2") as (base, _server, _output):
+    with serving(run, "--workers", "2") as (base, _, _, _):
         for _ in range(20):
             with urllib.request.urlopen(f"{base}/v1/catalogs", timeout=10) as response:
                 assert response.status == 200

@@ -72,7 +72,7 @@ def test_a_signed_push_to_taskhub_serve_becomes_a_run_that_succeeds_on_the_local
         return {"status": row.status, "outcomes": row.outcomes}
 
     try:
-        with serving(run, "--workers", "1") as (base, _, _):
+        with serving(run, "--workers", "1") as (base, _, _, _):
             url = f"{base}/v1/listeners/ci/push-listener"
             headers = {"Content-Type": "application/json", "X-GitHub-Event": "push"}
             answer = requests.post(url, data=PUSH, headers={**headers, "X-Hub-Signature-256":
