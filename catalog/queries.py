@@ -217,8 +217,15 @@ class CatalogIndex:
 
     # -- resources ---------------------------------------------------------------------------------------
 
+    def _execute(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+        """A statement of plain columns run on the session's connection: the rows an ORM execute would give,
+        without its per-statement ORM work (a third of an uncached /v1/resource read's CPU, profiled)."""
+        if self.session.new or self.session.dirty or self.session.deleted:
+            self.session.flush()  # what the ORM's autoflush would have written first
+        return self.session.connection().execute(stmt, params or {})
+
     def _one(self, stmt: Select[Any], params: dict[str, Any] | None = None) -> ResourceView:
-        row = self.session.execute(stmt, params or {}).first()
+        row = self._execute(stmt, params).first()
         if row is None:
             raise NotFound("resource not found")
         return view_from(row)
@@ -235,7 +242,7 @@ class CatalogIndex:
         return self._one(resource_statement().where(Resource.id == resource_id))
 
     def _version_row(self, condition: Any, resource: ResourceInfo) -> VersionInfo:
-        row = self.session.execute(select(*VERSION_COLUMNS).where(condition)).first()
+        row = self._execute(select(*VERSION_COLUMNS).where(condition)).first()
         if row is None:
             raise NotFound("resource not found")
         return version_from(tuple(row), resource)
