@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
-from werkzeug.http import parse_etags
+from werkzeug.http import http_date, parse_etags
 
 from catalog.models import IndexState
 from hub.wsgi.server import Environ, StartResponse, WSGIApp
@@ -192,8 +192,16 @@ class ResponseCache:
                 self._entries.move_to_end(key)
             return entry
 
+    @property
+    def enabled(self) -> bool:
+        """False when it may hold no bytes (TASKHUB_RESPONSE_CACHE_BYTES=0): then it costs a request nothing."""
+        return self.max_bytes > 0
+
     def wrap(self, app: WSGIApp) -> WSGIApp:
-        """A WSGI app that answers cached GETs itself and hands everything else to app."""
+        """A WSGI app that answers cached GETs itself and hands everything else to app (app itself when the
+        cache is off)."""
+        if not self.enabled:
+            return app
 
         def cached_or_app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
             if environ.get("REQUEST_METHOD") == "GET" and "HTTP_RANGE" not in environ:
@@ -218,18 +226,47 @@ def cache_responses(bp: Blueprint) -> None:
 
     @bp.before_request
     def _record_reads() -> None:
-        if request.method == "GET":
+        if request.method == "GET" and current_app.extensions["taskhub.response_cache"].enabled:
             request.__dict__["args"] = ReadArgs(request.args)  # werkzeug caches args in the instance dict
 
     @bp.after_request
     def _remember(response: Response) -> Response:
-        if request.method != "GET" or response.status_code != 200 or response.cache_control.no_store:
-            return response  # a status answer says no-store: it must not also say public
+        if request.method != "GET" or response.status_code != 200:
+            return response
         cache: ResponseCache = current_app.extensions["taskhub.response_cache"]
-        response.cache_control.public = True
-        response.cache_control.max_age = cache.max_age
+        if "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = f"public, max-age={cache.max_age}"
+        elif response.cache_control.no_store:
+            return response  # a status answer says no-store: it must not also say public
+        else:
+            response.cache_control.public = True
+            response.cache_control.max_age = cache.max_age
         response.add_etag()
-        args = request.args
-        cache.store(request.environ, response, args.read if isinstance(args, ReadArgs) else None)
-        response.make_conditional(request)
+        if cache.enabled:
+            args = request.args
+            cache.store(request.environ, response, args.read if isinstance(args, ReadArgs) else None)
+        if _CONDITIONAL.isdisjoint(request.environ):
+            _dated(response)  # all make_conditional would do for a request that sets no conditions
+        else:
+            response.make_conditional(request)
         return response
+
+
+# What makes werkzeug's make_conditional answer 304, 412 or 206 instead of the 200.
+_CONDITIONAL = frozenset(
+    ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
+)
+_date = [0, ""]  # (second, its HTTP date): formatting one costs more than the rest of an answer's headers
+
+
+def _dated(response: Response) -> None:
+    """Date and Content-Length as make_conditional sets them on an unconditional GET."""
+    if "Date" not in response.headers:
+        now = int(time.time())
+        if _date[0] != now:
+            _date[:] = [now, http_date(now)]
+        response.headers["Date"] = _date[1]
+    if response.automatically_set_content_length and "Content-Length" not in response.headers:
+        length = response.calculate_content_length()
+        if length is not None:
+            response.headers["Content-Length"] = str(length)
