@@ -48,10 +48,12 @@ def cross_origin(app: WSGIApp, setting: str) -> WSGIApp:
     allowed = parse_origins(setting)
 
     def answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        origin = environ.get("HTTP_ORIGIN", "")
+        if not origin and environ.get("REQUEST_METHOD") != "OPTIONS":
+            return app(environ, start_response)  # neither a browser's cross-origin request nor a preflight
         rules = policy(environ.get("PATH_INFO", ""))
         if rules is None:
             return app(environ, start_response)
-        origin = environ.get("HTTP_ORIGIN", "")
         headers: list[tuple[str, str]] = []
         if origin and (allowed is None or origin.rstrip("/").lower() in allowed):
             headers = [("Access-Control-Allow-Origin", origin), ("Vary", "Origin")]

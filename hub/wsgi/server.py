@@ -8,6 +8,7 @@ reads its settings from the environment.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -99,22 +100,25 @@ def behind_proxies(app: WSGIApp, trusted: str) -> WSGIApp:
     TASKHUB_TRUSTED_PROXIES); from anyone else those headers are the client's own claim and are ignored. Behind a
     TLS proxy the hub's links then say https, its login cookie is Secure, and rate limits key on each client."""
     networks = [ipaddress.ip_network(n.strip(), strict=False) for n in trusted.split(",") if n.strip()]
+    if not networks:
+        return app
     fixed = ProxyFix(app, x_for=1, x_proto=1)
 
+    @functools.lru_cache(maxsize=4096)  # a few proxies and clients make most requests: parse each address once
+    def trusted_address(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
     def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if networks and _within(environ.get("REMOTE_ADDR", ""), networks):
+        forwarded = "HTTP_X_FORWARDED_FOR" in environ or "HTTP_X_FORWARDED_PROTO" in environ
+        if forwarded and trusted_address(environ.get("REMOTE_ADDR", "")):
             return fixed(environ, start_response)
         return app(environ, start_response)
 
     return route
-
-
-def _within(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in networks)
 
 
 def metrics_directory() -> Path:
