@@ -24,6 +24,7 @@ from hub.api.artifacthub_json import (
     organization,
 )
 from hub.api.artifacthub_json import stats as stats_shape
+from hub.urls import base_url
 from hub.wsgi.response_cache import cache_responses
 
 bp = Blueprint("artifacthub_api", __name__, url_prefix="/api/v1")
@@ -39,7 +40,7 @@ PAGINATION_TOTAL_COUNT = "Pagination-Total-Count"
 
 
 def shapes() -> ArtifactHubShapes:
-    return ArtifactHubShapes(current_app.config["TASKHUB"].public_url or request.host_url)
+    return ArtifactHubShapes(base_url())
 
 
 def invalid(message: str) -> InvalidRequest:

@@ -17,6 +17,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from catalog.errors import InvalidRequest, PayloadTooLarge
 from catalog.resolver import Resolved, params_mapping
 from hub.registries import Resolvers
+from hub.urls import base_url
 
 bp = Blueprint("resolve_api", __name__)
 
@@ -39,7 +40,7 @@ def _params_of(body: Any) -> tuple[Any, Mapping[str, Any]]:
 
 def resolve(resolver: Any, params: Mapping[str, Any]) -> Resolved:
     """Run the named resolver on the params."""
-    return resolvers().resolve(resolver, params, current_app.config["TASKHUB"].public_url or request.host_url)
+    return resolvers().resolve(resolver, params, base_url())
 
 
 @bp.get("/v1/resolve")

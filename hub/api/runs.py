@@ -17,8 +17,8 @@ from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.exceptions import UnsupportedMediaType
 
 from catalog.errors import Conflict, InvalidRequest, NotFound
-from hub.config import Settings
 from hub.services import RunService
+from hub.urls import base_url
 from hub.wsgi.auth import check_run_reader, current_identity, require_scope
 from runner.launch import InvalidRun, check_run, parse_run
 from runner.models import FINISHED, STATUSES
@@ -66,11 +66,10 @@ def start_run() -> tuple[Response, int, dict[str, str]]:
         raise InvalidRequest("passThrough must be true or false", reason="invalid-params")
     obj = _run_of_body()
     identity = current_identity()
-    settings: Settings = current_app.config["TASKHUB"]
     run_id, job_id = run_service().submit(
         obj,
         created_by=identity.name if identity else "",
-        base_url=settings.public_url or request.host_url,
+        base_url=base_url(),
         pass_through=pass_through == "true",
     )
     body = _with_links(_detail(run_id).to_json(), run_id)

@@ -12,6 +12,7 @@ from catalog.queries import SearchQuery, parse_kind
 from catalog.tree import LEVELS
 from hub import db
 from hub.api.tekton_json import TektonShapes, catalog_full, named
+from hub.urls import base_url
 from hub.wsgi.response_cache import cache_responses
 
 bp = Blueprint("tekton_api", __name__)
@@ -25,7 +26,7 @@ _ID_MAX = 2**31 - 1  # the largest id a row can have; larger ones name nothing
 
 
 def shapes() -> TektonShapes:
-    return TektonShapes(current_app.config["TASKHUB"].public_url or request.host_url)
+    return TektonShapes(base_url())
 
 
 def go_quote(text: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 
 from catalog.errors import InvalidKind, NotFound
 from catalog.manifests import KINDS
@@ -11,6 +11,7 @@ from catalog.queries import SORTS, ResourceView, SearchQuery, parse_kind
 from catalog.tree import LEVELS
 from hub import db
 from hub.api.tekton import status
+from hub.urls import base_url
 from hub.web.rendering import highlight_css, readme_html, yaml_html
 from hub.web.snippets import bundle_snippet, hub_snippet
 from jobs.scheduler import sync_schedules
@@ -19,10 +20,6 @@ bp = Blueprint("web", __name__)
 
 PAGE_SIZE = 24
 FILTERS = ("kind", "catalog", "category", "platform", "tag")
-
-
-def base_url() -> str:
-    return (current_app.config["TASKHUB"].public_url or request.host_url).rstrip("/")
 
 
 def wants_html() -> bool:
@@ -104,7 +101,7 @@ def resource(catalog: str, kind: str, name: str, version: str | None = None) -> 
     index = db.index()
     view: ResourceView = index.resource(catalog, canonical, name, content=not version)
     row = index.version(catalog, canonical, name, version, content=True).latest if version else view.latest
-    base = base_url()
+    base = base_url().rstrip("/")
     hub_path = f"{view.resource.catalog.name}/{kind}/{name}/{row.version}"
     return render_template(
         "resource.html",

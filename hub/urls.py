@@ -1,0 +1,13 @@
+"""The hub's own URL, as the links in its answers spell it."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+
+def base_url() -> str:
+    """TASKHUB_PUBLIC_URL, else the scheme, host and root path the request came to, ending in "/". Built from
+    those parts rather than werkzeug's host_url, which also decodes them to an IRI: three times the cost on every
+    uncached read, for a host name or root path that is ASCII already."""
+    public = current_app.config["TASKHUB"].public_url
+    return public or f"{request.scheme}://{request.host}{request.root_path.rstrip('/')}/"
