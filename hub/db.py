@@ -19,17 +19,19 @@ def engine() -> Engine:
 
 
 def session() -> Session:
-    if "db_session" not in g:
-        g.db_session = Session(engine())
-    return g.db_session
+    db_session = g.get("db_session")
+    if db_session is None:
+        db_session = g.db_session = Session(engine())
+    return db_session
 
 
 def connection() -> Connection:
     """The request's connection for reads of plain columns: an ORM session's transaction costs a read of one row
     four times what checking out a connection does (31 against 8 us, measured)."""
-    if "db_connection" not in g:
-        g.db_connection = engine().connect()
-    return g.db_connection
+    db_connection = g.get("db_connection")
+    if db_connection is None:
+        db_connection = g.db_connection = engine().connect()
+    return db_connection
 
 
 def index() -> CatalogIndex:

@@ -25,7 +25,7 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import MultiDict
-from werkzeug.http import http_date, parse_etags
+from werkzeug.http import generate_etag, http_date, parse_etags
 
 from catalog.models import IndexState
 from hub.wsgi.server import Environ, StartResponse, WSGIApp
@@ -231,22 +231,26 @@ def cache_responses(bp: Blueprint) -> None:
 
     @bp.after_request
     def _remember(response: Response) -> Response:
-        if request.method != "GET" or response.status_code != 200:
+        environ = request.environ
+        if environ["REQUEST_METHOD"] != "GET" or response.status_code != 200:
             return response
         cache: ResponseCache = current_app.extensions["taskhub.response_cache"]
-        if "Cache-Control" not in response.headers:
-            response.headers["Cache-Control"] = f"public, max-age={cache.max_age}"
+        # The names the view set, read once: each header werkzeug does not find raises and catches an exception.
+        present = {name.lower() for name, _ in response.headers}
+        if "cache-control" not in present:
+            response.headers.add("Cache-Control", f"public, max-age={cache.max_age}")
         elif response.cache_control.no_store:
             return response  # a status answer says no-store: it must not also say public
         else:
             response.cache_control.public = True
             response.cache_control.max_age = cache.max_age
-        response.add_etag()
+        if "etag" not in present:
+            response.set_etag(generate_etag(response.get_data()))
         if cache.enabled:
             args = request.args
-            cache.store(request.environ, response, args.read if isinstance(args, ReadArgs) else None)
-        if _CONDITIONAL.isdisjoint(request.environ):
-            _dated(response)  # all make_conditional would do for a request that sets no conditions
+            cache.store(environ, response, args.read if isinstance(args, ReadArgs) else None)
+        if _CONDITIONAL.isdisjoint(environ):
+            _dated(response, present)  # all make_conditional would do for a request that sets no conditions
         else:
             response.make_conditional(request)
         return response
@@ -259,14 +263,14 @@ _CONDITIONAL = frozenset(
 _date = [0, ""]  # (second, its HTTP date): formatting one costs more than the rest of an answer's headers
 
 
-def _dated(response: Response) -> None:
+def _dated(response: Response, present: set[str]) -> None:
     """Date and Content-Length as make_conditional sets them on an unconditional GET."""
-    if "Date" not in response.headers:
+    if "date" not in present:
         now = int(time.time())
         if _date[0] != now:
             _date[:] = [now, http_date(now)]
-        response.headers["Date"] = _date[1]
-    if response.automatically_set_content_length and "Content-Length" not in response.headers:
+        response.headers.add("Date", _date[1])
+    if response.automatically_set_content_length and "content-length" not in present:
         length = response.calculate_content_length()
         if length is not None:
-            response.headers["Content-Length"] = str(length)
+            response.headers.add("Content-Length", str(length))
