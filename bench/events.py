@@ -2,8 +2,10 @@
 `taskhub serve`'s workers and threads):
 
 - a bare Flask view that reads the body and answers 202: the floor of any Flask sink (target: at most 1.5x);
-- the same view committing one INSERT of the body to the same kind of database (SQLite in WAL, as the hub's
-  engine sets it up): the floor of any sink that keeps an accepted event durably before answering.
+- the same view checking that the body is a JSON object (upstream's sink answers 400 to any other body before
+  its 202, so any sink that answers as it does must parse it) and committing one INSERT of the body to the same
+  kind of database (SQLite in WAL, as the hub's engine sets it up): the floor of any sink that answers as upstream's
+  and keeps an accepted event durably before answering.
 
 The sink does what the floors do not: it looks the listener up, checks the body is a JSON object as Go would,
 records the event (headers redacted and sealed, body), claims the delivery id and queues its job, in one
@@ -92,8 +94,9 @@ def floor_app():  # type: ignore[no-untyped-def]
 
 
 def durable_floor_app():  # type: ignore[no-untyped-def]
-    """The durable floor: the same view, plus one INSERT of the body committed before the 202, through the hub's
-    engine (catalog.db.make_engine) on a database beside the hub's."""
+    """The durable floor: the same view, plus upstream's check that the body is a JSON object and one INSERT of the
+    body committed before the 202, through the hub's engine (catalog.db.make_engine) on a database beside the
+    hub's."""
     from flask import Flask, Response, request
     from sqlalchemy import Column, Integer, LargeBinary, MetaData, Table, insert
 
@@ -108,6 +111,11 @@ def durable_floor_app():  # type: ignore[no-untyped-def]
     @app.route("/v1/listeners/<namespace>/<name>", methods=["GET", "POST"])
     def sink(namespace: str, name: str) -> Response:
         body = request.get_data(cache=False)
+        try:  # upstream's sink refuses a body that is not a JSON object before it answers: so must any
+            if not isinstance(json.loads(body), dict):
+                raise ValueError("not an object")
+        except ValueError:
+            return Response(b'{"errorMessage":"Invalid event body format"}\n', 400, content_type="application/json")
         with engine.begin() as conn:
             conn.execute(keep, {"body": body})
         return Response(b'{"eventListener":"bench","eventID":"x"}\n', 202, content_type="application/json")
