@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import urllib.request
@@ -191,6 +192,28 @@ def test_serve_runs_one_embedded_worker_unless_told_not_to(run, engine, fixture_
         job = wait_until(ended, "the refresh to end")
         assert job["state"] == "succeeded" and job["result"][0].startswith("tekton: 19 resources, 47 versions")
     assert server.returncode == 0 and not Path(f"/proc/{worker}").exists()  # stopped with serve
+
+
+def test_serve_starts_another_worker_when_its_worker_dies(run, engine, fixture_catalog):  # noqa: F811
+    run("catalog", "add", "tekton", str(fixture_catalog))
+    token = run("token", "create", "ci", "--scope", "catalog:refresh").stdout.strip()
+    with serving(run, "--workers", "1") as (base, server, _, errors):
+        (first,) = wait_until(lambda: worker_children(server.pid), "the embedded worker to start")
+        os.kill(first, signal.SIGKILL)
+        said = f"the job worker (pid {first}) was killed by SIGKILL; starting another in 1 s"
+        wait_until(lambda: any(said in line for line in errors), "serve to say its worker died")
+        (second,) = wait_until(lambda: [p for p in worker_children(server.pid) if p != first], "another worker")
+        headers = {"Authorization": f"Bearer {token}"}
+        refresh = requests.post(f"{base}/v1/catalog/tekton/refresh", headers=headers, timeout=10)
+        location = base + refresh.headers["Location"]
+
+        def ended() -> dict | None:
+            job = requests.get(location, headers=headers, timeout=10).json()["data"]
+            return job if job["state"] not in ("queued", "running") else None
+
+        job = wait_until(ended, "the new worker to do the refresh")
+        assert job["state"] == "succeeded" and f":{second}:" in job["worker"], job
+    assert server.returncode == 0 and not Path(f"/proc/{second}").exists()  # stopped with serve, none started after
 
 
 def test_jobs_list_show_and_cancel(run, engine, fixture_catalog):  # noqa: F811

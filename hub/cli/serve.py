@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 
 import click
@@ -46,7 +48,7 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
             "TLS-terminating reverse proxy in front (README: TLS) and name it in TASKHUB_TRUSTED_PROXIES, or serve "
             "on 127.0.0.1 only.",
         )
-    worker = _start_worker() if job_worker else None
+    worker = EmbeddedWorker(say) if job_worker else None
     try:
         serve_wsgi(
             "hub.app:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log,
@@ -54,16 +56,70 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
         )  # fmt: skip
     finally:
         if worker is not None:
-            _stop_worker(worker, ctx.settings.shutdown_grace_seconds)
+            worker.stop(ctx.settings.shutdown_grace_seconds)
         if not given:
             remove_metrics_directory(metrics)
     sys.exit(0)
 
 
+# A worker that keeps dying (a database that refuses it, a broken release) is started again at most this often.
+FIRST_RESTART_DELAY = 1.0
+LAST_RESTART_DELAY = 60.0
+
+
+class EmbeddedWorker:
+    """`taskhub worker` as a child process of serve, with serve's environment (a process of its own, not a thread
+    of serve: granian forks its workers, and a fork must not copy a worker's threads), started again when it dies,
+    as a process manager would restart it: otherwise syncs, publishes, runs and events would wait, unseen, until
+    serve restarts. The delay doubles while it keeps dying and is back to the first once it ran a minute. It gets
+    SIGTERM when serve ends, also when serve is killed (PR_SET_PDEATHSIG)."""
+
+    def __init__(self, say: Callable[[int, str], None]) -> None:
+        self.say = say
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        # The thread that starts a child must outlive it: PR_SET_PDEATHSIG fires when that thread ends.
+        self._thread = threading.Thread(target=self._supervise, name="taskhub-embedded-worker", daemon=True)
+        self._thread.start()
+
+    def _supervise(self) -> None:
+        delay = FIRST_RESTART_DELAY
+        while True:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                process = self._process = _start_worker()
+            started = time.monotonic()
+            code = process.wait()
+            if self._stopping.is_set():
+                return
+            if time.monotonic() - started >= LAST_RESTART_DELAY:
+                delay = FIRST_RESTART_DELAY
+            ended = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
+            self.say(logging.ERROR, f"the job worker (pid {process.pid}) {ended}; starting another in {delay:g} s")
+            if self._stopping.wait(delay):
+                return
+            delay = min(delay * 2, LAST_RESTART_DELAY)
+
+    def stop(self, grace: float) -> None:
+        """Stops the worker (it gives its jobs the grace period) and starts no other."""
+        with self._lock:
+            self._stopping.set()
+            process = self._process
+        if process is not None:
+            _stop_worker(process, grace)
+        self._thread.join()
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _start_worker() -> subprocess.Popen[bytes]:
-    """`taskhub worker` as a child process with serve's environment (a process of its own, not a thread of serve:
-    granian forks its workers, and a fork must not copy a worker's threads). It gets SIGTERM when serve ends, also
-    when serve is killed (PR_SET_PDEATHSIG)."""
     return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], preexec_fn=_term_with_parent)
 
 
