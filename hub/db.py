@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from flask import Flask, current_app, g
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session
@@ -34,8 +36,21 @@ def connection() -> Connection:
     return db_connection
 
 
+class RequestIndex(CatalogIndex):
+    """The index as a web request reads it: its statements on the request's connection, the request's ORM session
+    opened only by the queries that need one (most reads need none)."""
+
+    def __init__(self) -> None:
+        self.reads = connection()
+        self.dialect = self.reads.dialect
+
+    @functools.cached_property
+    def session(self) -> Session:  # type: ignore[override]
+        return session()
+
+
 def index() -> CatalogIndex:
-    return CatalogIndex(session(), connection())
+    return RequestIndex()
 
 
 def _close(_exc: BaseException | None) -> None:

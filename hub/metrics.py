@@ -61,8 +61,9 @@ def note_route(app: Flask) -> None:
 
     @app.url_value_preprocessor
     def _note(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
-        if request.url_rule is not None:
-            request.environ[ROUTE_KEY] = request.url_rule.rule
+        rule = request.url_rule
+        if rule is not None:
+            request.environ[ROUTE_KEY] = rule.rule
 
 
 class RouteNames:
