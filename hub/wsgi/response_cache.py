@@ -260,16 +260,17 @@ def cache_responses(bp: Blueprint) -> None:
 _CONDITIONAL = frozenset(
     ("HTTP_IF_NONE_MATCH", "HTTP_IF_MATCH", "HTTP_IF_MODIFIED_SINCE", "HTTP_IF_UNMODIFIED_SINCE", "HTTP_RANGE")
 )
-_date = [0, ""]  # (second, its HTTP date): formatting one costs more than the rest of an answer's headers
+_date = (0, "")  # (second, its HTTP date): formatting one costs more than the rest of an answer's headers
 
 
 def _dated(response: Response, present: set[str]) -> None:
     """Date and Content-Length as make_conditional sets them on an unconditional GET."""
+    global _date
     if "date" not in present:
-        now = int(time.time())
-        if _date[0] != now:
-            _date[:] = [now, http_date(now)]
-        response.headers.add("Date", _date[1])
+        now, stamp = int(time.time()), _date  # one read: the old pair or the new one, never half of each
+        if stamp[0] != now:
+            stamp = _date = (now, http_date(now))
+        response.headers.add("Date", stamp[1])
     if response.automatically_set_content_length and "content-length" not in present:
         length = response.calculate_content_length()
         if length is not None:
