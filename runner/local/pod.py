@@ -95,6 +95,7 @@ class PodPlan:
     volumes: list[dict[str, Any]]
     action_passes: dict[int, list[Replacements]]
     sidecars: list[dict[str, Any]] = field(default_factory=list)
+    security_context: Any = None  # the pod's: its TaskRun's podTemplate.securityContext
 
 
 @dataclass
@@ -216,7 +217,7 @@ class Pod:
                     self.services.containers, spec, name=container, script_name=script, mounts=mounts,
                     writable=writable, tekton=self.tekton, private=self._private(container), pod=self.plan.pod,
                     namespace=self.plan.namespace, lookup=self.services.lookup, network=self.network,
-                    run=self.services.run_id,
+                    run=self.services.run_id, pod_security=self.plan.security_context,
                 )  # fmt: skip
             except ImageUnavailable as exc:
                 kind = "sidecar" if container.startswith("sidecar-") else "step"

@@ -2,12 +2,13 @@
 (runner/podman.py finds how podman starts containers here).
 
 A container gets what a pod's container gets on a cluster: its image's root, ENTRYPOINT/CMD (replaced by
-`command`, followed by `args`, as Kubernetes does), its own `env`/`envFrom`, `workingDir` and
-`securityContext.runAsUser`/`runAsGroup`, and the pod's volumes bind-mounted at their Tekton paths: /tekton
-(read-only but for results, home and the step's own /tekton/run/<i>), /workspace, workspaces and volumeMounts. A
-`script` is written to /tekton/scripts and run as the command, so its shebang (or `#!/bin/sh`, which Tekton adds
-where there is none) is the image's own (tektoncd/pipeline: pkg/pod/script.go). /tekton/steps/<i> and
-/tekton/steps/step-<name> are links to /tekton/run/<i>/status, as Tekton's entrypoint makes them.
+`command`, followed by `args`, as Kubernetes does), its own `env`/`envFrom` and `workingDir`, the user and groups
+its securityContext and the pod's give (runner/local/podsecurity.py), and the pod's volumes bind-mounted at their
+Tekton paths: /tekton (read-only but for results, home and the step's own /tekton/run/<i>), /workspace, workspaces
+and volumeMounts. A `script` is written to /tekton/scripts and run as the command, so its shebang (or `#!/bin/sh`,
+which Tekton adds where there is none) is the image's own (tektoncd/pipeline: pkg/pod/script.go).
+/tekton/steps/<i> and /tekton/steps/step-<name> are links to /tekton/run/<i>/status, as Tekton's entrypoint makes
+them.
 
 Steps run one `podman run` each (its cost is the floor bench/runs.py measures against). A pod with sidecars
 gets a network holder first, a container of the host's `sleep` over an empty root (no image to pull), whose
@@ -35,6 +36,7 @@ from catalog.references import is_loopback
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount, PathMap
 from runner.local.images import mapped_image
+from runner.local.podsecurity import user_options
 from runner.local.stepenv import declared_environment
 from runner.local.steps import container_working_dir, write_script
 from runner.local.workspaces import Lookup
@@ -64,7 +66,7 @@ class ContainerMode:
     insecure: frozenset[str] = frozenset()
     _ready: set[str] = field(default_factory=set, init=False, repr=False)  # images this mode need not pull again
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _commands: dict[str, list[str] | None] = field(default_factory=dict, init=False, repr=False)
+    _inspected: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
 
     def for_run(self) -> ContainerMode:
         """This mode with nothing pulled or looked up yet: each run pulls an `Always` image again, as each pod does."""
@@ -103,12 +105,20 @@ class ContainerMode:
     def image_command(self, image: str) -> list[str] | None:
         """The command of a step that gives none, as Tekton looks it up in the image's config: its ENTRYPOINT, else
         its CMD, the step's args following (tektoncd/pipeline: pkg/pod/entrypoint_lookup_impl.go, imageInfo)."""
+        config = self._inspect(image).get("Config") or {}
+        return list(config.get("Entrypoint") or config.get("Cmd") or []) or None
+
+    def image_user(self, image: str) -> str:
+        """The image's USER ("uid", "name", "uid:gid"...; "" where it names none)."""
+        return str((self._inspect(image).get("Config") or {}).get("User") or "")
+
+    def _inspect(self, image: str) -> dict[str, Any]:
+        """`podman image inspect` of a pulled image, once per run (for_run) whatever asks for it."""
         with self._lock:
-            if image not in self._commands:
-                listed = self.podman.run("image", "inspect", "--format", "{{json .Config}}", image).stdout
-                config = json.loads(listed or "{}") or {}
-                self._commands[image] = list(config.get("Entrypoint") or config.get("Cmd") or []) or None
-            return self._commands[image]
+            if image not in self._inspected:
+                listed = json.loads(self.podman.run("image", "inspect", image).stdout or "[]") or [{}]
+                self._inspected[image] = listed[0]
+            return self._inspected[image]
 
     def _pull(self, image: str) -> None:
         host = image.split("/", 1)[0]
@@ -298,8 +308,10 @@ def prepare_container(
     lookup: Lookup | None,
     network: PodNetwork | None,
     run: str,
+    pod_security: Any = None,
 ) -> ContainerLaunch:
-    """The podman container of a step or sidecar `spec` (its image pulled; ImageUnavailable if it cannot be)."""
+    """The podman container of a step or sidecar `spec` (its image pulled; ImageUnavailable if it cannot be), as
+    its securityContext and the pod's `pod_security` say (RunFailure where the kubelet would refuse it)."""
     image = mode.image_for(str(spec.get("image") or ""), spec.get("imagePullPolicy"))
     args = [str(a) for a in spec.get("args") or []]
     entrypoint = [str(c) for c in spec.get("command") or []] or None
@@ -311,7 +323,10 @@ def prepare_container(
     options = ["--hostname", hostname(pod), *_labels(pod, run)]
     if network is not None:
         options += ["--network", f"container:{network.name}"]
-    options += _user(spec.get("securityContext"))
+    options += user_options(
+        pod_security, spec.get("securityContext"), lambda: mode.image_user(image), pod=pod, namespace=namespace,
+        container=name,
+    )  # fmt: skip
     working_dir = container_working_dir(spec)
     if working_dir:
         host = PathMap(mounts).host_path(working_dir)
@@ -340,13 +355,6 @@ def prepare_container(
 
 def _labels(pod: str, run: str) -> list[str]:
     return ["--label", f"{POD_LABEL}={pod}", "--label", f"{RUN_LABEL}={run}"]
-
-
-def _user(context: Any) -> list[str]:
-    if not isinstance(context, dict) or context.get("runAsUser") is None:
-        return []
-    group = context.get("runAsGroup")
-    return ["--user", f"{int(context['runAsUser'])}" + (f":{int(group)}" if group is not None else "")]
 
 
 def _volumes(mounts: list[Mount], writable: tuple[str, ...]) -> list[str]:

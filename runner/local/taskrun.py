@@ -287,9 +287,8 @@ class _Prepared:
                 )
             steps.append(step)
         self.status_spec = spec
-        volumes = list(spec.get("volumes") or []) + list(
-            (self.tr["spec"].get("podTemplate") or {}).get("volumes") or []
-        )
+        pod_template = self.tr["spec"].get("podTemplate") or {}
+        volumes = list(spec.get("volumes") or []) + list(pod_template.get("volumes") or [])
         # A StepAction's own fields get the TaskRun's later passes (context, paths, workspaces) once its params
         # are applied at step start, plus its own `$(step.results.*.path)`.
         action_passes = {
@@ -308,6 +307,7 @@ class _Prepared:
             volumes=volumes,
             action_passes=action_passes,
             sidecars=[dict(sc) for sc in spec.get("sidecars") or []],
+            security_context=pod_template.get("securityContext"),
         )
 
 
