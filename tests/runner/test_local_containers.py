@@ -37,11 +37,11 @@ def containers(podman: Podman, image_mirror: ImageMirror) -> ContainerMode:
     return ContainerMode(podman, dict(image_mirror.images))
 
 
-def run(tmp_path: Path, containers: ContainerMode, task_spec: str, **kwargs: Any) -> LocalRun:
+def run(tmp_path: Path, containers: ContainerMode, task_spec: str, name: str = "tr", **kwargs: Any) -> LocalRun:
     text = f"""
 apiVersion: tekton.dev/v1
 kind: TaskRun
-metadata: {{name: tr}}
+metadata: {{name: {name}}}
 spec:
   taskSpec:
 {task_spec}
@@ -127,6 +127,7 @@ def test_a_sidecar_shares_the_pods_network_and_ends_on_sigterm(tmp_path: Path, c
       image: alpine
       script: wget -qO- http://localhost:8080/index.html
 """,
+        name="sidecars",  # of its own: tests in parallel look for what their pods left, by name
     )
     assert cond(result) == ("True", "Succeeded", "All Steps have completed executing")
     assert log_of(result, "step-fetch") == "served\n"
@@ -159,6 +160,7 @@ def test_a_timed_out_step_ends_with_everything_it_started(
       image: alpine
       script: echo never
 """,
+        name="hang",
     )
     assert cond(result) == (
         "False",
