@@ -29,6 +29,7 @@ class HostLaunch:
     binds: list[Bind]
     sandbox: Sandbox
     probe_address: str = "127.0.0.1"  # the host's loopback: a pod's containers share the host's network
+    image_id: str = ""  # no image runs: the one the container names
 
     def start(self, stdout: IO[bytes] | int) -> Confined:
         """Starts the container's command in its sandbox."""
@@ -67,7 +68,7 @@ def prepare_launch(
     cwd = working_directory(container, paths, private)
     writable_hosts = [host for path in writable if (host := paths.host_path(path)) is not None]
     binds = container_binds(mounts, writable_hosts, private, scripts_dir)
-    return HostLaunch(argv, env, cwd, paths, binds, sandbox)
+    return HostLaunch(argv, env, cwd, paths, binds, sandbox, image_id=str(container.get("image") or ""))
 
 
 def container_binds(mounts: list[Mount], writable: list[Path], private: Path, scripts: Path) -> list[Bind]:

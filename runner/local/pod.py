@@ -263,13 +263,21 @@ class Pod:
         return self._state(step, index, 1, STEP_ERROR, STEP_SKIPPED, now, now)
 
     def _state(
-        self, step: dict[str, Any], index: int, code: int, container_reason: str, reason: str, start: str, end: str
+        self,
+        step: dict[str, Any],
+        index: int,
+        code: int,
+        container_reason: str,
+        reason: str,
+        start: str,
+        end: str,
+        image_id: str | None = None,  # None: the step did not start, its image is the one it names
     ) -> dict[str, Any]:
         name = step_name(step, index)
         return {
             "name": name,
             "container": f"step-{name}",
-            "imageID": str(step.get("image") or ""),
+            "imageID": str(step.get("image") or "") if image_id is None else image_id,
             "terminated": {"exitCode": code, "reason": container_reason, "startedAt": start, "finishedAt": end},
             "terminationReason": reason,
         }
@@ -322,7 +330,7 @@ class Pod:
         step_results = self._collect_results(step, name, status_dir)
 
         def record(code: int, container_reason: str, reason: str) -> None:
-            state = self._state(step, index, code, container_reason, reason, start, end)
+            state = self._state(step, index, code, container_reason, reason, start, end, launch.image_id)
             if step_results:
                 state["results"] = step_results
             self.states.append(state)

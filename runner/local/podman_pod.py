@@ -35,6 +35,7 @@ from typing import IO, Any
 from catalog.references import is_loopback
 from runner.local.errors import RunFailure
 from runner.local.hostpaths import Mount, PathMap
+from runner.local.imagedigests import repository_digest, served_digest, untagged
 from runner.local.images import mapped_image
 from runner.local.podsecurity import user_options
 from runner.local.stepenv import declared_environment
@@ -67,6 +68,8 @@ class ContainerMode:
     _ready: set[str] = field(default_factory=set, init=False, repr=False)  # images this mode need not pull again
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _inspected: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _pulled: set[str] = field(default_factory=set, init=False, repr=False)  # images this run pulled
+    _ids: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def for_run(self) -> ContainerMode:
         """This mode with nothing pulled or looked up yet: each run pulls an `Always` image again, as each pod does."""
@@ -85,6 +88,7 @@ class ContainerMode:
                 return name
             self._pull(name)
             self._ready.add(name)
+            self._pulled.add(name)
         return name
 
     @contextlib.contextmanager
@@ -111,6 +115,21 @@ class ContainerMode:
     def image_user(self, image: str) -> str:
         """The image's USER ("uid", "name", "uid:gid"...; "" where it names none)."""
         return str((self._inspect(image).get("Config") or {}).get("User") or "")
+
+    def image_id(self, image: str) -> str:
+        """What Kubernetes reports as the imageID of a container of `image` (the name image_for gave), and Tekton
+        copies into steps[].imageID: the repository digest of the image that ran (containerd:
+        pkg/cri/server/container_status.go, its first repoDigest), else its id, `sha256:<hex>`."""
+        repository, _, digest = image.partition("@")
+        if digest:
+            return f"{untagged(repository)}@{digest}"
+        with self._lock:
+            known = self._ids.get(image)
+        if known is None:
+            pulled = image in self._pulled  # the registry is asked only about a pull of this run's
+            served = (lambda: served_digest(image, self.credentials, self.insecure)) if pulled else None
+            known = self._ids.setdefault(image, repository_digest(image, self._inspect(image), served))
+        return known
 
     def _inspect(self, image: str) -> dict[str, Any]:
         """`podman image inspect` of a pulled image, once per run (for_run) whatever asks for it."""
@@ -212,6 +231,7 @@ class ContainerLaunch:
     env: dict[str, str]
     env_file: Path
     probe_address: str
+    image_id: str
     paths: PathMap = field(default_factory=lambda: PathMap([]))  # container paths are the container's own
 
     @property
@@ -350,6 +370,7 @@ def prepare_container(
         env,
         private / f"{unique}.env",
         network.address if network is not None else "127.0.0.1",
+        mode.image_id(image),
     )
 
 

@@ -45,11 +45,13 @@ class Launch(Protocol):
 
     `argv` is the container's command, None when the image's entrypoint is unknown (host processes only);
     `paths` maps container paths in text (an exec probe's command) to where the process sees them;
-    `probe_address` is where network probes reach the container (the pod's address).
+    `probe_address` is where network probes reach the container (the pod's address); `image_id` is what the
+    container's status reports as its imageID.
     """
 
     paths: PathMap
     probe_address: str
+    image_id: str
 
     @property
     def argv(self) -> list[str] | None: ...

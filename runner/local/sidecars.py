@@ -89,7 +89,7 @@ class SidecarGroup:
                 {
                     "name": sidecar.name,
                     "container": sidecar.container,
-                    "imageID": str(sidecar.spec.get("image") or ""),
+                    "imageID": sidecar.launch.image_id,
                     "terminated": {
                         "exitCode": code,
                         "reason": STEP_COMPLETED if code == 0 else STEP_ERROR,

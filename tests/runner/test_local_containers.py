@@ -9,6 +9,7 @@ import os
 import shutil
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,8 @@ from tests.hub.test_runs_api import run_link, wait_for_end
 from tests.hub.workers import working
 from tests.registry_fixture import RegistryProcess
 from tests.runner.killed_runs import kill_run_once_locked
+
+ACCEPT = {"Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"}
 
 
 @pytest.fixture
@@ -371,3 +374,18 @@ def test_a_latest_image_is_pulled_again_by_each_run(
         assert seen == ["no bash\n", "bash\n"]
     finally:
         podman.run("rmi", "--ignore", f"{moving}:latest", check=False)
+
+
+def test_image_ids_are_the_digests_the_registry_serves(tmp_path: Path, containers: ContainerMode) -> None:
+    task = "    sidecars: [{name: idle, image: ubuntu, script: 'exec sleep 600'}]\n    steps:\n"
+    result = run(tmp_path, containers, task + "    - {name: a, image: alpine, script: 'true'}", name="image-ids")
+    assert cond(result)[:2] == ("True", "Succeeded")
+    served = {}
+    for name in ("alpine", "ubuntu"):  # busybox and debian as pushed to the tests' registry: the HTTP API says
+        repository = containers.image_map[name]
+        host, _, path = repository.partition("/")
+        ask = urllib.request.Request(f"http://{host}/v2/{path}/manifests/latest", method="HEAD", headers=ACCEPT)
+        with urllib.request.urlopen(ask) as answer:
+            served[name] = f"{repository}@{answer.headers['Docker-Content-Digest']}"
+    assert [step["imageID"] for step in result.object["status"]["steps"]] == [served["alpine"]]
+    assert [sidecar["imageID"] for sidecar in result.object["status"]["sidecars"]] == [served["ubuntu"]]

@@ -7,6 +7,7 @@ import pytest
 from runner.local.dag import GraphError, build_graph
 from runner.local.durations import format_duration, parse_duration
 from runner.local.hostpaths import Mount, PathMap
+from runner.local.imagedigests import repository_digest
 from runner.local.matrix import combinations
 from runner.local.params import ParamError, resolve_params
 from runner.local.steps import merge_step_template, when_passes
@@ -161,3 +162,23 @@ def test_container_paths_are_rewritten_only_as_whole_paths(tmp_path) -> None:  #
     assert paths.rewrite(text) == (
         f"cd {tmp_path}/src/x && cat {tmp_path}/ws/a /workspaces/b /opt/workspace http://h/workspace"
     )
+
+
+LOCAL, SERVED = "sha256:" + "1" * 64, "sha256:" + "2" * 64
+BUILT_AND_PUSHED = {
+    "Id": "f" * 64,
+    "RepoDigests": [f"r.io/app@{LOCAL}", f"r.io/app@{SERVED}", f"other.io/app@{SERVED}"],
+}
+
+
+@pytest.mark.parametrize(
+    ("inspected", "served", "image_id"),
+    [
+        (BUILT_AND_PUSHED, SERVED, f"r.io/app@{SERVED}"),  # the registry says which of the image's digests it serves
+        (BUILT_AND_PUSHED, "sha256:" + "3" * 64, f"r.io/app@{LOCAL}"),  # the tag moved since: podman's first
+        (BUILT_AND_PUSHED, None, f"r.io/app@{LOCAL}"),  # the registry cannot say
+        ({"Id": "f" * 64, "RepoDigests": [f"other.io/app@{SERVED}"]}, SERVED, "sha256:" + "f" * 64),  # built here
+    ],
+)
+def test_an_image_id_is_the_repository_digest_that_ran(inspected: dict, served: str | None, image_id: str) -> None:
+    assert repository_digest("r.io/app:1.0", inspected, lambda: served) == image_id
