@@ -48,7 +48,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.wsgi import auth
     from hub.wsgi.cors import cross_origin
     from hub.wsgi.health import health_checks
-    from hub.wsgi.response_cache import ResponseCache
+    from hub.wsgi.response_cache import HubRequest, ResponseCache
     from hub.wsgi.server import behind_proxies
 
     if isinstance(config, Settings):
@@ -60,6 +60,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     configure_logging(settings.log_format, settings.log_level)
 
     app = Flask(__name__, template_folder=_template_folder())
+    app.request_class = HubRequest
     app.config["TASKHUB"] = settings
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]

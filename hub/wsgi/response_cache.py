@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.datastructures import MultiDict
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.http import generate_etag, http_date, parse_etags
 
 from catalog.models import IndexState
@@ -48,6 +48,22 @@ class _Entry:
         return len(self.body) + _ENTRY_OVERHEAD
 
 
+class QueryArgs(ImmutableMultiDict[str, str]):
+    """request.args without werkzeug's cost for a parameter the request leaves out: its `get` raises and catches a
+    BadRequestKeyError (an HTTPException, built for nothing) for each one, and views ask for several."""
+
+    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # werkzeug's overloads
+        if key not in self:
+            return default
+        return super().get(key, default, type)
+
+
+class HubRequest(Request):
+    """The hub's request: QueryArgs for its query parameters."""
+
+    parameter_storage_class = QueryArgs
+
+
 class ReadArgs(MultiDict[str, str]):
     """request.args that remember which names a view looked up (`read`); None once it looked at them all."""
 
@@ -67,6 +83,8 @@ class ReadArgs(MultiDict[str, str]):
 
     def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # werkzeug's overloads
         self._note(key)
+        if not super().__contains__(key):
+            return default  # as QueryArgs does
         return super().get(key, default, type)
 
     def getlist(self, key: str, type: Any = None) -> Any:
