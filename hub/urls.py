@@ -10,4 +10,7 @@ def base_url() -> str:
     those parts rather than werkzeug's host_url, which also decodes them to an IRI: three times the cost on every
     uncached read, for a host name or root path that is ASCII already."""
     public = current_app.config["TASKHUB"].public_url
-    return public or f"{request.scheme}://{request.host}{request.root_path.rstrip('/')}/"
+    if public:
+        return str(public)
+    asked = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup for its three parts
+    return f"{asked.scheme}://{asked.host}{asked.root_path.rstrip('/')}/"

@@ -25,7 +25,7 @@ from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
-from werkzeug.http import generate_etag, http_date, parse_etags
+from werkzeug.http import generate_etag, http_date, parse_etags, quote_etag
 
 from catalog.models import IndexState
 from hub.wsgi.server import Environ, StartResponse, WSGIApp
@@ -263,7 +263,7 @@ def cache_responses(bp: Blueprint) -> None:
             response.cache_control.public = True
             response.cache_control.max_age = cache.max_age
         if "etag" not in present:
-            response.set_etag(generate_etag(response.get_data()))
+            response.headers.add("ETag", quote_etag(generate_etag(response.get_data())))
         if cache.enabled:
             args = request.args
             cache.store(environ, response, args.read if isinstance(args, ReadArgs) else None)
