@@ -48,6 +48,13 @@ class MemorySecrets:
         return self.secrets.get((namespace, name))
 
 
+# A GitHub push to main, the part of its payload the tests' bindings read.
+PUSH = json.dumps({
+    "ref": "refs/heads/main", "after": "bffeb74224043ba2feb48d137756c8a9331c449a",
+    "repository": {"clone_url": "https://github.com/example/widgets.git"},
+}).encode()  # fmt: skip
+
+
 def github_signature(secret: str, body: bytes, algorithm: str = "sha256") -> str:
     """X-Hub-Signature-256 (sha256) or X-Hub-Signature (sha1) as GitHub, Gitea and Bitbucket send them."""
     return f"{algorithm}=" + hmac.new(secret.encode(), body, getattr(hashlib, algorithm)).hexdigest()

@@ -5,7 +5,6 @@ with a bad signature creates nothing, and says why in the event's record."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from catalog.manifests import load_documents
 from tests.jobs.processes import wait_until
 from tests.kube_fixture import TRIGGERS_CRDS, TRIGGERS_GROUP, KubeCluster, kube_cluster, kube_namespace  # noqa: F401
 from tests.test_cli import TASKHUB, run  # noqa: F401 (the fixture)
-from tests.triggers.support import github_signature
+from tests.triggers.support import PUSH, github_signature
 from triggers.models import TriggerEvent
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -70,10 +69,6 @@ spec:
     metadata: {name: push-$(uid)}
     data: {revision: $(tt.params.revision)}
 """
-PUSH = json.dumps({
-    "ref": "refs/heads/main", "after": "bffeb74224043ba2feb48d137756c8a9331c449a",
-    "repository": {"clone_url": "https://github.com/example/widgets.git"},
-}).encode()  # fmt: skip
 SECRET = "1234567"
 
 

@@ -5,7 +5,6 @@ another secret is recorded stopped and runs nothing."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import requests
@@ -14,7 +13,7 @@ from catalog.db import make_engine
 from runner.records import RunRecords
 from tests.jobs.processes import wait_until
 from tests.test_cli import run, serving  # noqa: F401 (run: the fixture)
-from tests.triggers.support import github_signature
+from tests.triggers.support import PUSH, github_signature
 from triggers.events import EventLog
 
 LISTENER = """
@@ -48,10 +47,6 @@ spec:
                 image: alpine
                 script: echo "building $(params.revision) of $(tt.params.url)"
 """
-PUSH = json.dumps({
-    "ref": "refs/heads/main", "after": "bffeb74224043ba2feb48d137756c8a9331c449a",
-    "repository": {"clone_url": "https://github.com/example/widgets.git"},
-}).encode()  # fmt: skip
 
 
 def test_a_signed_push_to_taskhub_serve_becomes_a_run_that_succeeds_on_the_local_backend(run):  # noqa: F811
