@@ -123,12 +123,14 @@ _TOTALS = _PerGeneration()  # how many resources a search without text matches: 
 
 
 class CatalogIndex:
-    """Queries over the index, in one session. Statements of plain columns run on `reads` when given (a web
-    request's connection: they see what is committed), else on the session's connection."""
+    """Queries over the index, in one session. Statements of plain columns run on the session's connection, or on
+    `reads` where a subclass gives one (hub.db.RequestIndex: a web request's connection, which sees what is
+    committed)."""
 
-    def __init__(self, session: Session, reads: Connection | None = None) -> None:
+    reads: Connection | None = None
+
+    def __init__(self, session: Session) -> None:
         self.session = session
-        self.reads = reads
         self.dialect = session.get_bind().dialect
 
     def generation(self) -> int:
