@@ -134,7 +134,8 @@ def register(app: Flask) -> None:
     def refuse_nul() -> None:
         # No database stores NUL in text (PostgreSQL refuses it outright): a clear 400 instead of a driver error.
         environ = request.environ
-        if "\x00" not in environ.get("PATH_INFO", "") and "%00" not in environ.get("QUERY_STRING", ""):
+        query = environ.get("QUERY_STRING", "")
+        if "\x00" not in environ.get("PATH_INFO", "") and "%00" not in query and "\x00" not in query:
             return  # nothing decodes to NUL: the decoded path and arguments need not be looked at
         if "\x00" in request.path or any("\x00" in k or "\x00" in v for k, v in request.args.items(multi=True)):
             raise InvalidRequest("the request contains a NUL character", reason="bad-request")

@@ -314,6 +314,12 @@ def test_nul_in_a_path_is_refused(client):
     assert client.get("/tek%00ton/task/git-clone", headers={"Accept": "text/html"}).status_code == 400
 
 
+def test_nul_in_a_query_is_refused_encoded_or_raw(client):
+    assert_goa_error(client.get("/v1/query?name=gi%00t"), 400, "bad-request", "NUL")
+    raw = client.get("/v1/query", environ_overrides={"QUERY_STRING": "name=gi\x00t"})
+    assert_goa_error(raw, 400, "bad-request", "NUL")
+
+
 def test_a_405_says_which_methods_the_api_takes(client):
     refresh = client.delete("/v1/catalog/tekton/refresh")
     assert_goa_error(refresh, 405, "method-not-allowed")
