@@ -86,7 +86,6 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["taskhub.objects"] = services.objects
     app.register_blueprint(objects_api.bp)
     app.extensions["taskhub.triggers"] = services.triggers
-    app.register_blueprint(listeners_api.bp)
     app.register_blueprint(events_api.bp)
     app.register_blueprint(events_web.bp)
     errors.register(app)
@@ -99,6 +98,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.wsgi_app = health_checks(app.wsgi_app, engine)  # type: ignore[method-assign,assignment]
     # Outside the access gate: a browser's preflight carries no token, and refusals need the headers too.
     app.wsgi_app = cross_origin(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign,assignment]
+    receivers = listeners_api.sink_app(settings, services.triggers)
+    app.wsgi_app = listeners_api.webhooks_apart(app.wsgi_app, receivers.wsgi_app)  # type: ignore[method-assign,assignment]
     # Last, so outermost: the client's address and scheme are settled before anything reads them.
     app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign,assignment]
     # Outermost: every request is counted, refused, cached and probed ones too.

@@ -11,11 +11,14 @@ providers cannot send one, and it answers in private mode too; the listener's in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from hub.config import Settings
 from hub.triggers_service import TriggersService, incoming_request
+from hub.wsgi.server import Environ, StartResponse, WSGIApp
 from triggers.events import Incoming
 from triggers.models import CATALOG
 from triggers.sink import live
@@ -23,7 +26,8 @@ from triggers.sink import live
 bp = Blueprint("listeners", __name__)
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-PREFIX = "/v1/listeners/"
+# Where the receivers live: EventListener sinks and catalogs' push webhooks.
+RECEIVER_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
 
 
 def service() -> TriggersService:
@@ -75,9 +79,30 @@ def catalog_webhook(name: str) -> tuple[Response, int]:
 
 
 def sink_app(settings: Settings, triggers: TriggersService) -> Flask:
-    """A WSGI app serving only these sinks (`taskhub triggers serve`: the listeners of a cluster)."""
+    """A WSGI app serving only these receivers: the hub's own (`webhooks_apart`), and `taskhub triggers serve`'s
+    for the listeners of a cluster."""
+    from hub import errors
+    from hub.metrics import note_route
+
     app = Flask(__name__)
     app.config["TASKHUB"] = settings
     app.extensions["taskhub.triggers"] = triggers
     app.register_blueprint(bp)
+    errors.register(app)
+    note_route(app)
     return app
+
+
+def webhooks_apart(hub: WSGIApp, receivers: WSGIApp) -> WSGIApp:
+    """The hub with its webhook receivers (`sink_app`) served apart from its other routes, as upstream serves each
+    listener's sink on its own: providers send no API token (an Authorization header there is the provider's, for
+    interceptors to check), so the access gate, rate limits, CORS and the response cache have nothing to do for
+    them, and they answer in private mode too, authenticated by the listener's interceptors or the catalog's
+    webhook secret."""
+
+    def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").startswith(RECEIVER_PREFIXES):
+            return receivers(environ, start_response)
+        return hub(environ, start_response)
+
+    return route

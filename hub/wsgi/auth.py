@@ -40,10 +40,6 @@ COOKIE = "taskhub_token"
 # grants reading only and every write needs the Authorization header.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 LOGIN_PATHS = frozenset({"/login", "/logout"})
-# Webhook receivers: EventListener sinks and catalogs' push webhooks. Providers send no API token (an
-# Authorization header there is the provider's, for interceptors to check, not ours); they answer in private mode
-# too, authenticated by the listener's interceptors or the catalog's webhook secret.
-WEBHOOK_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
 # Run records are read with these scopes unless they are public; so are jobs, which carry runs and their errors.
 # The pages of both read the login cookie on any hub.
 RUN_READ_SCOPES = ("runs:read", "runs:write")
@@ -187,8 +183,6 @@ class AccessGate:
         self.wsgi = RateLimitGate(wsgi, limits, self.refuse)
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        if str(environ.get("PATH_INFO", "")).startswith(WEBHOOK_PREFIXES):
-            return self.wsgi(environ, start_response)
         header = environ.get("HTTP_AUTHORIZATION")
         if not self.private and header is not None and _other_scheme(header):
             header = None  # a proxy's Basic: not ours
