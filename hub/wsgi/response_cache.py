@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from flask import Blueprint, Request, Response, current_app, request
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.datastructures import ImmutableMultiDict, MultiDict
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import generate_etag, http_date, parse_etags, quote_etag
 
 from catalog.models import IndexState
@@ -49,28 +49,14 @@ class _Entry:
 
 
 class QueryArgs(ImmutableMultiDict[str, str]):
-    """request.args without werkzeug's cost for a parameter the request leaves out: its `get` raises and catches a
-    BadRequestKeyError (an HTTPException, built for nothing) for each one, and views ask for several."""
-
-    def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # werkzeug's overloads
-        if key not in self:
-            return default
-        return super().get(key, default, type)
-
-
-class HubRequest(Request):
-    """The hub's request: QueryArgs for its query parameters."""
-
-    parameter_storage_class = QueryArgs
-
-
-class ReadArgs(MultiDict[str, str]):
-    """request.args that remember which names a view looked up (`read`); None once it looked at them all."""
+    """request.args that remember which names a view looked up (`read`; None once it looked at them all), for the
+    response cache's key. And without werkzeug's cost for a parameter the request leaves out: its `get` raises and
+    catches a BadRequestKeyError (an HTTPException, built for nothing) for each one, and views ask for several."""
 
     read: set[str] | None
 
-    def __init__(self, args: Any) -> None:
-        super().__init__(args)
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
         self.read = set()
 
     def _note(self, key: str) -> None:
@@ -84,7 +70,7 @@ class ReadArgs(MultiDict[str, str]):
     def get(self, key: str, default: Any = None, type: Any = None) -> Any:  # type: ignore[override]  # werkzeug's overloads
         self._note(key)
         if not super().__contains__(key):
-            return default  # as QueryArgs does
+            return default
         return super().get(key, default, type)
 
     def getlist(self, key: str, type: Any = None) -> Any:
@@ -114,6 +100,12 @@ class ReadArgs(MultiDict[str, str]):
     def __iter__(self) -> Any:
         self._all()
         return super().__iter__()
+
+
+class HubRequest(Request):
+    """The hub's request: QueryArgs for its query parameters."""
+
+    parameter_storage_class = QueryArgs
 
 
 class ResponseCache:
@@ -242,11 +234,6 @@ class ResponseCache:
 def cache_responses(bp: Blueprint) -> None:
     """Give every 200 GET answer of bp an ETag and Cache-Control, and remember it for the WSGI wrapper."""
 
-    @bp.before_request
-    def _record_reads() -> None:
-        if request.method == "GET" and current_app.extensions["taskhub.response_cache"].enabled:
-            request.__dict__["args"] = ReadArgs(request.args)  # werkzeug caches args in the instance dict
-
     @bp.after_request
     def _remember(response: Response) -> Response:
         environ = request.environ
@@ -265,8 +252,9 @@ def cache_responses(bp: Blueprint) -> None:
         if "etag" not in present:
             response.headers.add("ETag", quote_etag(generate_etag(response.get_data())))
         if cache.enabled:
-            args = request.args
-            cache.store(environ, response, args.read if isinstance(args, ReadArgs) else None)
+            # werkzeug keeps request.args in the instance dict once read: a view that never read it read no names
+            args = request.__dict__.get("args")
+            cache.store(environ, response, args.read if isinstance(args, QueryArgs) else set())
         if _CONDITIONAL.isdisjoint(environ):
             _dated(response, present)  # all make_conditional would do for a request that sets no conditions
         else:
