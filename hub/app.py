@@ -38,7 +38,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from hub.api import resolve as resolve_api
     from hub.api import runs as runs_api
     from hub.api import tekton as tekton_api
-    from hub.metrics import RouteNames, count_requests, note_route
+    from hub.metrics import RouteNames, count_requests
     from hub.services import Services
     from hub.web import events as events_web
     from hub.web import jobs as jobs_web
@@ -103,6 +103,5 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     # Last, so outermost: the client's address and scheme are settled before anything reads them.
     app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign,assignment]
     # Outermost: every request is counted, refused, cached and probed ones too.
-    note_route(app)
     app.wsgi_app = count_requests(app.wsgi_app, RouteNames(app.url_map))  # type: ignore[method-assign,assignment]
     return app

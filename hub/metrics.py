@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -24,10 +24,7 @@ from sqlalchemy import Engine, func, select
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
-from hub.wsgi.server import MULTIPROC_ENV, Environ, StartResponse, WSGIApp
-
-if TYPE_CHECKING:
-    from flask import Flask
+from hub.wsgi.server import MULTIPROC_ENV, ROUTE_KEY, Environ, StartResponse, WSGIApp
 
 # Paths answered outside Flask's URL map (hub/wsgi/health.py).
 OUTER_ROUTES = frozenset({"/livez", "/readyz"})
@@ -49,21 +46,6 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=HTTP_BUCKETS,
 )
-
-
-ROUTE_KEY = "taskhub.route"  # set by Flask (`note_route`) when its URL map matched the request
-
-
-def note_route(app: Flask) -> None:
-    """Leave the URL rule Flask matched in the request's environ for count_requests, which then need not match
-    the path again (on a large catalog most paths are new to RouteNames' memory: a match costs 20 us)."""
-    from flask import request
-
-    @app.url_value_preprocessor
-    def _note(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
-        rule = request.url_rule
-        if rule is not None:
-            request.environ[ROUTE_KEY] = rule.rule
 
 
 class RouteNames:

@@ -26,9 +26,10 @@ from sqlalchemy import Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.http import generate_etag, http_date, parse_etags, quote_etag
+from werkzeug.routing import Rule
 
 from catalog.models import IndexState
-from hub.wsgi.server import Environ, StartResponse, WSGIApp
+from hub.wsgi.server import ROUTE_KEY, Environ, StartResponse, WSGIApp
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 _ENTRY_OVERHEAD = 512  # headers and bookkeeping of one entry, roughly
@@ -103,9 +104,21 @@ class QueryArgs(ImmutableMultiDict[str, str]):
 
 
 class HubRequest(Request):
-    """The hub's request: QueryArgs for its query parameters."""
+    """The hub's request: QueryArgs for its query parameters, and the URL rule Flask matched left in the environ
+    for the metrics layer (ROUTE_KEY), with no hook run for it."""
 
     parameter_storage_class = QueryArgs
+    _url_rule: Rule | None = None
+
+    @property
+    def url_rule(self) -> Rule | None:
+        return self._url_rule
+
+    @url_rule.setter
+    def url_rule(self, rule: Rule | None) -> None:  # Flask sets it when it matches the request
+        self._url_rule = rule
+        if rule is not None:
+            self.environ[ROUTE_KEY] = rule.rule
 
 
 class ResponseCache:

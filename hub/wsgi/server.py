@@ -24,6 +24,10 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
+# The URL rule Flask matched, which the hub's request (hub/wsgi/response_cache.py, HubRequest) leaves in the environ
+# for the metrics layer outside Flask (hub/metrics.py): on a large catalog most paths are new to that layer's
+# memory, and matching one again costs 20 us.
+ROUTE_KEY = "taskhub.route"
 # Where prometheus_client's multiprocess mode keeps each process's samples (hub/metrics.py sums them).
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # The access log: the request line with its query (if it has one), the status, the time taken and the client.
