@@ -249,7 +249,8 @@ def cache_responses(bp: Blueprint) -> None:
 
     @bp.after_request
     def _remember(response: Response) -> Response:
-        environ = request.environ
+        asked = request._get_current_object()  # type: ignore[attr-defined]  # one lookup through the proxy
+        environ = asked.environ
         if environ["REQUEST_METHOD"] != "GET" or response.status_code != 200:
             return response
         cache: ResponseCache = current_app.extensions["taskhub.response_cache"]
@@ -266,12 +267,12 @@ def cache_responses(bp: Blueprint) -> None:
             response.headers.add("ETag", quote_etag(generate_etag(response.get_data())))
         if cache.enabled:
             # werkzeug keeps request.args in the instance dict once read: a view that never read it read no names
-            args = request.__dict__.get("args")
+            args = asked.__dict__.get("args")
             cache.store(environ, response, args.read if isinstance(args, QueryArgs) else set())
         if _CONDITIONAL.isdisjoint(environ):
             _dated(response, present)  # all make_conditional would do for a request that sets no conditions
         else:
-            response.make_conditional(request)
+            response.make_conditional(asked)
         return response
 
 
