@@ -269,7 +269,7 @@ def cache_responses(bp: Blueprint) -> None:
             # werkzeug keeps request.args in the instance dict once read: a view that never read it read no names
             args = asked.__dict__.get("args")
             cache.store(environ, response, args.read if isinstance(args, QueryArgs) else set())
-        if _CONDITIONAL.isdisjoint(environ):
+        if environ.keys().isdisjoint(_CONDITIONAL):  # looks up its five names, not every key of the environ
             _dated(response, present)  # all make_conditional would do for a request that sets no conditions
         else:
             response.make_conditional(asked)
