@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, request
+from flask.json.provider import DefaultJSONProvider
 
 from catalog.db import database_error
 from catalog.errors import InvalidRequest, NotFound
@@ -94,8 +96,14 @@ def uint_arg(name: str, default: int, maximum: int | None = None) -> int:
     return min(value, maximum) if maximum is not None else value
 
 
+# What jsonify writes (with the hub's json.sort_keys off), built once rather than for each answer; upstream's goa
+# never indents, so neither does this in Flask's debug mode.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=DefaultJSONProvider.default)
+
+
 def data(body: object) -> Response:
-    return jsonify(data=body)
+    """``{"data": body}``, the envelope of every Tekton Hub answer."""
+    return Response(_ENCODER.encode({"data": body}) + "\n", mimetype="application/json")
 
 
 # -- status and lists --------------------------------------------------------------------------------------
