@@ -97,8 +97,9 @@ def uint_arg(name: str, default: int, maximum: int | None = None) -> int:
 
 
 # What jsonify writes (with the hub's json.sort_keys off), built once rather than for each answer; upstream's goa
-# never indents, so neither does this in Flask's debug mode.
-_ENCODER = json.JSONEncoder(separators=(",", ":"), default=DefaultJSONProvider.default)
+# never indents, so neither does this in Flask's debug mode. Bodies are built afresh from rows and never refer to
+# themselves: no check for circular references (13% of the encoding).
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=DefaultJSONProvider.default, check_circular=False)
 
 
 def data(body: object) -> Response:
