@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -25,9 +25,6 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map
 
 from hub.wsgi.server import MULTIPROC_ENV, ROUTE_KEY, Environ, StartResponse, WSGIApp
-
-if TYPE_CHECKING:
-    from flask import Flask
 
 # Paths answered outside Flask's URL map (hub/wsgi/health.py).
 OUTER_ROUTES = frozenset({"/livez", "/readyz"})
@@ -49,18 +46,6 @@ HTTP_SECONDS = Histogram(
     ["method", "route"],
     buckets=HTTP_BUCKETS,
 )
-
-
-def note_route(app: Flask) -> None:
-    """Leave the URL rule a plain Flask app matched in the request's environ for count_requests (the hub's own
-    request class does it without a hook: hub.wsgi.response_cache.HubRequest)."""
-    from flask import request
-
-    @app.url_value_preprocessor
-    def _note(_endpoint: str | None, _values: dict[str, Any] | None) -> None:
-        rule = request.url_rule
-        if rule is not None:
-            request.environ[ROUTE_KEY] = rule.rule
 
 
 class RouteNames:

@@ -82,14 +82,14 @@ def sink_app(settings: Settings, triggers: TriggersService) -> Flask:
     """A WSGI app serving only these receivers: the hub's own (`webhooks_apart`), and `taskhub triggers serve`'s
     for the listeners of a cluster."""
     from hub import errors
-    from hub.metrics import note_route
+    from hub.wsgi.response_cache import HubRequest
 
     app = Flask(__name__)
+    app.request_class = HubRequest  # it notes the route for the metrics layer
     app.config["TASKHUB"] = settings
     app.extensions["taskhub.triggers"] = triggers
     app.register_blueprint(bp)
     errors.register(app)
-    note_route(app)
     return app
 
 

@@ -52,6 +52,7 @@ def test_http_requests_are_counted_by_route_and_status_with_latencies(client):
     assert client.get("/v1/resource/tekton/task/no-such-task").status_code == 404
     assert client.get("/no/such/page/at/all").status_code == 404
     assert client.get("/livez").status_code == 200
+    assert client.post("/v1/listeners/ns1/no-such-listener", json={}).status_code == 404  # a receiver's own app
     after = scrape(client)
     route = "/v1/resource/<catalog>/<kind>/<name>"
     requests = "taskhub_http_requests_total"
@@ -67,6 +68,12 @@ def test_http_requests_are_counted_by_route_and_status_with_latencies(client):
     )
     assert value(after, requests, method="GET", route="unmatched", code="404") >= 1
     assert value(after, requests, method="GET", route="/livez", code="200") >= 1
+    sink = "/v1/listeners/<namespace>/<name>"
+    assert (
+        value(after, requests, method="POST", route=sink, code="404")
+        - value(before, requests, method="POST", route=sink, code="404")
+        == 1
+    )
     latency = "taskhub_http_request_duration_seconds_count"
     assert value(after, latency, method="GET", route=route) - value(before, latency, method="GET", route=route) == 4
     assert value(after, "taskhub_http_request_duration_seconds_bucket", method="GET", route=route, le="+Inf") >= 4
