@@ -369,3 +369,9 @@ def test_cloudevents_answered_as_cloudevents_and_status_sent_to_the_cloud_event_
     assert started["headers"]["Ce-Subject"] == f"el1 processing {event_id}"
     assert json.loads(started["body"])["Ce-Id"] == ["in-1"]  # the request's headers
     assert sent["dev.tekton.event.triggers.done.v1"]["body"] == b"null"
+
+
+def test_a_nul_in_a_sink_url_is_refused_with_400_and_records_nothing(hub):  # noqa: F811
+    status, body = hub.send("el%00x", b"{}")
+    assert status == 400 and json.loads(body)["message"] == "the request contains a NUL character"
+    assert hub.service.events.recent()[1] == 0
