@@ -606,8 +606,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--full", action="store_true", help=f"the issue's sizes: {', '.join(map(str, FULL_SIZES))}")
     p.add_argument("--databases", default="sqlite,postgresql", help="sqlite, postgresql or both")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="hub and bare view server workers")
-    # p99 of 1,000 is the 11th slowest: a few preempted requests decide it, and the ratio of two such p99s swung
-    # from 1.03 to 1.43 between runs of the same code; of 4,000 (the 41st) it stayed within 1.14-1.20.
+    # p99 of 1,000 is the 11th slowest: a few preempted requests decide it. Between two --full runs of the same
+    # code, a size's /v1/resource ratio to the bare view moved by up to 0.27 (0.18 on average) at 1,000 requests
+    # (when the reads shared rounds); by up to 0.17 (0.10 on average) at 4,000, the 41st slowest.
     p.add_argument("--requests", type=int, default=4000, help="requests of each read at each size (p50, p99)")
     p.add_argument("--resyncs", type=int, default=3, help="unchanged re-syncs (median)")
     p.add_argument("--rounds", type=int, default=10, help="runs of each start-up command (median)")
