@@ -98,8 +98,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.wsgi_app = health_checks(app.wsgi_app, engine)  # type: ignore[method-assign,assignment]
     # Outside the access gate: a browser's preflight carries no token, and refusals need the headers too.
     app.wsgi_app = cross_origin(app.wsgi_app, settings.cors_origins)  # type: ignore[method-assign,assignment]
-    receivers = listeners_api.sink_app(settings, services.triggers)
-    app.wsgi_app = listeners_api.webhooks_apart(app.wsgi_app, receivers.wsgi_app)  # type: ignore[method-assign,assignment]
+    receivers = listeners_api.receivers_app(settings, services.triggers)
+    app.wsgi_app = listeners_api.webhooks_apart(app.wsgi_app, receivers)  # type: ignore[method-assign,assignment]
     # Last, so outermost: the client's address and scheme are settled before anything reads them.
     app.wsgi_app = behind_proxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign,assignment]
     # Outermost: every request is counted, refused, cached and probed ones too.

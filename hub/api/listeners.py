@@ -11,14 +11,18 @@ providers cannot send one, and it answers in private mode too; the listener's in
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.utils import get_content_type
 
 from hub.config import Settings
 from hub.triggers_service import TriggersService, incoming_request
-from hub.wsgi.server import Environ, StartResponse, WSGIApp
+from hub.wsgi.server import ROUTE_KEY, Environ, StartResponse, WSGIApp
 from triggers.events import Incoming
 from triggers.models import CATALOG
 from triggers.sink import live
@@ -27,14 +31,16 @@ bp = Blueprint("listeners", __name__)
 
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # Where the receivers live: EventListener sinks and catalogs' push webhooks.
-RECEIVER_PREFIXES = ("/v1/listeners/", "/v1/webhooks/")
+LISTENERS = "/v1/listeners/"
+RECEIVER_PREFIXES = (LISTENERS, "/v1/webhooks/")
+LISTENER_RULE = "/v1/listeners/<namespace>/<name>"
 
 
 def service() -> TriggersService:
     return current_app.extensions["taskhub.triggers"]
 
 
-@bp.route("/v1/listeners/<namespace>/<name>", defaults={"path": ""}, methods=METHODS)
+@bp.route(LISTENER_RULE, defaults={"path": ""}, methods=METHODS)
 @bp.route("/v1/listeners/<namespace>/<name>/<path:path>", methods=METHODS)
 def sink(namespace: str, name: str, path: str) -> Response:
     if path == "live":
@@ -93,11 +99,76 @@ def sink_app(settings: Settings, triggers: TriggersService) -> Flask:
     return app
 
 
+def receivers_app(settings: Settings, triggers: TriggersService) -> WSGIApp:
+    """The hub's webhook receivers (`sink_app`), with events to a listener's own URL answered before Flask.
+
+    A provider's event is the one request the hub answers in bulk, and Flask's request context, routing and
+    response cost as much as everything the sink does (bench/events.py); so an event POSTed (or PUT...) to
+    `/v1/listeners/NS/NAME` with a Content-Length within the limit is answered here, from the same
+    TriggersService.receive, with the same answer Flask would give. Everything else (`/live`, a path after the
+    name, a chunked or oversized body, a NUL, an error while answering) goes to Flask, which has the rest of the
+    rules."""
+    flask_app = sink_app(settings, triggers).wsgi_app
+    limit = settings.triggers_max_body_bytes
+
+    def answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        event = _plain_event(environ, limit)
+        if event is None:
+            return flask_app(environ, start_response)
+        namespace, name, length = event
+        body = _read(environ["wsgi.input"], length)
+        if len(body) < length:  # the client went away: nobody reads an answer
+            start_response("400 BAD REQUEST", [("Content-Length", "0")])
+            return [b""]
+        environ[ROUTE_KEY] = LISTENER_RULE
+        query = environ.get("QUERY_STRING", "")
+        url, headers = "/" + (f"?{query}" if query else ""), list(EnvironHeaders(environ).items())
+        incoming = incoming_request(namespace[:63], name[:253], environ["REQUEST_METHOD"], url, headers, body, length)
+        try:
+            sunk = triggers.receive(incoming)
+        except Exception:  # Flask's error handlers answer it, and log it
+            environ["wsgi.input"] = io.BytesIO(body)
+            return flask_app(environ, start_response)
+        out = [("Content-Type", get_content_type(sunk.content_type, "utf-8")), ("Content-Length", str(len(sunk.body))),
+               *sunk.headers, ("Cache-Control", "no-store")]  # fmt: skip
+        start_response(f"{sunk.status} {HTTP_STATUS_CODES[sunk.status].upper()}", out)
+        return [sunk.body]
+
+    return answer
+
+
+def _plain_event(environ: Environ, limit: int) -> tuple[str, str, int] | None:
+    """(namespace, name, body length) of an event the sink answers before Flask (see receivers_app), else None."""
+    path = environ.get("PATH_INFO", "")
+    if not path.startswith(LISTENERS) or environ.get("REQUEST_METHOD") not in METHODS:
+        return None
+    namespace, _, name = path[len(LISTENERS) :].partition("/")
+    query = environ.get("QUERY_STRING", "")
+    if not namespace or not name or "/" in name or "\x00" in path or "\x00" in query or "%00" in query:
+        return None
+    length = environ.get("CONTENT_LENGTH", "")
+    if not length.isascii() or not length.isdigit() or int(length) > limit or "HTTP_TRANSFER_ENCODING" in environ:
+        return None
+    return namespace, name, int(length)
+
+
+def _read(stream: io.RawIOBase, length: int) -> bytes:
+    """`length` bytes of a request body, or fewer when the client went away."""
+    parts, left = [], length
+    while left:
+        part = stream.read(left)
+        if not part:
+            break
+        parts.append(part)
+        left -= len(part)
+    return b"".join(parts)
+
+
 def webhooks_apart(hub: WSGIApp, receivers: WSGIApp) -> WSGIApp:
-    """The hub with its webhook receivers (`sink_app`) served apart from its other routes, as upstream serves each
-    listener's sink on its own: providers send no API token (an Authorization header there is the provider's, for
-    interceptors to check), so the access gate, rate limits, CORS and the response cache have nothing to do for
-    them, and they answer in private mode too, authenticated by the listener's interceptors or the catalog's
+    """The hub with its webhook receivers (`receivers_app`) served apart from its other routes, as upstream serves
+    each listener's sink on its own: providers send no API token (an Authorization header there is the provider's,
+    for interceptors to check), so the access gate, rate limits, CORS and the response cache have nothing to do
+    for them, and they answer in private mode too, authenticated by the listener's interceptors or the catalog's
     webhook secret."""
 
     def route(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -375,3 +375,23 @@ def test_a_nul_in_a_sink_url_is_refused_with_400_and_records_nothing(hub):  # no
     status, body = hub.send("el%00x", b"{}")
     assert status == 400 and json.loads(body)["message"] == "the request contains a NUL character"
     assert hub.service.events.recent()[1] == 0
+
+
+def test_an_event_answered_before_flask_gets_the_answer_flask_gives(hub):  # noqa: F811
+    """An event to a listener's own URL is answered before Flask (hub/api/listeners.py, receivers_app); one with a
+    path after the name goes through Flask: the same answer, the same record."""
+    hub.apply(listener(run_trigger("t", "[{name: x, value: $(body.a)}]")))
+    answers = {}
+    for path in ("", "/after"):
+        for body in (b'{"a": "x"}', b"[1]"):
+            conn = requests.post(f"{hub.url}/v1/listeners/ns1/el1{path}", data=body, timeout=30)
+            shown = {
+                k: v for k, v in conn.headers.items() if k not in ("Date", "Content-Length", "Server", "Connection")
+            }
+            answers[path, body] = (conn.status_code, shown, conn.json())
+    for body in (b'{"a": "x"}', b"[1]"):
+        plain, routed = answers["", body], answers["/after", body]
+        plain[2].pop("eventID", None), routed[2].pop("eventID", None)
+        assert plain == routed
+    assert answers["", b'{"a": "x"}'][0] == 202 and answers["", b"[1]"][0] == 400
+    assert answers["", b"[1]"][1] == {"Content-Type": "application/json", "Cache-Control": "no-store"}
