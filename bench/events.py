@@ -7,15 +7,18 @@
   kind of database (SQLite in WAL, as the hub's engine sets it up): the floor of any sink that answers as upstream's
   and keeps an accepted event durably before answering.
 
-The sink does what the floors do not: it looks the listener up, checks the body is a JSON object as Go would,
-records the event (headers redacted and sealed, body), claims the delivery id and queues its job, in one
-transaction, before the 202, so an accepted event is never lost. Each event is a GitHub-shaped push of about
-7 kB with its own X-GitHub-Delivery. Printed: 202 latency p50/p99 of sequential events (one keep-alive
-connection), events accepted per second with 8 connections at once, and the server processes' CPU time per
-sequential event (what the latencies come to on an idle machine; on a busy one it varies far less than they do),
-for all three. Then, on a hub of its own served with its embedded job worker, the time from sending an event to
-the first step of the TaskRun it creates on the local backend (the step records when it began), p50/p99, against
-the local executor's own time from being called with the same TaskRun to that step.
+The sink does what the floors do not: it looks the listener up (as read at most half a second ago), checks the
+body is a JSON object as Go would, and keeps the event (headers redacted and sealed, body) in its spool on this
+host's disk before the 202, as durable as the durable floor's commit (triggers/spool.py); its mover, another
+process of `taskhub serve`, records it in the database with its job, claiming its delivery id, while the next
+events arrive, so the mover's CPU is in the sink's figures. Each event is a GitHub-shaped push of about 7 kB with
+its own X-GitHub-Delivery. Printed: 202 latency p50/p99 of sequential events (one keep-alive connection), events
+accepted per second with 8 connections at once, and the server processes' CPU time per sequential event (what the
+latencies come to on an idle machine; on a busy one it varies far less than they do), for all three; how long
+after its last 202 the sink's mover had every event recorded. Then, on a hub of its own served with its embedded
+job worker, the time from sending an event to the first step of the TaskRun it creates on the local backend (the
+step records when it began), p50/p99, against the local executor's own time from being called with the same
+TaskRun to that step.
 
     python bench/events.py [--events 2000] [--workers 2]
 """
@@ -200,6 +203,7 @@ def main() -> None:
             lat[what] = latencies(base, PATH, n)
             cpu[what] = (cpu_seconds(pid) - used) / n * 1000
         rate = {what: throughput(base, PATH, n) for what, (base, _) in servers.items()}
+        lag = recorded_after(data_dir, 100 + n + n // CONNECTIONS * CONNECTIONS)
         for what in servers:
             log(f"{what:13s} 202 p50 {pct(lat[what], 0.5):.2f} ms  p99 {pct(lat[what], 0.99):.2f} ms  "
                 f"{rate[what]:.0f} events/s  {cpu[what]:.2f} ms CPU per event")  # fmt: skip
@@ -213,12 +217,34 @@ def main() -> None:
             print(f"server CPU per event: {cpu['sink'] / cpu[what]:.2f}x the {what} "
                   f"({cpu['sink']:.2f} vs {cpu[what]:.2f} ms)")  # fmt: skip
         print(f"mean sink latency {statistics.mean(lat['sink']) * 1000:.2f} ms over {n} events")
+        print(f"every accepted event recorded in the database {lag * 1000:.0f} ms after the sink's last 202")
         hub_steps, floor_steps = first_step_latencies(stack, args.runs), executor_latencies(stack, args.runs)
         print(f"event to the run's first step on the local backend (host processes), {args.runs} events one at a "
               f"time (taskhub serve and its job worker, polling every {POLL_SECONDS} s): "
               f"p50 {pct(hub_steps, 0.5):.0f} ms, p99 "
               f"{pct(hub_steps, 0.99):.0f} ms; {pct(hub_steps, 0.5) / pct(floor_steps, 0.5):.1f}x the local "
               f"executor's own start to first step (p50 {pct(floor_steps, 0.5):.0f} ms)")  # fmt: skip
+
+
+def recorded_after(data_dir: Path, count: int) -> float:
+    """Seconds until the hub's database holds `count` events, from now (the sink's last 202)."""
+    from sqlalchemy import func, select
+
+    from catalog.db import make_engine
+    from triggers.models import TriggerEvent
+
+    started = time.perf_counter()
+    engine = make_engine(f"sqlite:///{data_dir / 'taskhub.db'}")
+
+    def recorded() -> bool:
+        with engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).select_from(TriggerEvent)) or 0) >= count
+
+    try:
+        _wait_for(recorded, f"{count} events recorded")
+    finally:
+        engine.dispose()
+    return time.perf_counter() - started
 
 
 # A TaskRun whose first step records when it began, as a result: on this host's clock, like the sender's.

@@ -108,6 +108,11 @@ class Settings:
     triggers_interceptor_networks: str = ""
     # How long a call to a custom interceptor may take, connection included (seconds).
     triggers_interceptor_timeout: float = 10.0
+    # Where sinks keep accepted events until `taskhub events ingest --follow` records them (triggers/spool.py):
+    # "auto": `taskhub serve` spools to data_dir/spool, and runs that mover, when the database is a SQLite file
+    # (a file on this host, as durable as the spool); "off": events are recorded in the request; a directory: the
+    # spool there (on PostgreSQL too: then it needs a disk that outlives the pod, as the database's does).
+    triggers_spool: str = "auto"
     # How many jobs (syncs, publishes, runs, events) a worker does at once (`taskhub worker --concurrency`, and the
     # worker `taskhub serve` embeds); the others wait queued.
     worker_concurrency: int = 4
@@ -158,6 +163,23 @@ class Settings:
 
         names = tuple(dict.fromkeys(c.strip() for c in self.categories.split(",") if c.strip()))
         return names or HUB_CATEGORIES
+
+    def spool_directory(self) -> Path | None:
+        """The sinks' spool, when a process that serves them has one (`taskhub serve` resolves "auto")."""
+        if self.triggers_spool in ("auto", "off", ""):
+            return None
+        return Path(self.triggers_spool)
+
+    def serve_spool(self) -> Path | None:
+        """The spool `taskhub serve` gives its web workers and mover, "auto" resolved."""
+        if self.triggers_spool != "auto":
+            return self.spool_directory()
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.database_url)
+        database = url.database or ""
+        sqlite_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        return Path(self.data_dir).resolve() / "spool" if sqlite_file and not database.startswith("file:") else None
 
     @property
     def hub_url(self) -> str:

@@ -376,7 +376,8 @@ class Services:
     def triggers(self) -> TriggersService:
         from hub.triggers_service import TriggersService
 
-        return TriggersService(self.settings, self.engine, self.objects, self.queue, self.runs)
+        spool = self.settings.spool_directory()
+        return TriggersService(self.settings, self.engine, self.objects, self.queue, self.runs, spool=spool)
 
     def handlers(self) -> dict[str, Handler]:
         """The handler of every kind of job."""

@@ -113,28 +113,62 @@ class EventLog:
 
     def accepted(
         self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202,
-        enqueue: Callable[[Connection], int] | None = None,
+        enqueue: Callable[[Connection, dict[str, Any]], int] | None = None,
     ) -> Recorded:  # fmt: skip
-        """Records an accepted event, the full headers sealed for its job, and (`enqueue`, given the connection)
-        queues that job first in the same transaction, so the event is written with its job's number: one commit,
-        no event without its job, and no statement to set the job afterwards. A delivery id seen within the window
-        makes it a duplicate of the first (recorded, not to be processed: its job is withdrawn before the commit)."""
-        delivery = delivery_id(incoming.headers)
-        sealed = self.sealer.seal({"headers": json.dumps(incoming.headers).encode()})
-        values = self._values(incoming, event_id, status, QUEUED, uid)
+        """Records an accepted event, the full headers sealed for its job, and (`enqueue`, given the connection and
+        the event's columns) queues that job first in the same transaction, so the event is written with its job's
+        number: one commit, no event without its job, and no statement to set the job afterwards. A delivery id
+        seen within the window makes it a duplicate of the first (recorded, not to be processed: its job is
+        withdrawn before the commit)."""
+        values = self.accepted_values(incoming, event_id, uid=uid, status=status)
+        values["sealed_headers"] = self.seal_headers(incoming.headers)
         with self.engine.begin() as conn:
-            job = enqueue(conn) if enqueue is not None else None
-            values.update(body=incoming.body, delivery_id=delivery, sealed_headers=sealed, job_id=job)
-            if not delivery:
-                event, first = int(conn.scalar(_INSERT_EVENT, values)), None
-            else:
-                event, first = self._insert_claiming(conn, values)
-            if first is not None and job is not None:
-                conn.execute(delete(Job).where(Job.id == job))
-                job = None
-        if first is not None:
+            recorded = self._accept_in(conn, values, enqueue)
+        if recorded.duplicate_of is not None:
             count_event(incoming.source, incoming.namespace, incoming.name, DUPLICATE)
-        return Recorded(event, event_id, first, job)
+        return recorded
+
+    def accepted_values(self, incoming: Incoming, event_id: str, *, uid: str = "", status: int = 202) -> dict[str, Any]:
+        """The columns of an accepted event but its sealed headers (`seal_headers`), as `accepted` and a spool
+        (triggers.spool) keep them."""
+        values = self._values(incoming, event_id, status, QUEUED, uid)
+        values.update(body=incoming.body, delivery_id=delivery_id(incoming.headers))
+        return values
+
+    def seal_headers(self, headers: Sequence[tuple[str, str]]) -> bytes:
+        """The full headers sealed, for the job that verifies them."""
+        return self.sealer.seal({"headers": json.dumps(headers).encode()})
+
+    def record_spooled(
+        self, events: Sequence[tuple[dict[str, Any], Sequence[tuple[str, str]]]],
+        enqueue: Callable[[Connection, dict[str, Any]], int] | None = None,
+    ) -> list[Recorded]:  # fmt: skip
+        """Records accepted events taken from a spool (their `accepted_values` and full headers), each with its
+        job, in one transaction; the ones already recorded (a spool moved again after a crash) are skipped."""
+        with self.engine.begin() as conn:
+            ids = [values["event_id"] for values, _ in events]
+            known = set(conn.scalars(select(TriggerEvent.event_id).where(TriggerEvent.event_id.in_(ids))))
+            new = [{**values, "sealed_headers": self.seal_headers(headers)}
+                   for values, headers in events if values["event_id"] not in known]  # fmt: skip
+            recorded = [self._accept_in(conn, values, enqueue) for values in new]
+        for values, done in zip(new, recorded, strict=True):
+            if done.duplicate_of is not None:
+                count_event(values["source"], values["namespace"], values["name"], DUPLICATE)
+        return recorded
+
+    def _accept_in(
+        self, conn: Connection, values: dict[str, Any], enqueue: Callable[[Connection, dict[str, Any]], int] | None
+    ) -> Recorded:
+        job = enqueue(conn, values) if enqueue is not None else None
+        values["job_id"] = job
+        if not values["delivery_id"]:
+            event, first = int(conn.scalar(_INSERT_EVENT, values)), None
+        else:
+            event, first = self._insert_claiming(conn, values)
+        if first is not None and job is not None:
+            conn.execute(delete(Job).where(Job.id == job))
+            job = None
+        return Recorded(event, values["event_id"], first, job)
 
     def _insert_claiming(self, conn: Connection, values: dict[str, Any]) -> tuple[int, int | None]:
         """Inserts an event that claims its delivery id: (its number, None) when it is the delivery's first within

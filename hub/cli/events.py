@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import uuid
 
@@ -101,3 +102,50 @@ def _print_event(row: TriggerEvent, shown: dict) -> None:
     click.echo("Headers:")
     for name, value in row.headers:
         click.echo(f"  {name}: {value}")
+
+
+@events.command("ingest")
+@click.option("--follow", is_flag=True, help="Keep recording events as the sinks spool them, until SIGTERM or SIGINT.")
+@pass_context
+def events_ingest(ctx: Context, follow: bool) -> None:
+    """Record the events the sinks spooled (TASKHUB_TRIGGERS_SPOOL) and queue their jobs.
+
+    `taskhub serve` runs `taskhub events ingest --follow` beside its web workers when it spools (by default, on a
+    SQLite database); run it once to record what a hub that is not running left in its spool."""
+    import signal
+
+    from hub.logs import configure_logging
+    from hub.services import Services
+    from triggers.spool import SpoolBusy, SpoolMover
+
+    configure_logging(ctx.settings.log_format, ctx.settings.log_level)
+    directory = ctx.settings.serve_spool()
+    if directory is None:
+        raise click.ClickException("no spool: TASKHUB_TRIGGERS_SPOOL is off, and the database is not a SQLite file")
+    triggers = Services(ctx.settings, ctx.migrated_engine()).triggers
+    try:
+        mover = SpoolMover(directory, triggers.spool_cipher(), triggers.record_spooled, wait=follow)
+    except SpoolBusy as exc:
+        raise click.ClickException(f"{exc} (`taskhub serve` records its events itself)") from None
+    try:
+        if follow:
+            stopping: list[int] = []
+
+            def stop(signum: int, _frame: object) -> None:
+                stopping.append(signum)
+                mover.interrupt()
+
+            signal.signal(signal.SIGTERM, stop)
+            signal.signal(signal.SIGINT, stop)
+            while not stopping:
+                mover.follow()
+        while mover.move():  # what is left, or everything once
+            pass
+    finally:
+        mover.close()
+    dropped = f"; {mover.dropped_bytes} bytes of events cut short by a crash dropped" if mover.dropped_bytes else ""
+    summary = f"recorded {mover.moved} events from the spool in {directory}{dropped}"
+    if follow:  # serve's child: its log is serve's (TASKHUB_LOG_FORMAT)
+        logging.getLogger("taskhub.events").info(summary)
+    else:
+        click.echo(summary, err=True)

@@ -30,7 +30,8 @@ from hub.cli.context import Context, pass_context
 @pass_context
 def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access_log: bool, job_worker: bool) -> None:
     """Serve the hub (web UI and APIs) with granian; each worker builds the hub from the environment's settings.
-    A job worker runs beside it as a child process unless --no-worker is given."""
+    A job worker runs beside it as a child process unless --no-worker is given, and so does the mover of the
+    sinks' spool (`taskhub events ingest --follow`) when it has one (TASKHUB_TRIGGERS_SPOOL)."""
     from hub.config import is_loopback_host
     from hub.wsgi.server import MULTIPROC_ENV, metrics_directory, remove_metrics_directory
     from hub.wsgi.server import serve as serve_wsgi
@@ -39,6 +40,8 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
     metrics = metrics_directory()  # before the workers fork: their metrics are summed at /metrics
     ctx.migrated_engine().dispose()
     os.environ["TASKHUB_LISTEN_HOST"] = host  # the workers' settings decide from it whether the API runs locally
+    spool = ctx.settings.serve_spool()
+    os.environ["TASKHUB_TRIGGERS_SPOOL"] = str(spool or "off")  # "auto" resolved, for the workers and the mover
     say = _messages(ctx)
     say(logging.INFO, f"taskhub serving on http://{host}:{port}/" + (" with a job worker" if job_worker else ""))
     if not is_loopback_host(host):
@@ -48,15 +51,18 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
             "TLS-terminating reverse proxy in front (README: TLS) and name it in TASKHUB_TRUSTED_PROXIES, or serve "
             "on 127.0.0.1 only.",
         )
-    worker = EmbeddedWorker(say) if job_worker else None
+    worker = Supervised(say, "the job worker", ["worker"]) if job_worker else None
+    # Started before the web workers, so the spool's first events find it listening.
+    mover = Supervised(say, "the spool's mover", ["events", "ingest", "--follow"]) if spool else None
     try:
         serve_wsgi(
             "hub.app:create_app", host=host, port=port, workers=workers, threads=threads, access_log=access_log,
             log_format=ctx.settings.log_format, grace=ctx.settings.shutdown_grace_seconds,
         )  # fmt: skip
     finally:
-        if worker is not None:
-            worker.stop(ctx.settings.shutdown_grace_seconds)
+        for child in (worker, mover):  # the mover last: it records what the web workers spooled before they ended
+            if child is not None:
+                child.stop(ctx.settings.shutdown_grace_seconds)
         if not given:
             remove_metrics_directory(metrics)
     sys.exit(0)
@@ -67,20 +73,21 @@ FIRST_RESTART_DELAY = 1.0
 LAST_RESTART_DELAY = 60.0
 
 
-class EmbeddedWorker:
-    """`taskhub worker` as a child process of serve, with serve's environment (a process of its own, not a thread
-    of serve: granian forks its workers, and a fork must not copy a worker's threads), started again when it dies,
-    as a process manager would restart it: otherwise syncs, publishes, runs and events would wait, unseen, until
-    serve restarts. The delay doubles while it keeps dying and is back to the first once it ran a minute. It gets
-    SIGTERM when serve ends, also when serve is killed (PR_SET_PDEATHSIG)."""
+class Supervised:
+    """A `taskhub` command (the job worker, the spool's mover) as a child process of serve, with serve's
+    environment (a process of its own, not a thread of serve: granian forks its workers, and a fork must not copy
+    a worker's threads), started again when it dies, as a process manager would restart it: otherwise syncs,
+    publishes, runs and events would wait, unseen, until serve restarts. The delay doubles while it keeps dying and
+    is back to the first once it ran a minute. It gets SIGTERM when serve ends, also when serve is killed
+    (PR_SET_PDEATHSIG)."""
 
-    def __init__(self, say: Callable[[int, str], None]) -> None:
-        self.say = say
+    def __init__(self, say: Callable[[int, str], None], what: str, args: list[str]) -> None:
+        self.say, self.what, self.args = say, what, args
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         # The thread that starts a child must outlive it: PR_SET_PDEATHSIG fires when that thread ends.
-        self._thread = threading.Thread(target=self._supervise, name="taskhub-embedded-worker", daemon=True)
+        self._thread = threading.Thread(target=self._supervise, name=f"taskhub-{args[0]}", daemon=True)
         self._thread.start()
 
     def _supervise(self) -> None:
@@ -89,7 +96,7 @@ class EmbeddedWorker:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                process = self._process = _start_worker()
+                process = self._process = _start(self.args)
             started = time.monotonic()
             code = process.wait()
             if self._stopping.is_set():
@@ -97,18 +104,18 @@ class EmbeddedWorker:
             if time.monotonic() - started >= LAST_RESTART_DELAY:
                 delay = FIRST_RESTART_DELAY
             ended = f"was killed by {_signal_name(-code)}" if code < 0 else f"exited with status {code}"
-            self.say(logging.ERROR, f"the job worker (pid {process.pid}) {ended}; starting another in {delay:g} s")
+            self.say(logging.ERROR, f"{self.what} (pid {process.pid}) {ended}; starting another in {delay:g} s")
             if self._stopping.wait(delay):
                 return
             delay = min(delay * 2, LAST_RESTART_DELAY)
 
     def stop(self, grace: float) -> None:
-        """Stops the worker (it gives its jobs the grace period) and starts no other."""
+        """Stops the child (a worker gives its jobs the grace period) and starts no other."""
         with self._lock:
             self._stopping.set()
             process = self._process
         if process is not None:
-            _stop_worker(process, grace)
+            _stop(process, grace)
         self._thread.join()
 
 
@@ -119,8 +126,8 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _start_worker() -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", "worker"], preexec_fn=_term_with_parent)
+def _start(args: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], preexec_fn=_term_with_parent)
 
 
 def _term_with_parent() -> None:
@@ -128,17 +135,17 @@ def _term_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
-def _stop_worker(worker: subprocess.Popen[bytes], grace: float) -> None:
-    """SIGTERM: the worker gives its jobs the grace period, then hands them back (jobs.worker)."""
+def _stop(child: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM: a worker gives its jobs the grace period, then hands them back (jobs.worker)."""
     from jobs.worker import CANCEL_SECONDS
 
-    if worker.poll() is None:
-        worker.send_signal(signal.SIGTERM)
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
     try:
-        worker.wait(grace + CANCEL_SECONDS + 5)
+        child.wait(grace + CANCEL_SECONDS + 5)
     except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+        child.kill()
+        child.wait()
 
 
 def _messages(ctx: Context) -> Callable[[int, str], None]:

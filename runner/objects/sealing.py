@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -35,6 +37,12 @@ class Sealer:
         except ValueError:
             message = "the secrets key must be 32 bytes in URL-safe base64 (as `Fernet.generate_key()` makes)"
             raise SealingError(message) from None
+        self._key = base64.urlsafe_b64decode(key)
+
+    def derived_key(self, purpose: bytes) -> bytes:
+        """A 256-bit key of its own for `purpose`, derived from this one (HMAC-SHA256), for data that another
+        cipher seals (triggers.spool): one secret to give every process, never the same key for two ciphers."""
+        return hmac.new(self._key, purpose, hashlib.sha256).digest()
 
     def seal(self, data: dict[str, bytes]) -> bytes:
         text = json.dumps({k: base64.b64encode(v).decode() for k, v in sorted(data.items())})

@@ -1,5 +1,6 @@
 """A hub served over real HTTP with a worker taking `trigger-event` jobs: events go to the sink as providers send
-them, and the test reads back what a user would see (GET /v1/events, the run records)."""
+them, and the test reads back what a user would see (GET /v1/events, the run records). The sink spools accepted
+events and a mover records them, as under `taskhub serve` on a SQLite database (triggers/spool.py)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hub.objects import ObjectService
 from jobs import TRIGGER_EVENT, JobQueue, Worker
 from runner.records import RunRecords
 from tests.conftest import served
+from triggers.spool import SpoolMover
 
 DEADLINE = 60.0  # how long an event may take to be processed before the test gives up (a failure, not a margin)
 
@@ -59,7 +61,11 @@ class Hub:
         """The event as GET /v1/events/{key} shows it, once its job is done."""
         deadline = time.monotonic() + DEADLINE
         while True:
-            shown = requests.get(f"{self.url}/v1/events/{key}", timeout=10).json()["data"]
+            response = requests.get(f"{self.url}/v1/events/{key}", timeout=10)
+            if response.status_code == 404 and time.monotonic() < deadline:  # still in the spool
+                time.sleep(0.02)
+                continue
+            shown = response.json()["data"]
             if shown["status"] not in ("queued", "processing") or time.monotonic() > deadline:
                 return shown
             time.sleep(0.02)
@@ -76,20 +82,36 @@ class Hub:
 
 
 @pytest.fixture
-def hub(settings) -> Iterator[Hub]:
-    """The hub over HTTP, custom interceptors reachable on loopback, and a worker for trigger events."""
-    app = create_app(dataclasses.replace(settings, triggers_interceptor_networks="127.0.0.0/8"))
+def hub(settings, tmp_path) -> Iterator[Hub]:
+    """The hub over HTTP, custom interceptors reachable on loopback, its spool's mover, and a worker for trigger
+    events."""
+    spool = tmp_path / "spool"
+    app = create_app(
+        dataclasses.replace(settings, triggers_interceptor_networks="127.0.0.0/8", triggers_spool=str(spool))
+    )
     service = app.extensions["taskhub.triggers"]
     worker = Worker(JobQueue(app.extensions["taskhub.engine"]), {TRIGGER_EVENT.name: service.processor.handle},
                     poll_interval=0.05, grace=5)  # fmt: skip
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    mover = SpoolMover(spool, service.spool_cipher(), service.record_spooled)
+    stopping = threading.Event()
+
+    def follow() -> None:
+        while not stopping.is_set():
+            mover.follow()
+
+    threads = [threading.Thread(target=worker.run, daemon=True), threading.Thread(target=follow, daemon=True)]
+    for thread in threads:
+        thread.start()
     try:
         with served(app) as url:
             yield Hub(app, url)
     finally:
         worker.request_stop()
-        thread.join(timeout=30)
+        stopping.set()
+        mover.interrupt()
+        for thread in threads:
+            thread.join(timeout=30)
+        mover.close()
 
 
 def labels(obj: dict[str, Any]) -> dict[str, str]:

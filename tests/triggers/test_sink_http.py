@@ -369,6 +369,9 @@ def test_cloudevents_answered_as_cloudevents_and_status_sent_to_the_cloud_event_
     assert started["headers"]["Ce-Subject"] == f"el1 processing {event_id}"
     assert json.loads(started["body"])["Ce-Id"] == ["in-1"]  # the request's headers
     assert sent["dev.tekton.event.triggers.done.v1"]["body"] == b"null"
+    # The other two events send theirs too, before the receiver goes away with this test.
+    others = {a.json()["eventID"] for a in answers[1:]} | {hub.event(plain.json()["eventID"])["eventID"]}
+    wait_until(lambda: sum(r["headers"].get("Ce-Id") in others for r in interceptor.received) == 6, "their CloudEvents")
 
 
 def test_a_nul_in_a_sink_url_is_refused_with_400_and_records_nothing(hub):  # noqa: F811

@@ -1,0 +1,84 @@
+"""The spool under `taskhub serve`, on SQLite and PostgreSQL: its mover records what the sink accepted, and what a
+hub answered 202 before it was killed, mover and all, is recorded by `taskhub events ingest` afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import requests
+
+from tests.conftest import free_port
+from tests.jobs.processes import wait_until
+from tests.test_cli import TASKHUB, run  # noqa: F401 (run: the fixture)
+from tests.triggers.test_spool import LISTENER_YAML
+
+BODY = b'{"after": "0123abcd"}'
+
+
+def children(pid: int) -> dict[int, str]:
+    """The child processes of `pid`: their command lines."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                out[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError):  # ended meanwhile
+            continue
+    return out
+
+
+def listed(run) -> dict[str, dict]:  # noqa: F811
+    return {e["eventID"]: e for e in json.loads(run("events", "list", "-o", "json", "--limit", "100").stdout)["data"]}
+
+
+def test_what_a_killed_hub_answered_202_is_recorded_by_events_ingest(run, tmp_path):  # noqa: F811
+    run("db", "upgrade")
+    run("apply", "-f", "-", "-n", "ns1", stdin=LISTENER_YAML)
+    spool = tmp_path / "spool"
+    run.env["TASKHUB_TRIGGERS_SPOOL"] = str(spool)  # on PostgreSQL too: "auto" spools on SQLite only
+    port = free_port()
+    with (tmp_path / "serve.log").open("w") as log:
+        server = subprocess.Popen(
+            [TASKHUB, "serve", "--port", str(port), "--workers", "1", "--no-worker"], env=run.env,
+            stdout=log, stderr=log, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/v1/listeners/ns1/el1"
+    try:
+
+        def up() -> bool:
+            try:
+                return requests.get(url + "/live", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                return False
+
+        wait_until(up, "taskhub serve to answer")
+        first = requests.post(url, data=BODY, timeout=30).json()["eventID"]
+        wait_until(lambda: first in listed(run), "serve's mover to record the event")
+        busy = run("events", "ingest", check=False)
+        assert busy.returncode == 1 and "another process is moving the spool" in busy.stderr
+
+        (mover,) = [pid for pid, cmd in children(server.pid).items() if "events ingest --follow" in cmd]
+        os.kill(mover, signal.SIGSTOP)  # it records nothing more
+        answered = []
+        for _ in range(3):
+            answer = requests.post(url, data=BODY, timeout=30)
+            assert answer.status_code == 202
+            answered.append(answer.json()["eventID"])
+        assert not set(answered) & set(listed(run))
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)  # the hub, its web worker and its mover, as a power cut leaves them
+        server.wait()
+
+    assert "recorded 3 events from the spool" in run("events", "ingest").stderr
+    events = listed(run)
+    assert set(events) == {first, *answered} and {events[e]["status"] for e in answered} == {"queued"}
+    assert "recorded 0 events" in run("events", "ingest").stderr
+    assert list(spool.glob("*.spool")) == []
