@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 import uuid
 from pathlib import Path
@@ -142,6 +143,23 @@ class TriggersService:
         if any(r.job is not None for r in recorded):
             self.queue.committed()
         return len(recorded)
+
+    def make_durable(self) -> None:
+        """What record_spooled committed survives a power cut, before the mover removes the spool it came from:
+        SQLite (synchronous=NORMAL, catalog/db.py) syncs its WAL at checkpoints, not commits, so the WAL is synced
+        here (frames a checkpoint already moved are in the database file, which the checkpoint synced);
+        PostgreSQL's commits are durable already."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+            return
+        try:
+            fd = os.open(f"{database}-wal", os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:  # checkpointed and removed: the database file was synced
+            return
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def _sink_listener(self, namespace: str, name: str) -> EventListener | None:
         """The listener the sink answers for, as read at most generation_check_interval seconds ago (upstream's

@@ -182,7 +182,9 @@ class EventLog:
             holder = conn.execute(_HOLDER, claim).first()
             if holder is None:  # released meanwhile (forget_deliveries)
                 continue
-            if holder.received_at >= utcnow() - timedelta(seconds=self.dedupe_seconds):
+            # Within the window of this event's own receipt, not of its recording: a spooled event may be
+            # recorded long after it came (triggers.spool), and a redelivery then is still one.
+            if holder.received_at >= values["received_at"] - timedelta(seconds=self.dedupe_seconds):
                 reason = (
                     f"delivery {values['delivery_id']} was already received as event {holder.id}: not processed again"
                 )

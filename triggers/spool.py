@@ -20,7 +20,9 @@ Each event is a frame: MAGIC, the payload's length and CRC-32 (big-endian), then
 object of the event's columns (headers redacted and sealed as the database keeps them), that object, and the
 raw body. A frame cut short by a crash was never answered 202, and is dropped with a warning; every complete
 frame is moved. Moves are idempotent: a mover that restarts reads the files again from their start, and events
-already recorded (by eventID) are skipped.
+already recorded (by eventID) are skipped. A file is removed only once what was recorded from it is on disk
+(`durable`); one that is damaged is kept as `*.damaged`, and headers sealed with another secrets key stop the move,
+logged, until the mover is given the hub's key.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import secrets
 import select
 import struct
 import threading
+import weakref
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -118,15 +121,27 @@ class SpoolWriter:
     def __init__(self, directory: Path, cipher: SpoolCipher, *, rotate_bytes: int = ROTATE_BYTES) -> None:
         self.directory, self.cipher, self.rotate_bytes = Path(directory), cipher, rotate_bytes
         self._lock = threading.Lock()
-        self._fd, self._pid, self._written = -1, 0, 0
+        self._fd, self._written = -1, 0
         self._wake_fd = -1
+        forget = weakref.WeakMethod(self._forget_in_child)
+        os.register_at_fork(after_in_child=lambda: (method := forget()) is not None and method())
+
+    def _forget_in_child(self) -> None:
+        """In a forked child: its copies of the parent's descriptors closed (the parent keeps its lock: a lock
+        goes only with the last descriptor), and a lock of its own, should a thread have held the parent's."""
+        for fd in (self._fd, self._wake_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._lock = threading.Lock()
+        self._fd = self._wake_fd = -1
 
     def append(self, event: Spooled) -> None:
         """Keeps one event; once it returns, the event survives this process. Raises OSError (a full disk, a
         directory not writable), having written nothing that the mover would take for an event."""
         data = frame(self.cipher.encode(event))
         with self._lock:
-            if self._fd < 0 or self._pid != os.getpid() or self._written >= self.rotate_bytes:
+            if self._fd < 0 or self._written >= self.rotate_bytes:
                 self._open()
             try:
                 view = memoryview(data)
@@ -154,10 +169,10 @@ class SpoolWriter:
             with contextlib.suppress(OSError):
                 os.unlink(new)
             raise
-        self._fd, self._pid, self._written = fd, os.getpid(), 0
+        self._fd, self._written = fd, 0
 
     def _close(self) -> None:
-        if self._fd >= 0 and self._pid == os.getpid():  # a forked child leaves its parent's file alone
+        if self._fd >= 0:
             os.close(self._fd)
         self._fd = -1
 
@@ -187,6 +202,10 @@ class SpoolBusy(Exception):
     """Another process is moving this spool."""
 
 
+class SpoolKeyError(Exception):
+    """The spool's events were sealed with another secrets key than the mover's: a setting to fix, not damage."""
+
+
 @dataclass
 class _Reading:
     fd: int
@@ -202,9 +221,15 @@ class SpoolMover:
     """The mover's side: takes the spool's events, in order within each file, into the database through `record`.
     Only one mover per directory: SpoolBusy when another holds it (unless `wait`)."""
 
-    def __init__(self, directory: Path, cipher: SpoolCipher, record: Record, *, wait: bool = False) -> None:
-        self.directory, self.cipher, self.record = Path(directory), cipher, record
+    def __init__(
+        self, directory: Path, cipher: SpoolCipher, record: Record, *, durable: Callable[[], None] | None = None,
+        wait: bool = False,
+    ) -> None:  # fmt: skip
+        """`durable`: makes what `record` committed survive a power cut, before a file is removed (SQLite's WAL
+        is not synced at each commit)."""
+        self.directory, self.cipher, self.record, self.durable = Path(directory), cipher, record, durable
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)  # it holds bodies and sealed headers
         self._lock_fd = os.open(self.directory / MOVER_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
@@ -222,14 +247,20 @@ class SpoolMover:
 
     def move(self) -> int:
         """Moves every complete event in the spool; removes the files that are finished and moved; returns how
-        many events it recorded."""
-        moved = 0
+        many events it recorded. A file that fails (the database away, a key that does not open it) is left as it
+        is, the other files are moved, and the first failure is raised."""
+        moved, failed = 0, None
         names = sorted(p.name for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
         for name in names:
-            moved += self._move_file(name)
+            try:
+                moved += self._move_file(name)
+            except Exception as exc:
+                failed = failed or exc
         for gone in set(self._files) - set(names):
             os.close(self._files.pop(gone).fd)
         self.moved += moved
+        if failed is not None:
+            raise failed
         return moved
 
     def follow(self) -> None:
@@ -238,6 +269,10 @@ class SpoolMover:
         nothing; when the database fails, the events stay spooled, and it tries again after POLL_SECONDS."""
         try:
             moved = self.move()
+        except SpoolKeyError as exc:
+            log.error("%s", exc)
+            select.select([self._interrupt_r], [], [], POLL_SECONDS)
+            return
         except Exception as exc:  # the database away, say
             log.warning("spooled events wait to be recorded: %s", exc)
             select.select([self._interrupt_r], [], [], POLL_SECONDS)
@@ -273,9 +308,11 @@ class SpoolMover:
         for payload, end in self._frames(reading, name, finished):
             try:
                 batch.append(self.cipher.decode(payload))
-            except InvalidTag:
-                self._damaged(reading, name, taken, "its headers were sealed with another secrets key")
-                break
+            except InvalidTag:  # every file would say so: the events wait for the hub's key
+                raise SpoolKeyError(
+                    f"the events in the spool {self.directory / name} were sealed with another secrets key: give "
+                    "this process the hub's (TASKHUB_SECRETS_KEY, or the data directory's secrets.key)"
+                ) from None
             size, taken = size + len(payload), end
             if len(batch) >= BATCH_EVENTS or size >= BATCH_BYTES:
                 moved += self.record(batch)  # raises while the database is away: the offset stays
@@ -319,6 +356,8 @@ class SpoolMover:
                   "%s.damaged once its writer is done with it", name, offset, why, name)  # fmt: skip
 
     def _finish(self, name: str, reading: _Reading) -> None:
+        if self.durable is not None:
+            self.durable()
         path = self.directory / name
         if reading.damaged:
             os.rename(path, path.with_name(name + ".damaged"))

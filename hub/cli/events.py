@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import uuid
+from pathlib import Path
 
 import click
 
@@ -116,15 +117,22 @@ def events_ingest(ctx: Context, follow: bool) -> None:
 
     from hub.logs import configure_logging
     from hub.services import Services
-    from triggers.spool import SpoolBusy, SpoolMover
+    from runner.objects.sealing import KEY_FILE
+    from triggers.spool import SpoolBusy, SpoolKeyError, SpoolMover
 
     configure_logging(ctx.settings.log_format, ctx.settings.log_level)
     directory = ctx.settings.serve_spool()
     if directory is None:
         raise click.ClickException("no spool: TASKHUB_TRIGGERS_SPOOL is off, and the database is not a SQLite file")
+    key_file = Path(ctx.settings.data_dir) / KEY_FILE
+    if not ctx.settings.secrets_key and not key_file.exists():  # a new key would open none of them
+        raise click.ClickException(
+            f"no secrets key: the spool's headers are sealed with the hub's (TASKHUB_SECRETS_KEY, or {key_file})"
+        )
     triggers = Services(ctx.settings, ctx.migrated_engine()).triggers
     try:
-        mover = SpoolMover(directory, triggers.spool_cipher(), triggers.record_spooled, wait=follow)
+        mover = SpoolMover(directory, triggers.spool_cipher(), triggers.record_spooled,
+                           durable=triggers.make_durable, wait=follow)  # fmt: skip
     except SpoolBusy as exc:
         raise click.ClickException(f"{exc} (`taskhub serve` records its events itself)") from None
     try:
@@ -141,6 +149,8 @@ def events_ingest(ctx: Context, follow: bool) -> None:
                 mover.follow()
         while mover.move():  # what is left, or everything once
             pass
+    except SpoolKeyError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         mover.close()
     dropped = f"; {mover.dropped_bytes} bytes of events cut short by a crash dropped" if mover.dropped_bytes else ""

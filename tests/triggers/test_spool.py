@@ -7,12 +7,14 @@ import dataclasses
 import logging
 import os
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from catalog.models import utcnow
 from hub.app import create_app
 from hub.config import Settings
 from hub.services import Services
@@ -20,7 +22,7 @@ from jobs.models import Job
 from tests.triggers.support import github_signature
 from triggers.events import Incoming
 from triggers.models import LISTENER, QUEUED, TriggerEvent
-from triggers.spool import SUFFIX, SpoolBusy, Spooled, SpoolMover, SpoolWriter
+from triggers.spool import SUFFIX, SpoolBusy, Spooled, SpoolKeyError, SpoolMover, SpoolWriter
 
 LISTENER_YAML = """
 apiVersion: triggers.tekton.dev/v1beta1
@@ -210,17 +212,72 @@ def test_a_sink_whose_spool_cannot_be_written_records_the_event_itself(settings,
     assert row.event_id == event_id and row.status == QUEUED and jobs(app) == 1
 
 
-def test_headers_sealed_with_another_key_are_kept_not_lost(hub, settings, tmp_path, caplog):
+def test_a_mover_with_another_secrets_key_records_nothing_and_keeps_the_spool_as_it_is(hub, settings, tmp_path, caplog):
     post(hub, "other-key")
     hub.extensions["taskhub.triggers"].spool.close()
+    (spool,) = spool_files(hub)
     other = Services(dataclasses.replace(settings, data_dir=tmp_path / "other"), hub.extensions["taskhub.engine"])
     triggers = other.triggers
     taking = SpoolMover(tmp_path / "spool", triggers.spool_cipher(), triggers.record_spooled)
+    with pytest.raises(SpoolKeyError, match="sealed with another secrets key"):
+        taking.move()
     with caplog.at_level(logging.ERROR, logger="triggers.spool"):
-        assert taking.move() == 0
+        taking.follow()  # logged, and tried again later
     taking.close()
     assert "sealed with another secrets key" in caplog.text
-    assert [p.name.endswith(".damaged") for p in (tmp_path / "spool").glob("*.spool*")] == [True]
+    assert spool_files(hub) == [spool] and recorded(hub) == []
+    assert mover(hub).move() == 1  # the hub's own key records it
+
+
+def test_a_redelivery_recorded_hours_after_it_came_is_still_a_duplicate(hub, monkeypatch):
+    first, again = post(hub, "late"), post(hub, "late")
+    later = utcnow() + timedelta(hours=2)  # the hub was down; the spool is moved two hours on
+    monkeypatch.setattr("triggers.events.utcnow", lambda: later)
+    taking = mover(hub)
+    assert taking.move() == 2
+    taking.close()
+    rows = {r.event_id: r for r in recorded(hub)}
+    assert rows[again].status == "duplicate" and rows[again].duplicate_of == rows[first].id and jobs(hub) == 1
+
+
+def test_what_was_recorded_is_made_durable_before_its_file_goes(hub):
+    post(hub, "durable")
+    hub.extensions["taskhub.triggers"].spool.close()
+    (spool,) = spool_files(hub)
+    seen = []
+    service = hub.extensions["taskhub.triggers"]
+
+    def durable() -> None:
+        seen.append((spool.exists(), len(recorded(hub))))
+        service.make_durable()
+
+    taking = SpoolMover(spool.parent, service.spool_cipher(), service.record_spooled, durable=durable)
+    assert taking.move() == 1
+    taking.close()
+    assert seen == [(True, 1)] and not spool.exists()
+
+
+def test_a_forked_child_does_not_keep_its_parents_spool_file_open(hub):
+    post(hub, "fork")
+    (spool,) = spool_files(hub)
+    go, wait = os.pipe()
+    ready_r, ready_w = os.pipe()
+    child = os.fork()
+    if child == 0:  # the child (past the fork's hooks) says so, and holds on until told
+        os.write(ready_w, b"!")
+        os.read(go, 1)
+        os._exit(0)
+    os.read(ready_r, 1)
+    try:
+        hub.extensions["taskhub.triggers"].spool.close()  # the parent is done with the file; the child lives on
+        taking = mover(hub)
+        assert taking.move() == 1 and not spool.exists()
+        taking.close()
+    finally:
+        os.write(wait, b"!")
+        os.waitpid(child, 0)
+        for fd in (go, wait, ready_r, ready_w):
+            os.close(fd)
 
 
 def test_a_frame_written_by_hand_is_decoded_as_the_sink_encoded_it(hub):
