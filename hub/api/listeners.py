@@ -106,15 +106,15 @@ def receivers_app(settings: Settings, triggers: TriggersService) -> WSGIApp:
     response cost as much as everything the sink does (bench/events.py); so an event POSTed (or PUT...) to
     `/v1/listeners/NS/NAME` with a Content-Length within the limit is answered here, from the same
     TriggersService.receive, with the same answer Flask would give. Everything else (`/live`, a path after the
-    name, a chunked or oversized body, a NUL, an error while answering) goes to Flask, which has the rest of the
-    rules."""
-    flask_app = sink_app(settings, triggers).wsgi_app
+    name, a name beyond ASCII, a chunked or oversized body, a NUL) goes to Flask, which has the rest of the rules;
+    an error while answering goes to Flask's error handlers."""
+    flask = sink_app(settings, triggers)
     limit = settings.triggers_max_body_bytes
 
     def answer(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         event = _plain_event(environ, limit)
         if event is None:
-            return flask_app(environ, start_response)
+            return flask.wsgi_app(environ, start_response)
         namespace, name, length = event
         body = _read(environ["wsgi.input"], length)
         if len(body) < length:  # the client went away: nobody reads an answer
@@ -126,9 +126,10 @@ def receivers_app(settings: Settings, triggers: TriggersService) -> WSGIApp:
         incoming = incoming_request(namespace[:63], name[:253], environ["REQUEST_METHOD"], url, headers, body, length)
         try:
             sunk = triggers.receive(incoming)
-        except Exception:  # Flask's error handlers answer it, and log it
-            environ["wsgi.input"] = io.BytesIO(body)
-            return flask_app(environ, start_response)
+        except Exception as exc:  # Flask's error handlers answer it and log it (not the event again: it may be kept)
+            with flask.request_context(environ):
+                response = flask.make_response(flask.handle_user_exception(exc))
+            return response(environ, start_response)
         out = [("Content-Type", get_content_type(sunk.content_type, "utf-8")), ("Content-Length", str(len(sunk.body))),
                *sunk.headers, ("Cache-Control", "no-store")]  # fmt: skip
         start_response(f"{sunk.status} {HTTP_STATUS_CODES[sunk.status].upper()}", out)
@@ -140,14 +141,16 @@ def receivers_app(settings: Settings, triggers: TriggersService) -> WSGIApp:
 def _plain_event(environ: Environ, limit: int) -> tuple[str, str, int] | None:
     """(namespace, name, body length) of an event the sink answers before Flask (see receivers_app), else None."""
     path = environ.get("PATH_INFO", "")
-    if not path.startswith(LISTENERS) or environ.get("REQUEST_METHOD") not in METHODS:
-        return None
+    if not path.startswith(LISTENERS) or not path.isascii() or environ.get("REQUEST_METHOD") not in METHODS:
+        return None  # a name beyond ASCII: Flask decodes the path's UTF-8
     namespace, _, name = path[len(LISTENERS) :].partition("/")
     query = environ.get("QUERY_STRING", "")
     if not namespace or not name or "/" in name or "\x00" in path or "\x00" in query or "%00" in query:
         return None
     length = environ.get("CONTENT_LENGTH", "")
-    if not length.isascii() or not length.isdigit() or int(length) > limit or "HTTP_TRANSFER_ENCODING" in environ:
+    if not length.isascii() or not length.isdigit() or len(length) > 18 or int(length) > limit:
+        return None
+    if "HTTP_TRANSFER_ENCODING" in environ:
         return None
     return namespace, name, int(length)
 

@@ -398,3 +398,24 @@ def test_an_event_answered_before_flask_gets_the_answer_flask_gives(hub):  # noq
         assert plain == routed
     assert answers["", b'{"a": "x"}'][0] == 202 and answers["", b"[1]"][0] == 400
     assert answers["", b"[1]"][1] == {"Content-Type": "application/json", "Cache-Control": "no-store"}
+
+
+def test_an_error_while_answering_an_event_is_answered_by_the_hubs_handlers_and_kept_once(hub, monkeypatch):  # noqa: F811
+    hub.apply(listener(run_trigger("t", "[{name: x, value: $(body.a)}]")))
+    receive, calls = hub.service.receive, []
+
+    def receive_then_fail(incoming, **kwargs):  # the event kept, then something fails before the answer
+        calls.append(receive(incoming, **kwargs))
+        raise RuntimeError("after the event was kept")
+
+    monkeypatch.setattr(hub.service, "receive", receive_then_fail)
+    status, body = hub.send("el1", b'{"a": "x"}')
+    assert status == 500 and json.loads(body)["name"] == "internal-error" and len(calls) == 1
+    kept = json.loads(calls[0].body)["eventID"]
+    assert hub.event(kept)["status"] == "done"
+    assert len(requests.get(f"{hub.url}/v1/events", timeout=10).json()["data"]) == 1  # not kept again
+
+
+def test_a_listener_name_beyond_ascii_is_read_as_utf8(hub):  # noqa: F811
+    status, body = hub.send("caf%C3%A9", b"{}")
+    assert status == 404 and json.loads(body)["errorMessage"] == 'EventListener "café" not found in namespace "ns1"'
