@@ -127,7 +127,11 @@ def _signal_name(number: int) -> str:
 
 
 def _start(args: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "hub.cli", *args], preexec_fn=_term_with_parent)
+    """In a session of its own: a Ctrl-C on serve's terminal reaches serve, which stops its children in order
+    (the mover after the web workers), not the children at once."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", *args], preexec_fn=_term_with_parent, start_new_session=True
+    )
 
 
 def _term_with_parent() -> None:

@@ -34,6 +34,14 @@ def children(pid: int) -> dict[int, str]:
     return out
 
 
+def ended(pid: int) -> bool:
+    """Whether a process has exited (gone, or a zombie: its descriptors, and so its locks, are released)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def listed(run) -> dict[str, dict]:  # noqa: F811
     return {e["eventID"]: e for e in json.loads(run("events", "list", "-o", "json", "--limit", "100").stdout)["data"]}
 
@@ -74,7 +82,11 @@ def test_what_a_killed_hub_answered_202_is_recorded_by_events_ingest(run, tmp_pa
             answered.append(answer.json()["eventID"])
         assert not set(answered) & set(listed(run))
     finally:
-        os.killpg(server.pid, signal.SIGKILL)  # the hub, its web worker and its mover, as a power cut leaves them
+        movers = [pid for pid, cmd in children(server.pid).items() if "events ingest" in cmd]
+        os.killpg(server.pid, signal.SIGKILL)  # the hub and its web worker, as a power cut leaves them
+        for pid in movers:  # and the mover, in a session of its own
+            os.kill(pid, signal.SIGKILL)
+            wait_until(lambda pid=pid: ended(pid), f"the mover {pid} to end")
         server.wait()
 
     assert "recorded 3 events from the spool" in run("events", "ingest").stderr
