@@ -29,6 +29,7 @@ from triggers.engine import TriggersEngine
 from triggers.events import EventLog, Incoming
 from triggers.fielderrors import InvalidResource
 from triggers.http_client import RequestsInterceptorHTTP, networks_allowed
+from triggers.metrics import count_spool
 from triggers.models import LISTENER
 from triggers.ports import SecretStore, TriggersStore
 from triggers.processing import EventProcessor, ResourceCreator, RunnerCreator, RunSubmitter
@@ -118,6 +119,7 @@ class TriggersService:
             values = self.events.accepted_values(incoming, event_id, uid=uid, status=answer.status)
             try:
                 self.spool.append(Spooled(values, incoming.headers))
+                count_spool("spooled")
                 return answer
             except OSError as exc:  # the event is then recorded here, as without a spool
                 log.warning("the sink's spool in %s cannot be written (%s): events are recorded directly",
@@ -142,6 +144,7 @@ class TriggersService:
         recorded = self.events.record_spooled([(e.values, e.headers) for e in events], self._enqueue)
         if any(r.job is not None for r in recorded):
             self.queue.committed()
+        count_spool("recorded", len(recorded))
         return len(recorded)
 
     def make_durable(self) -> None:

@@ -14,6 +14,20 @@ EVENTS = Counter(
 )
 
 
+SPOOL = Counter(
+    "taskhub_trigger_spool_events_total",
+    "Events through the sinks' spool (triggers/spool.py), by stage: spooled (kept on disk before their 202) and "
+    "recorded (moved into the database with their jobs by the spool's mover). Spooled running ahead of recorded "
+    "for long means the mover is stopped or cannot reach the database.",
+    ["stage"],
+)
+
+
+def count_spool(stage: str, events: int = 1) -> None:
+    """Count events spooled, or recorded from the spool."""
+    SPOOL.labels(stage).inc(events)
+
+
 def count_event(source: str, namespace: str, name: str, outcome: str) -> None:
     """Count one event of the listener (or catalog, with no namespace) that ended with outcome."""
     EVENTS.labels(source, f"{namespace}/{name}" if namespace else name, outcome).inc()

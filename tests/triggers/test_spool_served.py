@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -42,6 +43,12 @@ def ended(pid: int) -> bool:
         return True
 
 
+def spool_counts(port: int) -> dict[str, int]:
+    metrics = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=30).text
+    found = re.findall(r'^taskhub_trigger_spool_events_total\{stage="(\w+)"\} (\d+)\.0$', metrics, re.MULTILINE)
+    return {stage: int(count) for stage, count in found}
+
+
 def listed(run) -> dict[str, dict]:  # noqa: F811
     return {e["eventID"]: e for e in json.loads(run("events", "list", "-o", "json", "--limit", "100").stdout)["data"]}
 
@@ -73,6 +80,9 @@ def test_what_a_killed_hub_answered_202_is_recorded_by_events_ingest(run, tmp_pa
         busy = run("events", "ingest", check=False)
         assert busy.returncode == 1 and "another process is moving the spool" in busy.stderr
 
+        # The mover's counts are in the hub's /metrics (it counts just after its commit).
+        wait_until(lambda: spool_counts(port) == {"spooled": 1, "recorded": 1}, "the mover's count in /metrics")
+
         (mover,) = [pid for pid, cmd in children(server.pid).items() if "events ingest --follow" in cmd]
         os.kill(mover, signal.SIGSTOP)  # it records nothing more
         answered = []
@@ -81,6 +91,7 @@ def test_what_a_killed_hub_answered_202_is_recorded_by_events_ingest(run, tmp_pa
             assert answer.status_code == 202
             answered.append(answer.json()["eventID"])
         assert not set(answered) & set(listed(run))
+        assert spool_counts(port) == {"spooled": 4, "recorded": 1}  # what an operator's alert sees
     finally:
         movers = [pid for pid, cmd in children(server.pid).items() if "events ingest" in cmd]
         os.killpg(server.pid, signal.SIGKILL)  # the hub and its web worker, as a power cut leaves them
