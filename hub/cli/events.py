@@ -125,7 +125,9 @@ def events_ingest(ctx: Context, follow: bool) -> None:
     if directory is None:
         raise click.ClickException("no spool: TASKHUB_TRIGGERS_SPOOL is off, and the database is not a SQLite file")
     key_file = Path(ctx.settings.data_dir) / KEY_FILE
-    if not ctx.settings.secrets_key and not key_file.exists():  # a new key would open none of them
+    # Once, by hand, a new key would open none of the spooled headers; under serve (--follow) the key is the one
+    # serve's web workers find or make, whoever comes first (runner/objects/sealing.py).
+    if not follow and not ctx.settings.secrets_key and not key_file.exists():
         raise click.ClickException(
             f"no secrets key: the spool's headers are sealed with the hub's (TASKHUB_SECRETS_KEY, or {key_file})"
         )

@@ -43,7 +43,8 @@ def serve(ctx: Context, host: str, port: int, workers: int, threads: int, access
     spool = ctx.settings.serve_spool()
     os.environ["TASKHUB_TRIGGERS_SPOOL"] = str(spool or "off")  # "auto" resolved, for the workers and the mover
     say = _messages(ctx)
-    say(logging.INFO, f"taskhub serving on http://{host}:{port}/" + (" with a job worker" if job_worker else ""))
+    beside = [*(["a job worker"] if job_worker else []), *([f"the spool's mover ({spool})"] if spool else [])]
+    say(logging.INFO, f"taskhub serving on http://{host}:{port}/" + (f" with {' and '.join(beside)}" if beside else ""))
     if not is_loopback_host(host):
         say(
             logging.WARNING,

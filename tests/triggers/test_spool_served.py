@@ -105,3 +105,13 @@ def test_what_a_killed_hub_answered_202_is_recorded_by_events_ingest(run, tmp_pa
     assert set(events) == {first, *answered} and {events[e]["status"] for e in answered} == {"queued"}
     assert "recorded 0 events" in run("events", "ingest").stderr
     assert list(spool.glob("*.spool")) == []
+
+
+def test_events_ingest_by_hand_needs_the_hubs_secrets_key(run, tmp_path):  # noqa: F811
+    run("db", "upgrade")
+    run.env["TASKHUB_TRIGGERS_SPOOL"] = str(tmp_path / "spool")
+    refused = run("events", "ingest", check=False)
+    assert refused.returncode == 1 and "no secrets key" in refused.stderr  # a new key would open nothing
+    assert not (tmp_path / "data" / "secrets.key").exists()
+    run("secret", "create", "s", "--from-literal", "k=v")  # the hub makes its key
+    assert "recorded 0 events" in run("events", "ingest").stderr
