@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from catalog.db import make_engine
+from hub.config import Settings
 from jobs.leases import Leases, catalog_lease
+from jobs.worker import CANCEL_SECONDS
 from tests.conftest import free_port
 from tests.jobs.processes import wait_until
 from tests.jobs.test_syncs import SLOW_GIT, add_version, git_catalog, process_ended
@@ -172,6 +174,14 @@ def test_refresh_intervals_are_set_on_add_changed_later_and_listed(run, fixture_
     assert "bundles: refresh 1h, next sync due now" in run("registry", "set", "bundles", "--refresh", "1h").stdout
 
 
+def _serve_stop_bound(env: dict[str, str]) -> float:
+    """The longest `taskhub serve` may take to stop on SIGTERM: granian kills a web worker still stopping after the
+    grace period (workers_kill_timeout, hub/wsgi/server.py; a CI run saw one not stop), then each of serve's
+    children (job worker, spool's mover) gets the grace period and CANCEL_SECONDS (hub/cli/serve.py, _stop)."""
+    grace = float(env.get("TASKHUB_SHUTDOWN_GRACE_SECONDS", Settings().shutdown_grace_seconds))
+    return grace + 2 * (grace + CANCEL_SECONDS + 5) + 5
+
+
 @contextlib.contextmanager
 def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], list[str], list[str]]]:
     """`taskhub serve` on a free port until the block ends (SIGTERM); (base URL, process, the lines of its standard
@@ -201,7 +211,7 @@ def serving(run, *options: str) -> Iterator[tuple[str, subprocess.Popen[str], li
     finally:
         server.terminate()
         try:
-            server.wait(timeout=30)
+            server.wait(timeout=_serve_stop_bound(run.env))
         except subprocess.TimeoutExpired:
             server.kill()
             raise AssertionError("taskhub serve did not stop on SIGTERM:\n" + "".join(errors[-40:])) from None
