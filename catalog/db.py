@@ -6,7 +6,7 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 if TYPE_CHECKING:  # Alembic is imported only when migrating: it is a tenth of the command line's start-up.
     from alembic.config import Config
@@ -33,6 +33,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def sqlite_file(url: str | URL) -> str | None:
+    """The path of the SQLite database file a URL names; None for PostgreSQL, in-memory and URI (`file:`)
+    databases: what other processes on this host can find beside it (wake-ups, the sinks' spool) and sync."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return database
 
 
 def alembic_config(engine: Engine | None = None) -> Config:

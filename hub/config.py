@@ -174,12 +174,9 @@ class Settings:
         """The spool `taskhub serve` gives its web workers and mover, "auto" resolved."""
         if self.triggers_spool != "auto":
             return self.spool_directory()
-        from sqlalchemy.engine import make_url
+        from catalog.db import sqlite_file
 
-        url = make_url(self.database_url)
-        database = url.database or ""
-        sqlite_file = url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
-        return Path(self.data_dir).resolve() / "spool" if sqlite_file and not database.startswith("file:") else None
+        return Path(self.data_dir).resolve() / "spool" if sqlite_file(self.database_url) else None
 
     @property
     def hub_url(self) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy import Engine
 from sqlalchemy.engine import Connection
 
+from catalog.db import sqlite_file
 from catalog.errors import TaskhubError
 from hub.config import Settings
 from jobs import TRIGGER_EVENT, JobKind, JobQueue
@@ -152,8 +153,8 @@ class TriggersService:
         SQLite (synchronous=NORMAL, catalog/db.py) syncs its WAL at checkpoints, not commits, so the WAL is synced
         here (frames a checkpoint already moved are in the database file, which the checkpoint synced);
         PostgreSQL's commits are durable already."""
-        database = self.engine.url.database
-        if self.engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        database = sqlite_file(self.engine.url)
+        if database is None:
             return
         try:
             fd = os.open(f"{database}-wal", os.O_RDONLY | os.O_CLOEXEC)

@@ -27,6 +27,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
+from catalog.db import sqlite_file
+
 CHANNEL = "taskhub_jobs"
 log = logging.getLogger(__name__)
 _listeners: weakref.WeakSet[Listener] = weakref.WeakSet()
@@ -71,10 +73,8 @@ def wake(engine: Engine) -> None:
 def wake_directory(engine: Engine) -> Path | None:
     """Where the workers of a SQLite database file listen for other processes' wake-ups; None for PostgreSQL and
     in-memory databases."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
-        return None
-    return _beside(database)
+    database = sqlite_file(engine.url)
+    return None if database is None else _beside(database)
 
 
 @functools.lru_cache(maxsize=64)
